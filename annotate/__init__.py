@@ -1,0 +1,3 @@
+"""Annotation and evaluation toolkit for news text: Label Studio, gold, spaCy, Hugging Face."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,140 @@
+"""The ``annotate`` command line: a thin typer layer over the library's plain functions.
+
+Each command parses its arguments, calls one function, and renders the result. Library errors
+(:class:`AnnotateError`) become one ``Error: …`` line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from annotate.errors import AnnotateError
+
+
+class _OneLineErrors(TyperGroup):
+    """Turns any AnnotateError raised below into ``Error: <message>`` and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AnnotateError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    help="Annotate news articles in Label Studio, keep a validated gold set, train and evaluate spaCy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+gold_app = typer.Typer(help="Check and describe the gold set.", no_args_is_help=True)
+schema_app = typer.Typer(help="The label schema and what is generated from it.", no_args_is_help=True)
+app.add_typer(gold_app, name="gold")
+app.add_typer(schema_app, name="schema")
+
+console = Console(highlight=False)
+
+
+def _settings():
+    from annotate.settings import load_settings
+
+    return load_settings()
+
+
+def _schema(path: Optional[Path] = None):
+    from annotate.labels import load_schema
+
+    return load_schema(path or _settings().schema)
+
+
+GoldPath = Annotated[
+    Optional[Path], typer.Argument(help="Gold JSONL file or folder (default: the project's gold).")
+]
+
+
+@gold_app.command("check")
+def gold_check_cli(path: GoldPath = None) -> None:
+    """Validate gold: offsets, span text, labels, whitespace, duplicates, hashes, token boundaries."""
+    from annotate.convert import blank_pipeline
+    from annotate.gold import check_gold
+
+    settings = _settings()
+    path = path or settings.gold
+    problems = check_gold(path, _schema(), blank_pipeline(settings.lang))
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {path}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{path}: OK")
+
+
+@gold_app.command("stats")
+def gold_stats_cli(
+    path: GoldPath = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Spans per label per article, span length in tokens, overlaps per label pair."""
+    from annotate.convert import blank_pipeline
+    from annotate.corpus import read_gold
+    from annotate.gold import gold_stats
+
+    settings = _settings()
+    schema = _schema()
+    stats = gold_stats(read_gold(path or settings.gold), schema, blank_pipeline(settings.lang))
+    if as_json:
+        typer.echo(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
+        return
+    counts = Table("article", *schema.names, "total", title="Spans per label")
+    for doc_id, per_label in stats.articles.items():
+        counts.add_row(doc_id, *(str(per_label[name]) for name in schema.names), str(sum(per_label.values())))
+    totals = stats.totals
+    counts.add_row("total", *(str(totals[name]) for name in schema.names), str(sum(totals.values())), style="bold")
+    console.print(counts)
+    lengths = Table("label", "mean tokens", "max tokens", title="Span length")
+    for name in schema.names:
+        mean, longest = stats.length_summary(name)
+        lengths.add_row(name, f"{mean:.1f}", str(longest))
+    console.print(lengths)
+    overlaps = Table("labels", "overlapping pairs", title="Overlaps")
+    for (first, second), count in sorted(stats.overlaps.items()):
+        overlaps.add_row(f"{first} + {second}", str(count))
+    console.print(overlaps)
+
+
+@schema_app.command("config")
+def schema_config_cli(
+    out: Annotated[Optional[Path], typer.Option(help="Write the config to this file instead.")] = None,
+) -> None:
+    """Print the Label Studio labeling config generated from the schema."""
+    from annotate.corpus import atomic_write_text
+    from annotate.labels import label_studio_config
+
+    config = label_studio_config(_schema())
+    if out is None:
+        typer.echo(config, nl=False)
+    else:
+        atomic_write_text(out, config)
+        typer.echo(f"Wrote {out}")
+
+
+@schema_app.command("show")
+def schema_show_cli() -> None:
+    """List the labels with their definitions and hotkeys."""
+    table = Table("label", "hotkey", "definition", title="Label schema")
+    for label in _schema().labels:
+        table.add_row(f"[{label.colour}]{label.name}[/]", label.hotkey, label.definition)
+    console.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,30 @@
+"""The toolkit's exceptions. Library code raises these; only the CLI turns them into exit codes.
+
+Each message says what went wrong and where (file, article id, task id, span), in one line.
+"""
+
+from __future__ import annotations
+
+
+class AnnotateError(Exception):
+    """Base class: the CLI prints ``Error: <message>`` and exits 1."""
+
+
+class InputError(AnnotateError):
+    """An input file cannot be read as articles or gold."""
+
+
+class SchemaError(AnnotateError):
+    """The label schema is missing, malformed, or does not fit the data."""
+
+
+class GoldError(AnnotateError):
+    """A gold set fails validation."""
+
+    def __init__(self, message: str, problems: list | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class SettingsError(AnnotateError):
+    """Project settings in pyproject.toml are malformed."""

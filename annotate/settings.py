@@ -1,0 +1,72 @@
+"""Project settings: ``[tool.annotate]`` in the project's ``pyproject.toml``, with defaults.
+
+Paths are resolved against the folder holding that ``pyproject.toml``, so commands work from
+any subfolder of the project.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from annotate.errors import SettingsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    schema: Path
+    guidelines: Path
+    seeds: Path
+    gold: Path
+    models: Path
+    reports: Path
+    lang: str = "en"
+    project: str = "News spans"
+
+
+_PATH_DEFAULTS = {
+    "schema": "guidelines/labels.toml",
+    "guidelines": "guidelines/GUIDELINES.md",
+    "seeds": "seeds",
+    "gold": "gold/gold.jsonl",
+    "models": "models",
+    "reports": "reports",
+}
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` whose pyproject.toml has ``[tool.annotate]``."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and "[tool.annotate]" in candidate.read_text(encoding="utf-8"):
+            return folder
+    return start
+
+
+def load_settings(root: Path | None = None) -> Settings:
+    root = find_root(root)
+    table: dict = {}
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("annotate", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{pyproject}: not valid TOML ({exc})") from None
+    known = {f.name for f in fields(Settings)} - {"root"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise SettingsError(f"{pyproject}: unknown [tool.annotate] keys: {', '.join(unknown)}")
+    values = {name: root / table.get(name, default) for name, default in _PATH_DEFAULTS.items()}
+    settings = Settings(root=root, **values)
+    for name in ("lang", "project"):
+        if name in table:
+            settings = replace(settings, **{name: str(table[name])})
+    return settings
