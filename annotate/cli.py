@@ -56,9 +56,7 @@ def _schema(path: Optional[Path] = None):
     return load_schema(path or _settings().schema)
 
 
-GoldPath = Annotated[
-    Optional[Path], typer.Argument(help="Gold JSONL file or folder (default: the project's gold).")
-]
+GoldPath = Annotated[Optional[Path], typer.Argument(help="Gold JSONL file or folder (default: the project's gold).")]
 
 
 @gold_app.command("check")

@@ -175,4 +175,3 @@ def write_gold(path: str | Path, docs: Iterable[AnnotatedDoc]) -> str:
 def gold_sha256(docs: Iterable[AnnotatedDoc]) -> str:
     """A hash of the gold's canonical form: what models and reports record as their data."""
     return hashlib.sha256(gold_jsonl(docs).encode("utf-8")).hexdigest()
-
