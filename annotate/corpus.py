@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from annotate.errors import InputError
-from annotate.records import AnnotatedDoc, Article
+from annotate.records import AnnotatedDoc, Article, PulledAnnotation
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -175,3 +175,26 @@ def write_gold(path: str | Path, docs: Iterable[AnnotatedDoc]) -> str:
 def gold_sha256(docs: Iterable[AnnotatedDoc]) -> str:
     """A hash of the gold's canonical form: what models and reports record as their data."""
     return hashlib.sha256(gold_jsonl(docs).encode("utf-8")).hexdigest()
+
+
+def write_pulled(path: str | Path, annotations: Iterable[PulledAnnotation]) -> None:
+    """Write every pulled annotation (all annotators, cancelled ones too) as JSONL, atomically."""
+    ordered = sorted(annotations, key=lambda a: (a.doc_id, a.task_id, a.annotation_id))
+    atomic_write_text(path, "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in ordered))
+
+
+def read_pulled(path: str | Path) -> list[PulledAnnotation]:
+    """Read what :func:`write_pulled` wrote; structure errors name file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file of pulled annotations")
+    annotations = []
+    for number, line in enumerate(_decode(path.read_bytes(), str(path)).split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            annotations.append(PulledAnnotation.from_dict(_json_object(line, where)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: not a pulled annotation ({exc})") from None
+    return annotations

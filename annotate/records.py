@@ -113,3 +113,55 @@ class Problem:
         if self.span is not None:
             parts.append(self.span.describe())
         return ": ".join(parts) + f": {self.reason}"
+
+
+@dataclass(frozen=True)
+class PulledAnnotation:
+    """One annotator's annotation of one Label Studio task, as kept by ``annotate pull``.
+
+    Every annotation is kept (several per task, per annotator); cancelled ones have no spans.
+    Gold is derived from these by a policy; agreement is computed between them.
+    """
+
+    task_id: int
+    annotation_id: int
+    doc_id: str
+    annotator: str
+    spans: tuple[Span, ...] = ()
+    ground_truth: bool = False
+    was_cancelled: bool = False
+    created_at: str = ""
+    updated_at: str = ""
+    text_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spans", tuple(sorted(self.spans)))
+
+    def to_dict(self) -> dict:
+        return {
+            "task_id": self.task_id,
+            "annotation_id": self.annotation_id,
+            "doc_id": self.doc_id,
+            "annotator": self.annotator,
+            "ground_truth": self.ground_truth,
+            "was_cancelled": self.was_cancelled,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "text_sha256": self.text_sha256,
+            "spans": [span.to_dict() for span in self.spans],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PulledAnnotation:
+        return cls(
+            task_id=int(data["task_id"]),
+            annotation_id=int(data["annotation_id"]),
+            doc_id=str(data["doc_id"]),
+            annotator=str(data["annotator"]),
+            spans=tuple(Span.from_dict(span) for span in data.get("spans", [])),
+            ground_truth=bool(data.get("ground_truth", False)),
+            was_cancelled=bool(data.get("was_cancelled", False)),
+            created_at=str(data.get("created_at", "")),
+            updated_at=str(data.get("updated_at", "")),
+            text_sha256=str(data.get("text_sha256", "")),
+        )
