@@ -28,3 +28,11 @@ class GoldError(AnnotateError):
 
 class SettingsError(AnnotateError):
     """Project settings in pyproject.toml are malformed."""
+
+
+class PublishError(AnnotateError):
+    """The dataset cannot be published: the output folder, the options or the data do not allow it."""
+
+
+class HubError(AnnotateError):
+    """Uploading to the Hugging Face Hub failed: no token, no network, or the Hub refused."""
