@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -691,7 +692,8 @@ def publish(
             for split, dataset in views[view].items():
                 target = staging / files[view][split]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _write_parquet(dataset, target)
+                with _no_progress_bars():
+                    dataset.to_parquet(str(target))
         card = f"---\n{card_metadata(facts, views, files)}\n---\n\n{card_body(facts, docs, files)}"
         (staging / "README.md").write_text(card, encoding="utf-8")
         if guidelines_text is not None and include_text:
@@ -715,15 +717,20 @@ def _umask() -> int:
     return mask
 
 
-def _write_parquet(dataset: Dataset, target: Path) -> None:
-    """``Dataset.to_parquet`` without its progress bar: library code does not print."""
-    was_enabled = datasets.is_progress_bar_enabled()
+@contextmanager
+def _no_progress_bars():
+    """Silence ``datasets``' and the Hub client's progress bars: library code does not print."""
+    datasets_bars = datasets.is_progress_bar_enabled()
+    hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
     try:
-        dataset.to_parquet(str(target))
+        yield
     finally:
-        if was_enabled:
+        if datasets_bars:
             datasets.enable_progress_bars()
+        if hub_bars:
+            huggingface_hub.utils.enable_progress_bars()
 
 
 def _swap_into_place(staging: Path, out_dir: Path) -> None:
@@ -769,12 +776,13 @@ def push_to_hub(out_dir: str | Path, repo_id: str, *, private: bool = False, tok
             f"push to {repo_id}: HF_HUB_OFFLINE is set, so the Hub is not contacted; the local copy is complete"
         )
     try:
-        for view in VIEWS:
-            dataset = datasets.load_dataset(str(out_dir), view)
-            dataset.push_to_hub(
-                repo_id, config_name=view, data_dir=view, set_default=view == SPANS, private=private, token=token
-            )
-        DatasetCard(card.read_text(encoding="utf-8")).push_to_hub(repo_id, token=token, repo_type="dataset")
+        with _no_progress_bars():
+            for view in VIEWS:
+                dataset = datasets.load_dataset(str(out_dir), view)
+                dataset.push_to_hub(
+                    repo_id, config_name=view, data_dir=view, set_default=view == SPANS, private=private, token=token
+                )
+            DatasetCard(card.read_text(encoding="utf-8")).push_to_hub(repo_id, token=token, repo_type="dataset")
     except Exception as exc:
         raise HubError(_hub_failure(exc, repo_id, endpoint, token)) from None
     return f"{endpoint}/datasets/{repo_id}"
