@@ -292,6 +292,10 @@ class CardFacts:
     layers: dict[str, int] = field(default_factory=dict)
 
 
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
 def size_category(count: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
         if count < limit:
@@ -401,9 +405,9 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc], files: dict[str, d
     parts = [
         f"# {facts.pretty_name}",
         CARD_MARKER,
-        f"Hand-annotated spans in {len(docs)} English news articles about the Gaza ceasefire talks, "
-        f"with {len(names)} labels: {', '.join(names)}. Spans may overlap (an ACTOR inside an ATTRIBUTION "
-        f"is intended). {text_note}",
+        f"Hand-annotated spans in {len(docs)} news article{'s' if len(docs) != 1 else ''} "
+        f"(language: `{facts.language}`), with {len(names)} labels: {', '.join(names)}. Spans may overlap, "
+        f"within a label and across labels. {text_note}",
         "## Labels",
         "Label meanings come from the project's label schema (`guidelines/labels.toml`); the label order "
         "is the `ClassLabel` index order.",
@@ -509,6 +513,14 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc], files: dict[str, d
         _table(
             ["article", "source"],
             [(doc.id, doc.source or "(not recorded)") for doc in sorted(docs, key=lambda d: d.id)],
+        ),
+        *(
+            []
+            if all(_is_url(doc.source) for doc in docs)
+            else [
+                "Where a source above is not a web address, the gold does not record the publisher or the "
+                "address the article was taken from; `text_sha256` identifies the exact text that was annotated."
+            ]
         ),
         "**The article texts remain the copyright of their publishers.** They are included only so that the "
         "annotations can be read and checked; reuse of the texts themselves needs the publishers' permission. "
