@@ -365,6 +365,10 @@ def test_agreement_figures_and_guidelines_reach_the_card(gold_file, tmp_path):
     assert "- **ACTOR**: Mark who acts, named or described." in card
     assert (out_dir / "GUIDELINES.md").read_bytes() == guidelines.read_bytes()
 
+    publish_to(tmp_path / "no-text", gold_file, guidelines_path=guidelines, include_text=False)
+    assert not (tmp_path / "no-text" / "GUIDELINES.md").exists()
+    assert "does not include them" in (tmp_path / "no-text" / "README.md").read_text(encoding="utf-8")
+
 
 def test_unreadable_agreement_figures_are_one_clear_line(gold_file, tmp_path):
     from annotate.errors import PublishError
