@@ -14,8 +14,8 @@ import textwrap
 from pathlib import Path
 
 # No test may reach the network; set before anything imports datasets or huggingface_hub.
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest
 import yaml
@@ -480,3 +480,17 @@ def test_the_project_gold_publishes_and_round_trips(tmp_path):
             dataset = read_view(out_dir / view / f"{split}-00000-of-00001.parquet")
             for row in dataset:
                 assert decode(row, dataset.features, gold[row["id"]].text) == list(gold[row["id"]].spans)
+
+
+def test_only_publish_imports_datasets_and_the_hub_client():
+    import ast
+
+    importers = set()
+    for module in sorted((ROOT / "annotate").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name.split(".")[0] in {"datasets", "huggingface_hub"} for name in names):
+                importers.add(module.name)
+    assert importers == {"publish.py"}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
