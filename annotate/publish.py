@@ -392,7 +392,8 @@ def card_metadata(facts: CardFacts, views: dict[str, DatasetDict], files: dict[s
     return data.to_yaml()
 
 
-def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc], files: dict[str, dict[str, str]]) -> str:
+def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
+    """The card's text: labels, views, splits and folds, counts, annotators, sources, provenance."""
     schema, plan = facts.schema, facts.split_plan
     by_id = {doc.id: doc for doc in docs}
     names = schema.names
@@ -706,7 +707,7 @@ def publish(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with _no_progress_bars():
                     dataset.to_parquet(str(target))
-        card = f"---\n{card_metadata(facts, views, files)}\n---\n\n{card_body(facts, docs, files)}"
+        card = f"---\n{card_metadata(facts, views, files)}\n---\n\n{card_body(facts, docs)}"
         (staging / "README.md").write_text(card, encoding="utf-8")
         if guidelines_text is not None and include_text:
             (staging / "GUIDELINES.md").write_text(guidelines_text, encoding="utf-8")
