@@ -136,10 +136,16 @@ def schema_show_cli() -> None:
 
 # --- agreement and adjudication (annotate/agreement.py, annotate/adjudicate.py) -----------------
 
-PulledFile = Annotated[Path, typer.Argument(help="Pulled annotations (JSONL written by `annotate pull`).")]
+PulledFile = Annotated[
+    Path, typer.Argument(metavar="PULLED_FILE", help="Pulled annotations (JSONL written by `annotate pull`).")
+]
 ArticleSources = Annotated[
     Optional[list[Path]],
-    typer.Option("--articles", help="Articles that were annotated: folder or .txt/.jsonl file (default: seeds)."),
+    typer.Option(
+        "--articles",
+        metavar="PATH",
+        help="Articles that were annotated: folder or .txt/.jsonl file, repeatable (default: seeds).",
+    ),
 ]
 
 
@@ -239,14 +245,26 @@ def adjudicate_cli(
         Optional[Path], typer.Option("--conflicts-out", help="Also write the conflicts as JSONL here.")
     ] = None,
     show: Annotated[int, typer.Option(help="How many conflicts to list.")] = 50,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite gold even if it holds articles this adjudication lacks.")
+    ] = False,
 ) -> None:
     """Merge annotations into gold: ground truth wins, else spans K annotators marked identically; list conflicts."""
     from annotate.adjudicate import adjudicate
-    from annotate.corpus import atomic_write_text, write_gold
+    from annotate.corpus import atomic_write_text, read_gold, write_gold
+    from annotate.errors import AgreementError
 
     annotations, texts, _ = _pulled_with_texts(pulled, articles)
     result = adjudicate(annotations, texts, min_agree)
     out = out or _settings().gold
+    if out.exists() and not replace:
+        kept = {doc.id for doc in result.gold}
+        lost = sorted(doc.id for doc in read_gold(out) if doc.id not in kept)
+        if lost:
+            raise AgreementError(
+                f"{out}: holds {len(lost)} article(s) this adjudication does not ({', '.join(lost[:5])}"
+                f"{', …' if len(lost) > 5 else ''}); write elsewhere with --out, or pass --replace"
+            )
     if conflicts_out is not None:
         lines = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in result.conflicts)
         atomic_write_text(conflicts_out, lines)
