@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -197,6 +198,13 @@ def test_json_has_the_documented_keys():
         "recall": 0.0,
         "f1": 0.0,
     }
+
+
+def test_every_json_key_is_documented():
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "agreement.md").read_text(encoding="utf-8")
+    data = report(pulled("alice", HAMAS), pulled("bob", HAMAS_SAID)).to_dict()
+    keys = set(data) | set(data["summary"]) | set(data["pairs"][0]) | set(data["disagreements"][0])
+    assert {key for key in keys if f'"{key}"' not in documented} == set()
 
 
 def test_context_is_one_line_with_ellipses():
