@@ -32,6 +32,7 @@ import krippendorff
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import cohen_kappa_score
+from spacy.attrs import IDX, IS_SPACE, LENGTH
 from spacy.language import Language
 
 from annotate.errors import AgreementError
@@ -229,9 +230,9 @@ def overall(counts: Mapping[str, SpanCounts]) -> SpanCounts:
 
 def token_edges(nlp: Language, text: str) -> np.ndarray:
     """(start, end) character offsets of the article's spaCy tokens, whitespace tokens left out."""
-    doc = nlp.make_doc(text)
-    edges = [(token.idx, token.idx + len(token)) for token in doc if not token.is_space]
-    return np.array(edges, dtype=np.int64).reshape(-1, 2)
+    columns = nlp.make_doc(text).to_array([IDX, LENGTH, IS_SPACE]).astype(np.int64).reshape(-1, 3)
+    kept = columns[columns[:, 2] == 0]
+    return np.stack([kept[:, 0], kept[:, 0] + kept[:, 1]], axis=1)
 
 
 def token_membership(edges: np.ndarray, text_length: int, spans: Iterable[Span], label: str) -> np.ndarray:
@@ -242,12 +243,13 @@ def token_membership(edges: np.ndarray, text_length: int, spans: Iterable[Span],
             marked[span.start] += 1
             marked[span.end] -= 1
     inside = np.concatenate(([0], np.cumsum(marked[:-1]) > 0)).cumsum()
-    return (inside[edges[:, 1]] - inside[edges[:, 0]] > 0).astype(np.int64)
+    return (inside[edges[:, 1]] - inside[edges[:, 0]] > 0).astype(np.int8)
 
 
-def cohen_kappa(first: Sequence[int], second: Sequence[int]) -> float | None:
+def cohen_kappa(first: Sequence[int] | np.ndarray, second: Sequence[int] | np.ndarray) -> float | None:
     """Cohen's kappa on binary token labels; ``None`` when undefined (both constant and equal)."""
-    if len(set(first) | set(second)) < 2:
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    if len(np.unique(np.concatenate([first, second]))) < 2:
         return None
     return float(cohen_kappa_score(first, second, labels=[0, 1]))
 
@@ -480,8 +482,8 @@ def agreement(
         )
         kappa = {
             label: cohen_kappa(
-                np.concatenate([membership[d, first, label] for d in both]).tolist(),
-                np.concatenate([membership[d, second, label] for d in both]).tolist(),
+                np.concatenate([membership[d, first, label] for d in both]),
+                np.concatenate([membership[d, second, label] for d in both]),
             )
             for label in labels
         }

@@ -18,6 +18,8 @@ from annotate.agreement import (
     match_spans,
     pulled_texts,
     span_agreement,
+    token_edges,
+    token_membership,
 )
 from annotate.convert import blank_pipeline
 from annotate.errors import AgreementError
@@ -270,7 +272,7 @@ def annotated_pair(draw):
     def spans():
         offsets = st.tuples(st.integers(0, len(text) - 1), st.integers(1, len(text)), st.sampled_from(LABELS))
         found = draw(st.lists(offsets, max_size=6))
-        return tuple(sorted({span(min(s, e - 1), e, label, text) for s, e, label in found if s < e}))
+        return tuple(sorted({span(s, e, label, text) for s, e, label in found if s < e}))
 
     return text, spans(), spans()
 
@@ -300,3 +302,18 @@ def test_scores_are_symmetric_and_self_agreement_is_one(case):
         assert pair.kappa[label] in (1.0, None)
         assert itself.alpha[label] in (1.0, None)
     assert itself.disagreements == ()
+
+
+@settings(max_examples=60, deadline=None)
+@given(annotated_pair())
+def test_token_membership_is_any_shared_character(case):
+    text, spans, _ = case
+    tokens = [token for token in NLP.make_doc(text) if not token.is_space]
+    edges = token_edges(NLP, text)
+    assert edges.tolist() == [[token.idx, token.idx + len(token)] for token in tokens]
+    for label in LABELS:
+        expected = [
+            int(any(s.label == label and s.start < token.idx + len(token) and token.idx < s.end for s in spans))
+            for token in tokens
+        ]
+        assert token_membership(edges, len(text), spans, label).tolist() == expected
