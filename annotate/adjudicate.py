@@ -71,6 +71,11 @@ class ReviewItem:
     agreed: tuple[Span, ...]
     candidates: tuple[Span, ...]
 
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """Everything the reviewer sees as pre-annotations: agreed spans and candidates, in text order."""
+        return tuple(sorted(self.agreed + self.candidates))
+
 
 def _vote(doc: DocAnnotations, voters: Mapping[str, Iterable[Span]], needed: int) -> tuple[list[Span], list[Conflict]]:
     marked: dict[Span, set[str]] = defaultdict(set)

@@ -150,14 +150,18 @@ ArticleSources = Annotated[
 
 
 def _pulled_with_texts(pulled: Path, articles: Optional[list[Path]]):
-    """Read pulled annotations and the texts they were made on; refuses changed or missing articles."""
-    from annotate.agreement import pulled_texts
+    """Read pulled annotations and the articles they were made on (default: seeds), then check them."""
     from annotate.corpus import read_articles, read_pulled
 
-    annotations = read_pulled(pulled)
+    return _checked_texts(read_pulled(pulled), read_articles(articles or [_settings().seeds]), str(pulled))
+
+
+def _checked_texts(annotations, articles, source: str):
+    """Annotations, their article texts and the schema; refuses changed or missing articles and bad spans."""
+    from annotate.agreement import pulled_texts
+
     schema = _schema()
-    texts = pulled_texts(annotations, read_articles(articles or [_settings().seeds]), schema.names, str(pulled))
-    return annotations, texts, schema
+    return annotations, pulled_texts(annotations, articles, schema.names, source), schema
 
 
 def _score(value: Optional[float]) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annotate.adjudicate import Conflict, ReviewItem, adjudicate, review_items
 from annotate.errors import AgreementError
@@ -127,5 +129,38 @@ def test_min_agree_below_one_is_refused():
 
 def test_review_items_carry_agreed_spans_and_candidates():
     result = adjudicate([pulled("alice", HAMAS, TALKS), pulled("bob", HAMAS, HAMAS_SAID)], TEXTS)
-    assert review_items(result) == [ReviewItem("doc", (7,), (HAMAS,), (HAMAS_SAID, TALKS))]
+    (item,) = review_items(result)
+    assert item == ReviewItem("doc", (7,), (HAMAS,), (HAMAS_SAID, TALKS))
+    assert item.spans == (HAMAS, HAMAS_SAID, TALKS)
     assert review_items(adjudicate([pulled("alice", HAMAS), pulled("bob", HAMAS)], TEXTS)) == []
+
+
+AWKWARD = "Hamas “said” — talks’ حماس قالت 😀👍🏽 é n\u0303 10% –\n "
+LABELS = ("ACTOR", "DEMAND", "FIGURE", "ATTRIBUTION")
+
+
+@st.composite
+def three_annotators(draw):
+    text = draw(st.text(alphabet=AWKWARD, min_size=1, max_size=30))
+    offsets = st.tuples(st.integers(0, len(text) - 1), st.integers(1, len(text)), st.sampled_from(LABELS))
+
+    def spans():
+        return {Span.from_offsets(text, s, e, label) for s, e, label in draw(st.lists(offsets, max_size=5)) if s < e}
+
+    return text, [spans(), spans(), spans()]
+
+
+@settings(max_examples=60, deadline=None)
+@given(three_annotators())
+def test_one_vote_is_the_union_and_all_votes_the_intersection(case):
+    text, span_sets = case
+    annotations = [
+        PulledAnnotation(1, number, "doc", name, tuple(spans), text_sha256=text_sha256(text))
+        for number, (name, spans) in enumerate(zip(("alice", "bob", "carol"), span_sets, strict=True), start=1)
+    ]
+    texts = {"doc": text}
+    union, everyone = adjudicate(annotations, texts, 1), adjudicate(annotations, texts, 3)
+    assert set(union.gold[0].spans) == set.union(*span_sets) and union.conflicts == ()
+    assert set(everyone.gold[0].spans) == set.intersection(*span_sets)
+    assert {c.span for c in everyone.conflicts} == set.union(*span_sets) - set.intersection(*span_sets)
+    assert adjudicate(list(reversed(annotations)), texts, 2) == adjudicate(annotations, texts, 2)
