@@ -28,3 +28,7 @@ class GoldError(AnnotateError):
 
 class SettingsError(AnnotateError):
     """Project settings in pyproject.toml are malformed."""
+
+
+class AgreementError(AnnotateError):
+    """Pulled annotations cannot be compared or merged: a missing or changed article, a bad span, a bad setting."""
