@@ -30,6 +30,10 @@ class SettingsError(AnnotateError):
     """Project settings in pyproject.toml are malformed."""
 
 
+class AgreementError(AnnotateError):
+    """Pulled annotations cannot be compared or merged: a missing or changed article, a bad span, a bad setting."""
+
+
 class PublishError(AnnotateError):
     """The dataset cannot be published: the output folder, the options or the data do not allow it."""
 
