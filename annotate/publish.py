@@ -303,25 +303,39 @@ def size_category(count: int) -> str:
     return "1M<n<10M"
 
 
-def guideline_excerpt(guidelines: str, label: str) -> str:
-    """The first paragraph under the guidelines' heading that names ``label``, or ``""``."""
+@dataclass(frozen=True)
+class GuidelineNotes:
+    """What the annotation guidelines say about one label: its rule headings and its examples."""
+
+    rules: list[str]
+    examples: str
+
+
+def guideline_notes(guidelines: str, label: str) -> GuidelineNotes | None:
+    """The section of the guidelines headed by ``label`` (``## 4. ACTOR``), or ``None`` if there is none.
+
+    Its sub-headings are the rules annotators follow (``A2 Extent: determiners and titles are in``);
+    its ``**Examples**`` paragraph quotes the articles.
+    """
     lines = guidelines.splitlines()
-    heading = re.compile(rf"^(#+)\s.*\b{re.escape(label)}\b")
+    heading = re.compile(rf"^(#+)\s+(?:\d+\.\s*)?{re.escape(label)}\s*$")
     for index, line in enumerate(lines):
         match = heading.match(line)
         if not match:
             continue
-        paragraph: list[str] = []
+        level = len(match.group(1))
+        section: list[str] = []
         for following in lines[index + 1 :]:
-            if following.startswith("#"):
+            deeper = re.match(r"^(#+)\s+(.*)$", following)
+            if deeper and len(deeper.group(1)) <= level:
                 break
-            if not following.strip():
-                if paragraph:
-                    break
-                continue
-            paragraph.append(following.strip())
-        return " ".join(paragraph)
-    return ""
+            section.append(following)
+        rules = [m.group(2).strip() for m in (re.match(r"^(#+)\s+(.*)$", ln) for ln in section) if m]
+        paragraphs = "\n".join(section).split("\n\n")
+        examples = next((p for p in paragraphs if p.lstrip().startswith("**Examples**")), "")
+        examples = re.sub(r"^\s*\*\*Examples\*\*[^:]*:\s*", "", examples).replace("\n", " ").strip()
+        return GuidelineNotes(rules, examples)
+    return None
 
 
 def _cell(value: object) -> str:
@@ -343,17 +357,65 @@ def _flatten(figures: object, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def agreement_section(figures: dict | None, name: str = "") -> str:
-    """The card's agreement paragraph: the figures of ``annotate agreement --json`` when given.
+    """The card's agreement paragraph, from the JSON of ``annotate agreement --json-out`` when given.
 
-    The figures are shown as they are (flattened keys); a dedicated renderer can replace this
-    once the agreement report's layout is settled.
+    Figures in that report's layout (``schema_version`` 1, docs/agreement.md) become tables of the
+    headline, per-label and per-pair scores; any other JSON object is shown as flattened keys.
     """
     if not figures:
         return (
-            "No agreement figures were given when this card was written (`annotate agreement --json` "
+            "No agreement figures were given when this card was written (`annotate agreement --json-out FILE` "
             "writes them; pass the file with `annotate publish --agreement FILE`)."
         )
+    if figures.get("schema_version") == 1 and isinstance(figures.get("summary"), dict):
+        return _agreement_v1(figures, name)
     return f"Inter-annotator agreement, from `{name}`:\n\n" + _table(["figure", "value"], _flatten(figures))
+
+
+def _score(value: object) -> str:
+    return "undefined" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _agreement_v1(figures: dict, name: str) -> str:
+    summary = figures["summary"]
+    annotators = figures.get("annotators", [])
+    parts = [
+        f"Inter-annotator agreement (from `{name}`): {figures.get('documents_shared', '?')} article(s) annotated "
+        f"independently by two or more of {len(annotators)} annotators ({', '.join(annotators)}), "
+        f"{figures.get('tokens_shared', '?')} tokens. Span F1 is per pair of annotators, strict (same edges and "
+        "label) or partial (overlapping, same label); kappa and alpha are chance-corrected, per token and label "
+        "(docs/agreement.md in the toolkit says exactly what is counted).",
+        _table(
+            ["measure", "value"],
+            [
+                ("span F1, strict (mean over pairs)", _score(summary.get("strict_f1_mean"))),
+                ("span F1, partial (mean over pairs)", _score(summary.get("partial_f1_mean"))),
+                ("Cohen's kappa, tokens (mean over pairs and labels)", _score(summary.get("cohen_kappa_mean"))),
+                ("Krippendorff's alpha, tokens (mean over labels)", _score(summary.get("krippendorff_alpha_mean"))),
+            ],
+        ),
+    ]
+    alpha = (figures.get("krippendorff_alpha") or {}).get("per_label") or {}
+    if alpha:
+        parts.append(_table(["label", "Krippendorff's alpha"], [(label, _score(v)) for label, v in alpha.items()]))
+    pairs = figures.get("pairs") or []
+    if pairs:
+        parts.append(
+            _table(
+                ["annotators", "articles", "strict F1", "partial F1", "mean kappa"],
+                [
+                    (
+                        " vs ".join(pair.get("annotators", [])),
+                        pair.get("documents", "?"),
+                        _score(((pair.get("strict") or {}).get("overall") or {}).get("f1")),
+                        _score(((pair.get("partial") or {}).get("overall") or {}).get("f1")),
+                        _score((pair.get("cohen_kappa") or {}).get("mean")),
+                    )
+                    for pair in pairs
+                ],
+            )
+        )
+    return "\n\n".join(parts)
 
 
 def card_metadata(facts: CardFacts, views: dict[str, DatasetDict], files: dict[str, dict[str, str]]) -> str:
@@ -417,11 +479,20 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
         ),
     ]
     if facts.guidelines_text is not None:
-        excerpts = [(name, guideline_excerpt(facts.guidelines_text, name)) for name in names]
-        excerpts = [(name, text) for name, text in excerpts if text]
-        if excerpts:
-            parts.append("From the annotation guidelines:")
-            parts.append("\n".join(f"- **{name}**: {text}" for name, text in excerpts))
+        notes_lines = []
+        for name in names:
+            notes = guideline_notes(facts.guidelines_text, name)
+            if notes is None or not (notes.rules or (notes.examples and facts.include_text)):
+                continue
+            line = f"- **{name}**"
+            if notes.rules:
+                line += " — rules: " + "; ".join(notes.rules) + "."
+            if notes.examples and facts.include_text:
+                line += f" Examples: {notes.examples}"
+            notes_lines.append(line)
+        if notes_lines:
+            parts.append("The annotation guidelines decide each label's edges and hard cases with these rules:")
+            parts.append("\n".join(notes_lines))
         if facts.include_text:
             parts.append(
                 f"The full annotation guidelines are published with the data as `GUIDELINES.md` "

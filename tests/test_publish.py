@@ -351,23 +351,75 @@ def test_a_folder_that_is_not_an_earlier_publish_is_not_replaced(gold_file, tmp_
     assert (out_dir / "notes.txt").read_text(encoding="utf-8") == "keep me"
 
 
-def test_agreement_figures_and_guidelines_reach_the_card(gold_file, tmp_path):
-    agreement = tmp_path / "agreement.json"
-    agreement.write_text(json.dumps({"pairs": {"alice+bob": {"strict_f1": 0.81234}}}), encoding="utf-8")
+GUIDE = """# Guide: ACTOR, DEMAND
+
+Read it whole.
+
+## 4. ACTOR
+
+**Definition.** Who acts.
+
+**Examples** (000): `Hamas`,
+`Mr Trump`.
+
+### A1 Who is an actor
+Anyone who acts.
+
+### A2 Extent: titles are in
+More.
+
+## 5. DEMAND
+
+No rules yet.
+"""
+
+
+def test_guideline_rules_and_examples_reach_the_card(gold_file, tmp_path):
     guidelines = tmp_path / "GUIDELINES.md"
-    guidelines.write_text("# Guide\n\n## ACTOR\n\nMark who acts,\nnamed or described.\n\nMore.\n", encoding="utf-8")
+    guidelines.write_text(GUIDE, encoding="utf-8")
     out_dir = tmp_path / "out"
 
-    publish_to(out_dir, gold_file, agreement_path=agreement, guidelines_path=guidelines)
+    publish_to(out_dir, gold_file, guidelines_path=guidelines)
     card = (out_dir / "README.md").read_text(encoding="utf-8")
 
-    assert "| pairs.alice+bob.strict_f1 | 0.812 |" in card
-    assert "- **ACTOR**: Mark who acts, named or described." in card
+    assert (
+        "- **ACTOR** — rules: A1 Who is an actor; A2 Extent: titles are in. Examples: `Hamas`, `Mr Trump`.\n\n" in card
+    )
+    assert "**DEMAND** —" not in card  # its section has neither rules nor examples
     assert (out_dir / "GUIDELINES.md").read_bytes() == guidelines.read_bytes()
 
     publish_to(tmp_path / "no-text", gold_file, guidelines_path=guidelines, include_text=False)
+    card = (tmp_path / "no-text" / "README.md").read_text(encoding="utf-8")
     assert not (tmp_path / "no-text" / "GUIDELINES.md").exists()
-    assert "does not include them" in (tmp_path / "no-text" / "README.md").read_text(encoding="utf-8")
+    assert "does not include them" in card and "`Mr Trump`" not in card
+
+
+def test_figures_of_annotate_agreement_reach_the_card(gold_file, tmp_path):
+    from annotate.agreement import agreement
+    from annotate.records import PulledAnnotation
+
+    doc = small_docs()[1]
+    alice = PulledAnnotation(1, 1, doc.id, "alice", doc.spans, text_sha256=doc.text_sha256)
+    bob = PulledAnnotation(1, 2, doc.id, "bob", doc.spans[:-1], text_sha256=doc.text_sha256)
+    report = agreement([alice, bob], {doc.id: doc.text}, SCHEMA.names, NLP)
+    figures = tmp_path / "agreement.json"
+    figures.write_text(json.dumps(report.to_dict(include_disagreements=False)), encoding="utf-8")
+
+    publish_to(tmp_path / "out", gold_file, agreement_path=figures)
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+
+    pair = report.pairs[0]
+    assert "1 article(s) annotated independently by two or more of 2 annotators (alice, bob)" in card
+    assert f"| span F1, strict (mean over pairs) | {pair.strict_overall.f1:.3f} |" in card
+    assert f"| alice vs bob | 1 | {pair.strict_overall.f1:.3f} | {pair.partial_overall.f1:.3f} |" in card
+    assert "| DEMAND | undefined |" in card  # nobody marked a DEMAND: alpha is undefined, not 0 or 1
+
+
+def test_other_agreement_json_is_shown_as_it_is(gold_file, tmp_path):
+    figures = tmp_path / "agreement.json"
+    figures.write_text(json.dumps({"pairs": {"alice+bob": {"strict_f1": 0.81234}}}), encoding="utf-8")
+    publish_to(tmp_path / "out", gold_file, agreement_path=figures)
+    assert "| pairs.alice+bob.strict_f1 | 0.812 |" in (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
 
 
 def test_unreadable_agreement_figures_are_one_clear_line(gold_file, tmp_path):
