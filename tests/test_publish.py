@@ -450,7 +450,7 @@ def test_the_date_is_stable_and_says_where_it_came_from(gold_file, tmp_path, mon
     for command in (
         ["init", "-q"],
         ["add", "gold.jsonl"],
-        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "g"],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-qm", "g"],
     ):
         subprocess.run(["git", *command], cwd=repo, check=True, env=os.environ | git_env)
     assert publication_date(repo / "gold.jsonl") == ("2025-03-04", "last git commit of gold.jsonl")
