@@ -63,3 +63,7 @@ class PullError(StudioError):
     def __init__(self, message: str, problems: list | None = None) -> None:
         super().__init__(message)
         self.problems = list(problems or [])
+
+
+class AgreementError(AnnotateError):
+    """Pulled annotations cannot be compared or merged: a missing or changed article, a bad span, a bad setting."""

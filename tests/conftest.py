@@ -1,0 +1,49 @@
+"""Shared fixtures: paths of the project and awkward text for property tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# CI runs on 2 shared cores: wall-clock limits inside property tests would fail on load, not on bugs.
+settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100)
+settings.load_profile("project")
+
+# Pieces of text that break naive offset handling: curly quotes, dashes, Arabic names, emoji
+# (astral code points: UTF-16 offsets differ), combining marks, and CRLF-free newlines.
+AWKWARD_PIECES = [
+    "Hamas",
+    "Mr Trump",
+    "“encouraging”",
+    "‘Israel’",
+    "—",
+    "–",
+    "Khalil al-Hayya",
+    "خليل الحية",
+    "غزة",
+    "😀",
+    "🇵🇸",
+    "👩‍👩‍👧",
+    "e\u0301",
+    "Zoë",
+    "n\u0303",
+    "57,000",
+    "80 per cent",
+    "said",
+    " ",
+    "\n",
+    ", ",
+    ".",
+]
+
+awkward_text = st.lists(st.sampled_from(AWKWARD_PIECES), min_size=1, max_size=30).map("".join)
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT

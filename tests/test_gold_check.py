@@ -1,0 +1,101 @@
+"""`gold check` finds each kind of problem, and passes on the project's gold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotate.convert import blank_pipeline
+from annotate.gold import check_gold, gold_stats
+from annotate.labels import load_schema
+from annotate.records import text_sha256
+
+TEXT = "Hamas officials said 57,000 Palestinians 😀 died."
+
+
+@pytest.fixture(scope="module")
+def schema(project_root):
+    return load_schema(project_root / "guidelines" / "labels.toml")
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return blank_pipeline("en")
+
+
+def _check(tmp_path, schema, nlp, spans, text=TEXT, sha=None, extra_docs=()):
+    record = {"id": "doc1", "text": text, "text_sha256": sha or text_sha256(text), "spans": spans}
+    lines = [json.dumps(record, ensure_ascii=False)] + [json.dumps(doc) for doc in extra_docs]
+    path = tmp_path / "gold.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [str(problem) for problem in check_gold(path, schema, nlp)]
+
+
+def span(start, end, label="ACTOR", text=None):
+    return {"start": start, "end": end, "label": label, "text": TEXT[start:end] if text is None else text}
+
+
+def test_clean_spans_pass(tmp_path, schema, nlp):
+    spans = [span(0, 5), span(0, 20, "ATTRIBUTION"), span(21, 40, "FIGURE")]
+    assert _check(tmp_path, schema, nlp, spans) == []
+
+
+def test_offsets_outside_the_text(tmp_path, schema, nlp):
+    (problem,) = _check(tmp_path, schema, nlp, [span(40, 99, text="x")])
+    assert problem.endswith("doc1: [40:99] ACTOR 'x': offsets outside the text (0..48) or empty")
+    assert "gold.jsonl:1" in problem
+
+
+def test_text_that_does_not_match_the_offsets(tmp_path, schema, nlp):
+    (problem,) = _check(tmp_path, schema, nlp, [span(0, 5, text="Hamaz")])
+    assert problem.endswith("[0:5] ACTOR 'Hamaz': text at these offsets is 'Hamas'")
+
+
+def test_label_not_in_schema(tmp_path, schema, nlp):
+    (problem,) = _check(tmp_path, schema, nlp, [span(0, 5, "PERSON")])
+    assert problem.endswith("label not in the schema (ACTOR, DEMAND, FIGURE, ATTRIBUTION)")
+
+
+def test_leading_or_trailing_whitespace(tmp_path, schema, nlp):
+    (problem,) = _check(tmp_path, schema, nlp, [span(0, 6)])
+    assert problem.endswith("[0:6] ACTOR 'Hamas ': leading or trailing whitespace")
+
+
+def test_exact_duplicates(tmp_path, schema, nlp):
+    (problem,) = _check(tmp_path, schema, nlp, [span(0, 5), span(0, 5)])
+    assert problem.endswith("[0:5] ACTOR 'Hamas': exact duplicate (2 times)")
+
+
+def test_text_hash_mismatch(tmp_path, schema, nlp):
+    (problem,) = _check(tmp_path, schema, nlp, [], sha="0" * 64)
+    assert problem.endswith("doc1: text_sha256 does not match the text (was the article edited?)")
+
+
+def test_span_edges_off_token_boundaries(tmp_path, schema, nlp):
+    (problem,) = _check(tmp_path, schema, nlp, [span(0, 4)])
+    assert problem.endswith("[0:4] ACTOR 'Hama': edges are not on spaCy token boundaries (expand gives 'Hamas')")
+
+
+def test_duplicate_article_ids(tmp_path, schema, nlp):
+    other = {"id": "doc1", "text": "x", "text_sha256": text_sha256("x"), "spans": []}
+    (problem,) = _check(tmp_path, schema, nlp, [], extra_docs=[other])
+    assert "gold.jsonl:2: doc1: article id also used at" in problem
+
+
+def test_project_gold_is_clean(project_root, schema, nlp):
+    problems = check_gold(project_root / "gold", schema, nlp)
+    assert [str(p) for p in problems] == []
+
+
+def test_project_gold_covers_every_seed_and_every_label(project_root, schema, nlp):
+    from annotate.corpus import read_articles, read_gold
+
+    gold = {doc.id: doc for doc in read_gold(project_root / "gold")}
+    seeds = read_articles([project_root / "seeds"])
+    assert sorted(gold) == sorted(a.id for a in seeds)
+    for article in seeds:
+        assert gold[article.id].text == article.text
+    stats = gold_stats(gold.values(), schema, nlp)
+    assert all(stats.totals[label] > 0 for label in schema.names)
+    assert sum(stats.totals.values()) >= 200

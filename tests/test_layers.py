@@ -1,0 +1,51 @@
+"""The package's layering: imports point down, and only one module touches each outside service."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "annotate"
+
+# Only these modules may import these packages.
+OWNERS = {"label_studio_sdk": {"studio"}, "datasets": {"publish"}, "typer": {"cli"}}
+ENTRY_POINTS = {"cli", "__main__"}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def _modules():
+    return {path.stem: path for path in PACKAGE.glob("*.py")}
+
+
+def test_outside_services_are_imported_by_their_one_module():
+    for name, path in _modules().items():
+        for imported in _imports(path):
+            top = imported.split(".")[0]
+            if top in OWNERS:
+                assert name in OWNERS[top], f"annotate/{name}.py imports {top}; only {OWNERS[top]} may"
+
+
+def test_library_modules_never_import_the_cli():
+    for name, path in _modules().items():
+        if name not in ENTRY_POINTS:
+            assert "annotate.cli" not in _imports(path), f"annotate/{name}.py imports the CLI"
+
+
+def test_library_modules_never_print_or_exit():
+    for name, path in _modules().items():
+        if name in ENTRY_POINTS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in {"print", "exit", "quit"}, f"annotate/{name}.py calls {node.func.id}()"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert (node.value.id, node.attr) != ("sys", "exit"), f"annotate/{name}.py calls sys.exit()"
