@@ -110,9 +110,9 @@ def read_result(text: str, result: Mapping, schema: Schema) -> SpanReading:
         spans = tuple(Span(cp_start, cp_end, label, claimed_text) for label in labels)
         return SpanReading(spans=spans, repaired=spans, claimed=claimed)
     if not 0 <= start < end <= len(text):
-        reason = f"offsets outside the text (0..{len(text)}) or empty, also in UTF-16 units"
+        reason = f"offsets outside the text (0..{len(text)}) or empty (also read as UTF-16 units)"
     else:
-        reason = f"text at these offsets is {text[start:end]!r}, also in UTF-16 units; the region says {claimed_text!r}"
+        reason = f"text at these offsets is {text[start:end]!r}, not {claimed_text!r} (nor read as UTF-16 units)"
     return SpanReading(reason=reason, claimed=claimed)
 
 

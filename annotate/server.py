@@ -151,7 +151,9 @@ def label_studio_executable() -> str:
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
+    """Whether nothing listens on ``port`` (SO_REUSEADDR: closed connections in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -214,6 +214,21 @@ class Studio:
         )
         return int(created.id)
 
+    def add_user(self, email: str) -> int:
+        """Create a user (an annotator) and return its id; an existing e-mail returns that user's id."""
+        existing = {address: number for number, address in self.users().items()}
+        if email in existing:
+            return existing[email]
+        created = self._call(f"creating user {email}", lambda: self._client.users.create(email=email, username=email))
+        return int(created.id)
+
+    def predictions(self, task_id: int) -> list[dict]:
+        """The predictions on a task (the JSON export lists only their ids)."""
+        answer = self._request(
+            f"listing predictions of task {task_id}", "GET", "api/predictions", params={"task": task_id}
+        )
+        return list(answer or [])
+
     def save_draft(self, task_id: int, spans: Iterable[Span]) -> int:
         """A draft, as the labeling view autosaves it (the SDK has no method for this)."""
         answer = self._request(
