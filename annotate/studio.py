@@ -18,6 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +37,7 @@ from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, S
 
 URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
-DEFAULT_BATCH = 2000
+DEFAULT_BATCH = 5000
 READ_TIMEOUT_S = 300.0
 _TASK_FIELDS = {"fields": "task_only", "include": "id,data"}
 
@@ -530,12 +531,18 @@ def pull(
     project = studio.project(title)
     snapshot = snapshot_path(snapshots, title)
     raw = studio.export_json(project)
-    atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0))
-    try:
-        tasks = json.loads(raw)
-    except ValueError:
-        raise StudioError(f"Label Studio at {studio.url} sent an export not in JSON (kept in {snapshot})") from None
-    reading = lsformat.read_export(tasks, schema, studio.users())
+    users = studio.users()
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # zlib releases the GIL: the snapshot is compressed on the second core while the export is parsed.
+        saved = background.submit(lambda: atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0)))
+        try:
+            tasks = json.loads(raw)
+        except ValueError:
+            tasks = None
+        reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
+        saved.result()
+    if reading is None:
+        raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list (kept in {snapshot})")
     if reading.problems:
         raise PullError(
             f"{len(reading.problems)} problem(s) in project {title!r}; nothing written to {gold_path} "
