@@ -56,6 +56,7 @@ class Studio:
         if not api_key:
             raise StudioAuthError(f"no API key for Label Studio at {url}: set {KEY_ENV} (or run `annotate studio up`)")
         self.url = url.rstrip("/")
+        self.read_backoff_s = 0.5
         self._key = api_key
         self._client = self._call(
             "connect",
@@ -66,6 +67,15 @@ class Studio:
         return f"Studio(url={self.url!r})"
 
     # --- error translation: the one place SDK and httpx exceptions are turned into ours ---------
+
+    def _read(self, action: str, function: Callable[[], Any], attempts: int = 3) -> Any:
+        """A call that changes nothing on the server, so it is safe to retry (with backoff) if the server is away."""
+        for attempt in range(attempts - 1):
+            try:
+                return self._call(action, function)
+            except StudioUnreachable:
+                time.sleep(self.read_backoff_s * 2**attempt)
+        return self._call(action, function)
 
     def _call(self, action: str, function: Callable[[], Any]) -> Any:
         try:
@@ -109,17 +119,17 @@ class Studio:
             response.raise_for_status()
             return response.json() if response.content else None
 
-        return self._call(action, send)
+        return self._read(action, send) if method == "GET" else self._call(action, send)
 
     # --- server and users ------------------------------------------------------------------------
 
     def whoami(self) -> str:
         """The e-mail of the key's user: the cheapest call that proves the key works."""
-        return str(self._call("checking the API key", lambda: self._client.users.whoami()).email)
+        return str(self._read("checking the API key", lambda: self._client.users.whoami()).email)
 
     def users(self) -> dict[int, str]:
         """Label Studio user ids → e-mails (exports name annotators by id)."""
-        found = self._call("listing users", lambda: list(self._client.users.list()))
+        found = self._read("listing users", lambda: list(self._client.users.list()))
         return {int(user.id): str(user.email or user.username or user.id) for user in found}
 
     # --- projects --------------------------------------------------------------------------------
@@ -128,7 +138,7 @@ class Studio:
         def search() -> list:
             return [p for p in self._client.projects.list(title=title, page_size=100) if p.title == title]
 
-        found = self._call(f"looking up project {title!r}", search)
+        found = self._read(f"looking up project {title!r}", search)
         if len(found) > 1:
             raise StudioProjectError(f"{len(found)} projects are titled {title!r} on {self.url}; rename all but one")
         return Project(found[0].id, found[0].title, found[0].label_config or "") if found else None
@@ -253,7 +263,7 @@ class Studio:
                     sink(chunk)
             return b"".join(chunks)
 
-        return self._call(f"exporting project {project.title!r}", download)
+        return self._read(f"exporting project {project.title!r}", download)
 
 
 def connect(url: str | None = None, api_key: str | None = None, root: Path | None = None) -> Studio:

@@ -64,4 +64,4 @@ def local_studio(tmp_path_factory) -> LocalStudio:
     token = server.read_credentials(server.StudioPaths(root).credentials).token
     studio = LocalStudio(root, port, info.url, info.pid, token)
     yield studio
-    server.down(root)
+    assert server.down(root) == studio.pid, "studio down did not stop the server the tests started"

@@ -257,12 +257,19 @@ def test_predictions_from_a_saved_pipeline(connection, schema, title, tmp_path):
 # --- the local server's lifecycle and errors, through the CLI ---------------------------------------
 
 
-def test_up_refuses_a_busy_port_and_keeps_credentials_private(local_studio, tmp_path):
+def test_up_refuses_a_busy_port_and_keeps_credentials_private(local_studio, tmp_path, monkeypatch):
     with pytest.raises(PortBusyError, match=f"port {local_studio.port} on 127.0.0.1 is already in use"):
         server.up(tmp_path, port=local_studio.port)
     credentials = server.StudioPaths(local_studio.root).credentials
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     assert server.down(tmp_path) is None
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["studio", "up", "--port", str(local_studio.port)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: port {local_studio.port} on 127.0.0.1 is already in use; stop what uses it or choose another "
+        f"with --port (Label Studio would silently move to port {local_studio.port + 1})"
+    )
     assert server.local_url(local_studio.root) == local_studio.url
 
 
