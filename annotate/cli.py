@@ -255,6 +255,9 @@ def pull_cli(
     gold: Annotated[Optional[Path], typer.Option(help="Gold JSONL to write (default: settings).")] = None,
     pulled: Annotated[Optional[Path], typer.Option(help="Where every annotation is kept as JSONL.")] = None,
     snapshots: Annotated[Optional[Path], typer.Option(help="Folder for the compressed raw exports.")] = None,
+    allow_removed: Annotated[
+        bool, typer.Option("--allow-removed", help="Write gold even if documents of the previous gold drop out.")
+    ] = False,
 ) -> None:
     """Export annotations, validate every span, keep all annotators' work, write gold atomically."""
     from annotate import studio
@@ -273,6 +276,7 @@ def pull_cli(
             pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
             snapshots=snapshots or settings.root / "snapshots",
             policy=policy,
+            allow_removed=allow_removed,
         )
     except PullError as exc:
         for problem in exc.problems:
