@@ -555,7 +555,6 @@ def pull(
             tasks = None
         reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
         saved.result()
-        previous: list[AnnotatedDoc] = earlier.result()
     if reading is None:
         raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list (kept in {snapshot})")
     if reading.problems:
@@ -564,6 +563,7 @@ def pull(
             f"(raw export kept in {snapshot})",
             reading.problems,
         )
+    previous: list[AnnotatedDoc] = earlier.result()
     gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title)
     diff = lsformat.diff_gold(previous, gold)
     if diff.docs_removed and not allow_removed:
