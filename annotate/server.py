@@ -42,7 +42,7 @@ class StudioPaths:
 
     @property
     def folder(self) -> Path:
-        return self.root / STUDIO_DIR
+        return self.root.resolve() / STUDIO_DIR
 
     @property
     def data(self) -> Path:
