@@ -30,6 +30,41 @@ class SettingsError(AnnotateError):
     """Project settings in pyproject.toml are malformed."""
 
 
+# --- Label Studio (annotate/studio.py, annotate/server.py, annotate/lsformat.py) ---
+
+
+class StudioError(AnnotateError):
+    """Talking to Label Studio failed. Messages name the server URL, never the API key."""
+
+
+class StudioUnreachable(StudioError):
+    """Nothing answers at the Label Studio URL, the connection broke, or the server failed (HTTP 5xx)."""
+
+
+class StudioAuthError(StudioError):
+    """The API key is missing, refused, or kept in a file others can read."""
+
+
+class StudioProjectError(StudioError):
+    """The project is missing, or a change to it would lose annotations."""
+
+
+class StudioServerError(StudioError):
+    """The local Label Studio server cannot be started, found or stopped."""
+
+
+class PortBusyError(StudioServerError):
+    """The port for the local server is taken (Label Studio itself would silently move to port+1)."""
+
+
+class PullError(StudioError):
+    """Annotations in Label Studio fail validation; nothing was written to gold."""
+
+    def __init__(self, message: str, problems: list | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
 class AgreementError(AnnotateError):
     """Pulled annotations cannot be compared or merged: a missing or changed article, a bad span, a bad setting."""
 

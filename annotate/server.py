@@ -1,0 +1,358 @@
+"""The local Label Studio server behind ``annotate studio up | down | status``.
+
+Everything lives in ``.studio/`` inside the project (git-ignored): the server's data folder, its
+log, the admin login and API token (a file only the user can read), and the running server's pid.
+The server is kept offline (no version check, analytics or error reporting) and on 127.0.0.1.
+
+Label Studio silently moves to port+1 when its port is busy, so ``up`` checks the port first and
+then that the process it started is the one answering. ``down`` stops only that process.
+No SDK here: health and version are plain HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from annotate.corpus import atomic_write_text
+from annotate.errors import PortBusyError, StudioAuthError, StudioServerError
+
+STUDIO_DIR = ".studio"
+DEFAULT_PORT = 8080
+HOST = "127.0.0.1"
+ADMIN_EMAIL = "admin@annotate.local"
+
+
+@dataclass(frozen=True)
+class StudioPaths:
+    """Where the local server keeps its things, under the project root."""
+
+    root: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.root.resolve() / STUDIO_DIR
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def credentials(self) -> Path:
+        return self.folder / "credentials.json"
+
+    @property
+    def state(self) -> Path:
+        return self.folder / "server.json"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "server.log"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The local admin login and its API token (a preset legacy token, 40 hex characters)."""
+
+    email: str
+    password: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(email={self.email!r}, password=***, token=***)"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    url: str
+    pid: int
+    port: int
+    data: Path
+    email: str
+    first_start: bool = False
+    already_running: bool = False
+
+
+def read_credentials(path: Path) -> Credentials:
+    """Read the credentials file; one that others can read is refused, like ssh refuses such keys."""
+    try:
+        mode = path.stat().st_mode
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudioAuthError(f"{path}: no local credentials (run `annotate studio up` first)") from None
+    except (OSError, ValueError):
+        raise StudioAuthError(f"{path}: cannot read the local credentials") from None
+    if mode & 0o077:
+        raise StudioAuthError(f"{path}: readable by other users (mode {mode & 0o777:o}); run chmod 600 on it")
+    try:
+        return Credentials(str(raw["email"]), str(raw["password"]), str(raw["token"]))
+    except (KeyError, TypeError):
+        raise StudioAuthError(f"{path}: credentials lack email, password or token") from None
+
+
+def _create_credentials(path: Path) -> Credentials:
+    credentials = Credentials(ADMIN_EMAIL, secrets.token_urlsafe(18), secrets.token_hex(20))
+    text = json.dumps({"email": credentials.email, "password": credentials.password, "token": credentials.token})
+    atomic_write_text(path, text + "\n")
+    path.chmod(0o600)
+    return credentials
+
+
+def server_environment(data: Path, credentials: Credentials) -> dict[str, str]:
+    """Environment for every ``label-studio`` call: data in ``data``, offline, admin and token preset.
+
+    The token and admin only take effect on the first start (an empty data folder).
+    """
+    environment = dict(os.environ)
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
+        environment.pop(name, None)
+    environment.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+            "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
+            "LABEL_STUDIO_COLLECT_ANALYTICS": "false",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "XDG_CONFIG_HOME": str(data / "config"),
+            "TMPDIR": str(data / "tmp"),
+            "LABEL_STUDIO_USERNAME": credentials.email,
+            "LABEL_STUDIO_PASSWORD": credentials.password,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_USER_TOKEN": credentials.token,
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        }
+    )
+    return environment
+
+
+def label_studio_executable() -> str:
+    """The ``label-studio`` command beside this Python (the ``studio`` extra), else on PATH."""
+    beside = Path(sys.executable).with_name("label-studio")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("label-studio")
+    if found is None:
+        raise StudioServerError(
+            "label-studio is not installed in this environment: pip install -e '.[studio]' "
+            "(or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to use another server)"
+        )
+    return found
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """Whether nothing listens on ``port`` (SO_REUSEADDR: closed connections in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def health(url: str, timeout: float = 2.0) -> bool:
+    """True when ``url/health`` answers ``{"status": "UP"}`` (no key needed)."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
+            return json.loads(response.read()).get("status") == "UP"
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+
+
+def server_version(url: str, timeout: float = 5.0) -> str:
+    """The server's Label Studio version from ``/api/version``, or "" when it does not say."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/version", timeout=timeout) as response:
+            info = json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return ""
+    release = info.get("release") or (info.get("label-studio-os-package") or {}).get("version") or ""
+    return str(release)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    status = Path(f"/proc/{pid}/stat")
+    if status.is_file():
+        fields = status.read_text().rsplit(")", 1)[-1].split()
+        if fields and fields[0] == "Z":
+            return False
+    return True
+
+
+def _is_our_server(pid: int, data: Path) -> bool:
+    """The pid is alive and runs label-studio with our data folder (guards against a reused pid)."""
+    if not _alive(pid):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.is_file():
+        return True
+    arguments = cmdline.read_bytes().split(b"\0")
+    return any(b"label-studio" in a for a in arguments) and str(data).encode() in arguments
+
+
+def _read_state(paths: StudioPaths) -> dict | None:
+    try:
+        return json.loads(paths.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def local_url(root: Path) -> str | None:
+    """The URL of the server ``annotate studio up`` started here, if it is still running."""
+    paths = StudioPaths(root)
+    state = _read_state(paths)
+    if state and _is_our_server(int(state.get("pid", 0)), paths.data):
+        return str(state["url"])
+    return None
+
+
+def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0) -> ServerInfo:
+    """Start the local server (or find it running) and wait until it answers on its own port."""
+    paths = StudioPaths(root)
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    state = _read_state(paths)
+    if state and _is_our_server(int(state["pid"]), paths.data):
+        email = read_credentials(paths.credentials).email
+        return ServerInfo(state["url"], int(state["pid"]), int(state["port"]), paths.data, email, already_running=True)
+    if not port_is_free(port):
+        raise PortBusyError(
+            f"port {port} on {HOST} is already in use; stop what uses it or choose another with --port "
+            f"(Label Studio would silently move to port {port + 1})"
+        )
+    executable = label_studio_executable()
+    first_start = not (paths.data / "label_studio.sqlite3").exists()
+    credentials = _create_credentials(paths.credentials) if first_start else read_credentials(paths.credentials)
+    for folder in (paths.data, paths.data / "config", paths.data / "tmp"):
+        folder.mkdir(parents=True, exist_ok=True)
+    url = f"http://{HOST}:{port}"
+    command = [executable, "start", "--no-browser", "--internal-host", HOST, "--port", str(port)]
+    command += ["--data-dir", str(paths.data)]
+    with open(paths.log, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=server_environment(paths.data, credentials),
+            cwd=paths.folder,
+            start_new_session=True,
+        )
+    atomic_write_text(paths.state, json.dumps({"pid": process.pid, "port": port, "url": url}) + "\n")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            paths.state.unlink(missing_ok=True)
+            code = process.returncode
+            raise StudioServerError(f"Label Studio exited with code {code} while starting; see {paths.log}")
+        if health(url, timeout=1.0) and _listens_on(process.pid, port):
+            return ServerInfo(url, process.pid, port, paths.data, credentials.email, first_start=first_start)
+        time.sleep(0.5)
+    _stop_pid(process.pid)
+    paths.state.unlink(missing_ok=True)
+    raise StudioServerError(f"Label Studio did not answer on {url} within {timeout:.0f} s; see {paths.log}")
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether the process group ``pid`` leads owns the listening socket on ``port`` (Linux /proc)."""
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return True
+    for task in Path("/proc").iterdir():
+        if not task.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(task.name)) != pid:
+                continue
+            for descriptor in (task / "fd").iterdir():
+                target = os.readlink(descriptor)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    table = Path("/proc/net/tcp")
+    if not table.is_file():
+        return None
+    inodes = set()
+    for line in table.read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+            inodes.add(inode)
+    return inodes
+
+
+def _stop_pid(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM the server's process group (it was started in a session of its own), then SIGKILL."""
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sent)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                finished, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                finished = 0 if _alive(pid) else pid
+            if finished == pid or not _alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def down(root: Path) -> int | None:
+    """Stop the server ``up`` started here; returns its pid, or None when none was running."""
+    paths = StudioPaths(root)
+    state = _read_state(paths)
+    if not state:
+        return None
+    pid = int(state.get("pid", 0))
+    if not _is_our_server(pid, paths.data):
+        paths.state.unlink(missing_ok=True)
+        return None
+    _stop_pid(pid)
+    paths.state.unlink(missing_ok=True)
+    return pid
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    url: str
+    answering: bool
+    version: str
+    local_pid: int | None
+
+
+def status(url: str, root: Path) -> ServerStatus:
+    """Whether ``url`` answers and which Label Studio version it runs."""
+    paths = StudioPaths(root)
+    state = _read_state(paths)
+    pid = int(state["pid"]) if state and _is_our_server(int(state.get("pid", 0)), paths.data) else None
+    answering = health(url)
+    return ServerStatus(url, answering, server_version(url) if answering else "", pid)

@@ -1,0 +1,611 @@
+"""Label Studio I/O: the only module that imports ``label_studio_sdk``.
+
+It speaks our domain's words (articles, spans, pulled annotations, gold) and raises our errors:
+nothing from httpx or the SDK leaves this module, neither raised nor chained, because those
+exceptions can carry request headers, and with them the API key.
+
+Writes are never retried by the SDK (``max_retries=0``): a retried import would duplicate tasks,
+since Label Studio de-duplicates nothing. ``push`` instead reconciles by ``data.doc_id`` before
+every batch and after every failure, so running it again after a crash finishes the job.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from annotate import lsformat
+from annotate.corpus import atomic_write_bytes, read_gold, write_gold, write_pulled
+from annotate.errors import PullError, StudioAuthError, StudioError, StudioProjectError, StudioUnreachable
+from annotate.labels import Schema, label_studio_config, labels_in_config
+from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span
+
+URL_ENV = "LABEL_STUDIO_URL"
+KEY_ENV = "LABEL_STUDIO_API_KEY"
+DEFAULT_BATCH = 5000
+READ_TIMEOUT_S = 300.0
+_TASK_FIELDS = {"fields": "task_only", "include": "id,data"}
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    title: str
+    label_config: str
+
+
+class Studio:
+    """A connection to one Label Studio server. The key is kept out of ``repr`` and every message."""
+
+    def __init__(self, url: str, api_key: str, *, timeout: float = READ_TIMEOUT_S) -> None:
+        if not api_key:
+            raise StudioAuthError(f"no API key for Label Studio at {url}: set {KEY_ENV} (or run `annotate studio up`)")
+        self.url = url.rstrip("/")
+        self.read_backoff_s = 0.5
+        self._key = api_key
+        self._client = self._call(
+            "connect",
+            lambda: LabelStudio(base_url=self.url, api_key=api_key, max_retries=0, timeout=timeout),
+        )
+
+    def __repr__(self) -> str:
+        return f"Studio(url={self.url!r})"
+
+    # --- error translation: the one place SDK and httpx exceptions are turned into ours ---------
+
+    def _read(self, action: str, function: Callable[[], Any], attempts: int = 3) -> Any:
+        """A call that changes nothing on the server, so it is safe to retry (with backoff) if the server is away."""
+        for attempt in range(attempts - 1):
+            try:
+                return self._call(action, function)
+            except StudioUnreachable:
+                time.sleep(self.read_backoff_s * 2**attempt)
+        return self._call(action, function)
+
+    def _call(self, action: str, function: Callable[[], Any]) -> Any:
+        try:
+            return function()
+        except httpx.TransportError as exc:
+            error: StudioError = StudioUnreachable(
+                f"cannot reach Label Studio at {self.url} ({type(exc).__name__} during {action}); "
+                f"is it running? (`annotate studio status`)"
+            )
+        except ApiError as exc:
+            error = self._api_error(action, exc.status_code, exc.body)
+        except httpx.HTTPStatusError as exc:
+            error = self._api_error(action, exc.response.status_code, "")
+        except httpx.HTTPError as exc:
+            error = StudioError(f"Label Studio at {self.url}: {type(exc).__name__} during {action}")
+        raise error  # outside the except blocks: no chained SDK exception can carry headers along
+
+    def _api_error(self, action: str, status: int | None, body: Any) -> StudioError:
+        if status in (401, 403):
+            return StudioAuthError(
+                f"Label Studio at {self.url} refused the API key (HTTP {status} during {action}); "
+                f"check {KEY_ENV} (a legacy token or a personal access token)"
+            )
+        detail = body.get("detail") or body.get("validation_errors") if isinstance(body, dict) else body
+        detail = self._scrub(re.sub(r"\s+", " ", str(detail or ""))[:300])
+        message = f"Label Studio at {self.url} answered HTTP {status} during {action}: {detail}".rstrip(": ")
+        if status is not None and (status >= 500 or status in (408, 429)):
+            return StudioUnreachable(message)
+        return StudioError(message)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _request(self, action: str, method: str, path: str, **kwargs: Any) -> Any:
+        """A plain API request through the SDK's authenticated client (for calls the SDK lacks or pages slowly)."""
+
+        def send() -> Any:
+            response = self._client._client_wrapper.httpx_client.request(
+                path, method=method, request_options={"max_retries": 0}, **kwargs
+            )
+            response.raise_for_status()
+            return response.json() if response.content else None
+
+        return self._read(action, send) if method == "GET" else self._call(action, send)
+
+    # --- server and users ------------------------------------------------------------------------
+
+    def whoami(self) -> str:
+        """The e-mail of the key's user: the cheapest call that proves the key works."""
+        return str(self._read("checking the API key", lambda: self._client.users.whoami()).email)
+
+    def users(self) -> dict[int, str]:
+        """Label Studio user ids → e-mails (exports name annotators by id)."""
+        found = self._read("listing users", lambda: list(self._client.users.list()))
+        return {int(user.id): str(user.email or user.username or user.id) for user in found}
+
+    # --- projects --------------------------------------------------------------------------------
+
+    def find_project(self, title: str) -> Project | None:
+        def search() -> list:
+            return [p for p in self._client.projects.list(title=title, page_size=100) if p.title == title]
+
+        found = self._read(f"looking up project {title!r}", search)
+        if len(found) > 1:
+            raise StudioProjectError(f"{len(found)} projects are titled {title!r} on {self.url}; rename all but one")
+        return Project(found[0].id, found[0].title, found[0].label_config or "") if found else None
+
+    def project(self, title: str) -> Project:
+        found = self.find_project(title)
+        if found is None:
+            raise StudioProjectError(f"no project titled {title!r} on {self.url} (run `annotate push` first)")
+        return found
+
+    def create_project(self, title: str, config: str, instructions: str) -> Project:
+        created = self._call(
+            f"creating project {title!r}",
+            lambda: self._client.projects.create(
+                title=title, label_config=config, expert_instruction=instructions, show_instruction=bool(instructions)
+            ),
+        )
+        return Project(created.id, created.title, config)
+
+    def update_config(self, project: Project, config: str, instructions: str) -> Project:
+        self._call(
+            f"updating the labeling config of project {project.title!r}",
+            lambda: self._client.projects.update(id=project.id, label_config=config, expert_instruction=instructions),
+        )
+        return Project(project.id, project.title, config)
+
+    # --- tasks -----------------------------------------------------------------------------------
+
+    def task_index(self, project: Project) -> dict[str, list[tuple[int, str]]]:
+        """``doc_id`` → [(task id, text hash)] for every task: one request, not the SDK's slow pager."""
+        index: dict[str, list[tuple[int, str]]] = {}
+        page = 1
+        while True:
+            answer = self._request(
+                f"listing the tasks of project {project.title!r}",
+                "GET",
+                "api/tasks",
+                params={"project": project.id, "page_size": 10000, "page": page, **_TASK_FIELDS},
+            )
+            tasks = answer.get("tasks", []) if isinstance(answer, dict) else answer
+            for task in tasks:
+                data = task.get("data") or {}
+                index.setdefault(str(data.get("doc_id", "")), []).append(
+                    (int(task["id"]), str(data.get("text_sha256") or lsformat.text_sha256(str(data.get("text", "")))))
+                )
+            total = answer.get("total", 0) if isinstance(answer, dict) else 0
+            if not tasks or page * 10000 >= total:
+                return index
+            page += 1
+
+    def import_tasks(self, project: Project, payloads: Sequence[dict]) -> list[int]:
+        """One bulk import, never retried here: Label Studio imports atomically but de-duplicates nothing."""
+        answer = self._call(
+            f"importing {len(payloads)} tasks into project {project.title!r}",
+            lambda: self._client.projects.import_tasks(
+                id=project.id, request=list(payloads), return_task_ids=True, request_options={"max_retries": 0}
+            ),
+        )
+        return list(answer.task_ids or [])
+
+    def annotate(
+        self,
+        task_id: int,
+        spans: Iterable[Span] = (),
+        *,
+        results: Sequence[dict] | None = None,
+        user_id: int | None = None,
+        ground_truth: bool = False,
+        cancelled: bool = False,
+    ) -> int:
+        """Save an annotation the way the labeling view does (also used by tests and scripted imports)."""
+        regions = list(results) if results is not None else [lsformat.span_result(span) for span in spans]
+        extra: dict[str, Any] = {"completed_by": user_id} if user_id is not None else {}
+        created = self._call(
+            f"saving an annotation on task {task_id}",
+            lambda: self._client.annotations.create(
+                id=task_id,
+                result=regions,
+                ground_truth=ground_truth,
+                was_cancelled=cancelled,
+                request_options={"max_retries": 0},
+                **extra,
+            ),
+        )
+        return int(created.id)
+
+    def add_user(self, email: str) -> int:
+        """Create a user (an annotator) and return its id; an existing e-mail returns that user's id."""
+        existing = {address: number for number, address in self.users().items()}
+        if email in existing:
+            return existing[email]
+        created = self._call(f"creating user {email}", lambda: self._client.users.create(email=email, username=email))
+        return int(created.id)
+
+    def predictions(self, task_id: int) -> list[dict]:
+        """The predictions on a task (the JSON export lists only their ids)."""
+        answer = self._request(
+            f"listing predictions of task {task_id}", "GET", "api/predictions", params={"task": task_id}
+        )
+        return list(answer or [])
+
+    def save_draft(self, task_id: int, spans: Iterable[Span]) -> int:
+        """A draft, as the labeling view autosaves it (the SDK has no method for this)."""
+        answer = self._request(
+            f"saving a draft on task {task_id}",
+            "POST",
+            f"api/tasks/{task_id}/drafts",
+            json={"result": [lsformat.span_result(span) for span in spans]},
+        )
+        return int(answer["id"])
+
+    def export_json(self, project: Project, sink: Callable[[bytes], None] | None = None) -> bytes:
+        """The project's full JSON export (every task, annotation and draft), streamed through ``sink``."""
+
+        def download() -> bytes:
+            chunks = []
+            for chunk in self._client.projects.exports.download_sync(
+                id=project.id, export_type="JSON", download_all_tasks=True, request_options={"max_retries": 0}
+            ):
+                chunks.append(chunk)
+                if sink is not None:
+                    sink(chunk)
+            return b"".join(chunks)
+
+        return self._read(f"exporting project {project.title!r}", download)
+
+
+def connect(url: str | None = None, api_key: str | None = None, root: Path | None = None) -> Studio:
+    """Connect to ``url`` (else ``LABEL_STUDIO_URL``, else the local server of ``annotate studio up``).
+
+    The key comes from ``api_key``, else ``LABEL_STUDIO_API_KEY``, else — for the local server
+    only — the credentials file that ``studio up`` wrote (mode 0600).
+    """
+    from annotate import server
+
+    url = url or os.environ.get(URL_ENV, "")
+    api_key = api_key or os.environ.get(KEY_ENV, "")
+    local = server.local_url(root) if root is not None else None
+    if not url:
+        if local is None:
+            raise StudioUnreachable(f"no Label Studio to talk to: run `annotate studio up`, or set {URL_ENV}")
+        url = local
+    if not api_key and root is not None and url.rstrip("/") == (local or "").rstrip("/"):
+        api_key = server.read_credentials(server.StudioPaths(root).credentials).token
+    return Studio(url, api_key)
+
+
+# --- push ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PushReport:
+    project: str
+    created_project: bool = False
+    config_updated: bool = False
+    imported: int = 0
+    already_present: int = 0
+    text_changed: list[str] = field(default_factory=list)
+    duplicated_in_studio: list[str] = field(default_factory=list)
+    with_predictions: int = 0
+    model_version: str = ""
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A trained spaCy pipeline whose ``doc.spans["sc"]`` become Label Studio predictions."""
+
+    predict: Callable[[list[str]], list[list[tuple[Span, float]]]]
+    model_version: str
+
+
+def model_version(model_dir: Path) -> str:
+    """The folder name plus a hash of every file in it: a retrained model gets a new version."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(model_dir)).encode())
+        digest.update(path.read_bytes())
+    return f"{model_dir.resolve().name}-{digest.hexdigest()[:12]}"
+
+
+def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
+    """Load a saved pipeline (``spacy.load``); its spans under ``sc`` are the predictions."""
+    import spacy
+
+    from annotate.convert import SPAN_KEY
+    from annotate.errors import InputError
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.cfg").is_file():
+        raise InputError(f"{model_dir}: not a saved spaCy pipeline (no config.cfg)")
+    try:
+        nlp = spacy.load(model_dir)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{model_dir}: cannot load the pipeline ({exc})") from None
+
+    def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
+        found = []
+        for doc in nlp.pipe(texts):
+            group = doc.spans.get(SPAN_KEY, [])
+            scores = list(group.attrs.get("scores", [])) if hasattr(group, "attrs") else []
+            spans = []
+            for number, span in enumerate(group):
+                if span.label_ not in schema:
+                    raise InputError(f"{model_dir}: the model predicts label {span.label_!r}, not in the schema")
+                score = float(scores[number]) if number < len(scores) else 1.0
+                spans.append((Span.from_offsets(doc.text, span.start_char, span.end_char, span.label_), score))
+            found.append(spans)
+        return found
+
+    return Predictor(predict, model_version(model_dir))
+
+
+def _prediction(spans: list[tuple[Span, float]], version: str) -> dict:
+    score = min((s for _, s in spans), default=1.0)
+    return lsformat.prediction_payload(sorted(span for span, _ in spans), version, round(score, 4))
+
+
+def ensure_project(studio: Studio, title: str, schema: Schema, instructions: str, force: bool) -> tuple[Project, str]:
+    """The project, created or with its config brought up to the schema; returns it and what was done."""
+    config = label_studio_config(schema)
+    project = studio.find_project(title)
+    if project is None:
+        return studio.create_project(title, config, instructions), "created"
+    if _same_config(project.label_config, config):
+        return project, ""
+    dropped = set(labels_in_config(project.label_config)) - set(schema.names)
+    if dropped and not force:
+        used = _labels_in_use(studio, project) & dropped
+        if used:
+            raise StudioProjectError(
+                f"project {title!r}: the schema drops label(s) {', '.join(sorted(used))} that annotations use; "
+                f"pull and fix them first, or push with --force"
+            )
+    return studio.update_config(project, config, instructions), "config updated"
+
+
+def _same_config(stored: str, wanted: str) -> bool:
+    """Label Studio strips the config's trailing newline; compare the XML, not the bytes."""
+    try:
+        return ElementTree.canonicalize(stored, strip_text=True) == ElementTree.canonicalize(wanted, strip_text=True)
+    except ElementTree.ParseError:
+        return False
+
+
+def _labels_in_use(studio: Studio, project: Project) -> set[str]:
+    used: set[str] = set()
+    for task in json.loads(studio.export_json(project) or b"[]"):
+        for annotation in task.get("annotations") or []:
+            for result in annotation.get("result") or []:
+                used.update((result.get("value") or {}).get("labels") or [])
+    return used
+
+
+def push(
+    studio: Studio,
+    articles: Sequence[Article],
+    *,
+    title: str,
+    schema: Schema,
+    instructions: str = "",
+    predictor: Predictor | None = None,
+    force: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    attempts: int = 5,
+    backoff_s: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> PushReport:
+    """Bring ``articles`` into the project: each ``doc_id`` exactly once, however often this runs.
+
+    Before importing, the project's tasks are listed and articles already there are skipped; one
+    whose text changed is reported, never imported twice. A failed batch is not retried blindly:
+    the tasks are listed again (the failed import may have landed) and only what is missing goes.
+    ``progress(done, total)`` is called after each batch.
+    """
+    project, done = ensure_project(studio, title, schema, instructions, force)
+    report = PushReport(title, created_project=done == "created", config_updated=done == "config updated")
+    index = {} if report.created_project else studio.task_index(project)
+    todo = _reconcile(articles, index, report)
+    report.already_present = len(articles) - len(todo) - len(report.text_changed)
+    if predictor is not None:
+        report.model_version = predictor.model_version
+    total = len(todo)
+    if progress:
+        progress(0, total)
+    for start in range(0, total, batch_size):
+        _import_batch(studio, project, todo[start : start + batch_size], predictor, attempts, backoff_s, report)
+        if progress:
+            progress(report.imported, total)
+    return report
+
+
+def _import_batch(
+    studio: Studio,
+    project: Project,
+    batch: Sequence[Article],
+    predictor: Predictor | None,
+    attempts: int,
+    backoff_s: float,
+    report: PushReport,
+) -> None:
+    """Import one batch; after a failure, import only what the server does not hold yet."""
+    missing = list(batch)
+    for attempt in range(attempts):
+        try:
+            studio.import_tasks(project, _payloads(missing, predictor))
+            break
+        except StudioUnreachable as exc:
+            failure = exc
+        report.retries += 1
+        time.sleep(backoff_s * 2**attempt)
+        try:
+            present = studio.task_index(project)
+        except StudioUnreachable:
+            continue
+        missing = [article for article in missing if article.id not in present]
+        if not missing:
+            break
+    else:
+        raise StudioUnreachable(f"{failure} — {report.imported} articles imported so far; run push again to finish")
+    report.imported += len(batch)
+    if predictor is not None:
+        report.with_predictions += len(batch)
+
+
+def _payloads(batch: Sequence[Article], predictor: Predictor | None) -> list[dict]:
+    if predictor is None:
+        return [lsformat.task_payload(article) for article in batch]
+    predicted = predictor.predict([article.text for article in batch])
+    return [
+        lsformat.task_payload(article, _prediction(spans, predictor.model_version))
+        for article, spans in zip(batch, predicted, strict=True)
+    ]
+
+
+def _reconcile(articles: Sequence[Article], index: dict[str, list[tuple[int, str]]], report: PushReport) -> list:
+    todo = []
+    for article in articles:
+        present = index.get(article.id)
+        if not present:
+            todo.append(article)
+            continue
+        if len(present) > 1:
+            report.duplicated_in_studio.append(article.id)
+        if any(sha != article.text_sha256 for _, sha in present):
+            report.text_changed.append(article.id)
+    return todo
+
+
+# --- pull ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PullReport:
+    project: str
+    policy: str
+    snapshot: Path
+    pulled_path: Path
+    gold_path: Path
+    tasks: int = 0
+    gold_docs: int = 0
+    tasks_unannotated: int = 0
+    annotations: int = 0
+    cancelled: int = 0
+    drafts: int = 0
+    predictions: int = 0
+    per_annotator: dict[str, int] = field(default_factory=dict)
+    repairs: list[Problem] = field(default_factory=list)
+    diff: lsformat.GoldDiff = field(default_factory=lsformat.GoldDiff)
+    gold_sha256: str = ""
+
+
+def project_slug(title: str) -> str:
+    """A file-name-safe form of a project title."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "project"
+
+
+def snapshot_path(snapshots: Path, title: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return snapshots / project_slug(title) / f"export-{stamp}.json.gz"
+
+
+def pull(
+    studio: Studio,
+    *,
+    title: str,
+    schema: Schema,
+    gold_path: Path,
+    pulled_path: Path,
+    snapshots: Path,
+    policy: str = lsformat.DEFAULT_POLICY,
+    allow_removed: bool = False,
+) -> PullReport:
+    """Export the project, keep the raw export, validate every span, write pulled annotations and gold.
+
+    Any span that fails validation (and cannot be repaired from UTF-16 offsets) stops the pull with
+    every problem listed: the raw export is kept, pulled and gold files are left as they were. So
+    does a gold that would lose documents the previous gold had, unless ``allow_removed``.
+    """
+    if policy not in lsformat.POLICIES:
+        raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
+    project = studio.project(title)
+    snapshot = snapshot_path(snapshots, title)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The previous gold is read while the server builds the export (the download mostly waits),
+        # and zlib releases the GIL, so the snapshot is compressed while the export is parsed.
+        earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
+        raw = studio.export_json(project)
+        users = studio.users()
+        saved = background.submit(lambda: atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0)))
+        try:
+            tasks = json.loads(raw)
+        except ValueError:
+            tasks = None
+        reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
+        saved.result()
+    if reading is None:
+        raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list (kept in {snapshot})")
+    if reading.problems:
+        raise PullError(
+            f"{len(reading.problems)} problem(s) in project {title!r}; nothing written to {gold_path} "
+            f"(raw export kept in {snapshot})",
+            reading.problems,
+        )
+    previous: list[AnnotatedDoc] = earlier.result()
+    gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title)
+    diff = lsformat.diff_gold(previous, gold)
+    if diff.docs_removed and not allow_removed:
+        shown = ", ".join(diff.docs_removed[:5]) + (", …" if len(diff.docs_removed) > 5 else "")
+        raise PullError(
+            f"pulling {title!r} would remove {len(diff.docs_removed)} document(s) from {gold_path} ({shown}): "
+            f"they have no annotation the {policy!r} policy takes; nothing written. Use --allow-removed to "
+            f"accept, or --gold to write elsewhere"
+        )
+    write_pulled(pulled_path, reading.annotations)
+    sha = write_gold(gold_path, gold)
+    return PullReport(
+        project=title,
+        policy=policy,
+        snapshot=snapshot,
+        pulled_path=pulled_path,
+        gold_path=gold_path,
+        tasks=reading.tasks,
+        gold_docs=len(gold),
+        tasks_unannotated=reading.tasks_unannotated,
+        annotations=len(reading.annotations),
+        cancelled=reading.cancelled,
+        drafts=reading.drafts,
+        predictions=reading.predictions,
+        per_annotator=dict(reading.per_annotator),
+        repairs=reading.repairs,
+        diff=diff,
+        gold_sha256=sha,
+    )
+
+
+__all__ = [
+    "Predictor",
+    "Project",
+    "PullReport",
+    "PulledAnnotation",
+    "PushReport",
+    "Studio",
+    "connect",
+    "ensure_project",
+    "load_predictor",
+    "model_version",
+    "pull",
+    "push",
+]
