@@ -44,6 +44,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1400, "height": 900}
+# Resolved now: the tests run the CLI from project folders of their own (chdir).
+SCREENSHOTS_COPY = (
+    Path(os.environ["ANNOTATE_SCREENSHOTS"]).resolve() if os.environ.get("ANNOTATE_SCREENSHOTS") else None
+)
 ACTION_TIMEOUT_MS = 20_000  # a click, a fill, a selector to appear
 PAGE_TIMEOUT_MS = 60_000  # a page load (the labeling view's first load compiles a large bundle)
 SAVE_TIMEOUT_MS = 30_000  # Submit until the server has answered
@@ -180,10 +184,9 @@ class Annotator:
 
     def screenshot(self, path: Path) -> Path:
         self.page.screenshot(path=str(path))
-        copy_to = os.environ.get("ANNOTATE_SCREENSHOTS")
-        if copy_to:
-            Path(copy_to).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, Path(copy_to) / path.name)
+        if SCREENSHOTS_COPY is not None:
+            SCREENSHOTS_COPY.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, SCREENSHOTS_COPY / path.name)
         return path
 
 
