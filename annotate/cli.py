@@ -201,7 +201,7 @@ def push_cli(
         Optional[Path], typer.Option("--predictions", help="Saved spaCy model whose spans become predictions.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Update the config even if it drops labels annotations use.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Tasks per import request.")] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Tasks per import request.")] = 5000,
 ) -> None:
     """Put articles into a Label Studio project, each exactly once (safe to re-run after a crash)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

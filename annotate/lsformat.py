@@ -84,6 +84,23 @@ class SpanReading:
 
 def read_result(text: str, result: Mapping, schema: Schema) -> SpanReading:
     """Check one region against the article text and the schema."""
+    return _read_result(text, result, frozenset(schema.names), schema.names)
+
+
+def _plain_span(text: str, result: Mapping, known: frozenset[str]) -> Span | None:
+    """The common case, checked fast: one known label, code-point offsets that match the text."""
+    value = result.get("value")
+    if type(value) is not dict or result.get("type") != "labels" or result.get("from_name") != FROM_NAME:
+        return None
+    start, end, claimed, labels = value.get("start"), value.get("end"), value.get("text"), value.get("labels")
+    if type(start) is int and type(end) is int and type(labels) is list and len(labels) == 1 and type(claimed) is str:
+        label = labels[0]
+        if label in known and 0 <= start < end <= len(text) and text[start:end] == claimed:
+            return Span(start, end, label, claimed)
+    return None
+
+
+def _read_result(text: str, result: Mapping, known: frozenset[str], names: list[str]) -> SpanReading:
     value = result.get("value")
     if result.get("type") != "labels" or result.get("from_name") != FROM_NAME or not isinstance(value, Mapping):
         return SpanReading(
@@ -95,11 +112,19 @@ def read_result(text: str, result: Mapping, schema: Schema) -> SpanReading:
         return SpanReading(reason=f"region has no label (labels={labels!r})")
     if not all(isinstance(number, int) and not isinstance(number, bool) for number in (start, end)):
         return SpanReading(reason=f"offsets are not integers (start={start!r}, end={end!r})")
+    if (
+        len(labels) == 1
+        and labels[0] in known
+        and isinstance(claimed_text, str)
+        and 0 <= start < end <= len(text)
+        and text[start:end] == claimed_text
+    ):
+        return SpanReading(spans=(Span(start, end, labels[0], claimed_text),))
     claimed = Span(start, end, "|".join(labels), claimed_text if isinstance(claimed_text, str) else "")
-    unknown = [label for label in labels if label not in schema]
+    unknown = [label for label in labels if label not in known]
     if unknown:
         return SpanReading(
-            reason=f"label {', '.join(unknown)} is not in the schema ({', '.join(schema.names)})", claimed=claimed
+            reason=f"label {', '.join(unknown)} is not in the schema ({', '.join(names)})", claimed=claimed
         )
     if not isinstance(claimed_text, str):
         return SpanReading(reason="region carries no text to check its offsets against", claimed=claimed)
@@ -146,6 +171,7 @@ def read_export(tasks: Sequence[Mapping], schema: Schema, users: Mapping[int, st
     ``users`` maps Label Studio user ids to e-mails (the export names annotators by id).
     """
     users = users or {}
+    known, names = frozenset(schema.names), schema.names
     reading = ExportReading()
     task_of_doc: dict[str, int] = {}
     for task in tasks:
@@ -171,8 +197,11 @@ def read_export(tasks: Sequence[Mapping], schema: Schema, users: Mapping[int, st
         annotations = task.get("annotations") or []
         if not annotations:
             reading.tasks_unannotated += 1
+        sha = text_sha256(text)
         for annotation in annotations:
-            reading.annotations.append(_read_annotation(reading, task_id, doc_id, text, annotation, schema, users))
+            reading.annotations.append(
+                _read_annotation(reading, task_id, doc_id, text, sha, annotation, known, names, users)
+            )
     return reading
 
 
@@ -181,8 +210,10 @@ def _read_annotation(
     task_id: int,
     doc_id: str,
     text: str,
+    sha: str,
     annotation: Mapping,
-    schema: Schema,
+    known: frozenset[str],
+    names: list[str],
     users: Mapping[int, str],
 ) -> PulledAnnotation:
     annotation_id = int(annotation.get("id", 0))
@@ -198,10 +229,14 @@ def _read_annotation(
             if not isinstance(result, Mapping):
                 reading.problems.append(Problem(where, f"region is not an object ({result!r})", doc_id))
                 continue
+            span = _plain_span(text, result, known)
+            if span is not None:
+                spans.append(span)
+                continue
             if result.get("type") == "relation":
                 reading.problems.append(Problem(where, "relations are not part of this schema", doc_id))
                 continue
-            found = read_result(text, result, schema)
+            found = _read_result(text, result, known, names)
             if found.reason:
                 reading.problems.append(Problem(where, found.reason, doc_id, found.claimed))
                 continue
@@ -211,9 +246,10 @@ def _read_annotation(
                     Problem(where, f"repaired from UTF-16 offsets [{claimed.start}:{claimed.end}]", doc_id, span)
                 )
             spans.extend(found.spans)
-        for span, count in Counter(spans).items():
-            if count > 1:
-                reading.problems.append(Problem(where, f"exact duplicate ({count} times)", doc_id, span))
+        if len(set(spans)) < len(spans):
+            for span, count in Counter(spans).items():
+                if count > 1:
+                    reading.problems.append(Problem(where, f"exact duplicate ({count} times)", doc_id, span))
     return PulledAnnotation(
         task_id=task_id,
         annotation_id=annotation_id,
@@ -224,7 +260,7 @@ def _read_annotation(
         was_cancelled=cancelled,
         created_at=str(annotation.get("created_at") or ""),
         updated_at=str(annotation.get("updated_at") or ""),
-        text_sha256=text_sha256(text),
+        text_sha256=sha,
     )
 
 
@@ -325,8 +361,12 @@ def diff_gold(previous: Iterable[AnnotatedDoc], new: Iterable[AnnotatedDoc]) -> 
     )
     for doc_id in sorted(set(before) | set(after)):
         old_doc, new_doc = before.get(doc_id), after.get(doc_id)
-        if old_doc is not None and new_doc is not None and old_doc.text != new_doc.text:
-            diff.docs_text_changed.append(doc_id)
+        if old_doc is not None and new_doc is not None:
+            if old_doc.text != new_doc.text:
+                diff.docs_text_changed.append(doc_id)
+            elif old_doc.spans == new_doc.spans:
+                diff.unchanged.update(span.label for span in new_doc.spans)
+                continue
         old_spans = Counter(old_doc.spans if old_doc else ())
         new_spans = Counter(new_doc.spans if new_doc else ())
         for span, count in (old_spans & new_spans).items():

@@ -18,6 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +37,7 @@ from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, S
 
 URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
-DEFAULT_BATCH = 2000
+DEFAULT_BATCH = 5000
 READ_TIMEOUT_S = 300.0
 _TASK_FIELDS = {"fields": "task_only", "include": "id,data"}
 
@@ -55,6 +56,7 @@ class Studio:
         if not api_key:
             raise StudioAuthError(f"no API key for Label Studio at {url}: set {KEY_ENV} (or run `annotate studio up`)")
         self.url = url.rstrip("/")
+        self.read_backoff_s = 0.5
         self._key = api_key
         self._client = self._call(
             "connect",
@@ -65,6 +67,15 @@ class Studio:
         return f"Studio(url={self.url!r})"
 
     # --- error translation: the one place SDK and httpx exceptions are turned into ours ---------
+
+    def _read(self, action: str, function: Callable[[], Any], attempts: int = 3) -> Any:
+        """A call that changes nothing on the server, so it is safe to retry (with backoff) if the server is away."""
+        for attempt in range(attempts - 1):
+            try:
+                return self._call(action, function)
+            except StudioUnreachable:
+                time.sleep(self.read_backoff_s * 2**attempt)
+        return self._call(action, function)
 
     def _call(self, action: str, function: Callable[[], Any]) -> Any:
         try:
@@ -108,17 +119,17 @@ class Studio:
             response.raise_for_status()
             return response.json() if response.content else None
 
-        return self._call(action, send)
+        return self._read(action, send) if method == "GET" else self._call(action, send)
 
     # --- server and users ------------------------------------------------------------------------
 
     def whoami(self) -> str:
         """The e-mail of the key's user: the cheapest call that proves the key works."""
-        return str(self._call("checking the API key", lambda: self._client.users.whoami()).email)
+        return str(self._read("checking the API key", lambda: self._client.users.whoami()).email)
 
     def users(self) -> dict[int, str]:
         """Label Studio user ids → e-mails (exports name annotators by id)."""
-        found = self._call("listing users", lambda: list(self._client.users.list()))
+        found = self._read("listing users", lambda: list(self._client.users.list()))
         return {int(user.id): str(user.email or user.username or user.id) for user in found}
 
     # --- projects --------------------------------------------------------------------------------
@@ -127,7 +138,7 @@ class Studio:
         def search() -> list:
             return [p for p in self._client.projects.list(title=title, page_size=100) if p.title == title]
 
-        found = self._call(f"looking up project {title!r}", search)
+        found = self._read(f"looking up project {title!r}", search)
         if len(found) > 1:
             raise StudioProjectError(f"{len(found)} projects are titled {title!r} on {self.url}; rename all but one")
         return Project(found[0].id, found[0].title, found[0].label_config or "") if found else None
@@ -252,7 +263,7 @@ class Studio:
                     sink(chunk)
             return b"".join(chunks)
 
-        return self._call(f"exporting project {project.title!r}", download)
+        return self._read(f"exporting project {project.title!r}", download)
 
 
 def connect(url: str | None = None, api_key: str | None = None, root: Path | None = None) -> Studio:
@@ -530,12 +541,18 @@ def pull(
     project = studio.project(title)
     snapshot = snapshot_path(snapshots, title)
     raw = studio.export_json(project)
-    atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0))
-    try:
-        tasks = json.loads(raw)
-    except ValueError:
-        raise StudioError(f"Label Studio at {studio.url} sent an export not in JSON (kept in {snapshot})") from None
-    reading = lsformat.read_export(tasks, schema, studio.users())
+    users = studio.users()
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # zlib releases the GIL: the snapshot is compressed on the second core while the export is parsed.
+        saved = background.submit(lambda: atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0)))
+        try:
+            tasks = json.loads(raw)
+        except ValueError:
+            tasks = None
+        reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
+        saved.result()
+    if reading is None:
+        raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list (kept in {snapshot})")
     if reading.problems:
         raise PullError(
             f"{len(reading.problems)} problem(s) in project {title!r}; nothing written to {gold_path} "

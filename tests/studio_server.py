@@ -8,6 +8,7 @@ it are skipped, unless ``ANNOTATE_REQUIRE_STUDIO=1`` (CI) turns that into a fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from dataclasses import dataclass
@@ -40,10 +41,8 @@ class LocalStudio:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
 
     def restart(self) -> None:
         """Start again on the same data folder and port (about 4 s on an existing data folder)."""
@@ -65,4 +64,4 @@ def local_studio(tmp_path_factory) -> LocalStudio:
     token = server.read_credentials(server.StudioPaths(root).credentials).token
     studio = LocalStudio(root, port, info.url, info.pid, token)
     yield studio
-    server.down(root)
+    assert server.down(root) == studio.pid, "studio down did not stop the server the tests started"
