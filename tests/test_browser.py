@@ -161,6 +161,7 @@ class Annotator:
         self.page.keyboard.press(hotkey)
         hotkey_text = self.page.locator(".lsf-label__hotkey", has_text=re.compile(f"^{re.escape(hotkey)}$"))
         self.page.locator(".lsf-labels .lsf-label_selected", has=hotkey_text).wait_for(state="visible")
+        regions_before = self.page.locator(".lsf-htx-richtext .htx-highlight").count()
         boxes = self.page.evaluate(_PHRASE_BOXES, [phrase])
         assert boxes is not None, f"{phrase!r} is not shown in the labeling view"
         first, last = boxes["first"], boxes["last"]
@@ -169,8 +170,10 @@ class Annotator:
         mouse.down()
         mouse.move(last["x"] + last["width"] * 0.7, last["y"] + last["height"] / 2, steps=8)
         mouse.up()
-        highlight = self.page.locator(".lsf-htx-richtext .htx-highlight", has_text=phrase)
-        highlight.first.wait_for(state="visible")
+        self.page.wait_for_function(
+            "before => document.querySelectorAll('.lsf-htx-richtext .htx-highlight').length > before",
+            arg=regions_before,
+        )
 
     def submit(self) -> dict:
         """Click Submit and return the annotation as the server saved it."""
