@@ -255,6 +255,9 @@ def pull_cli(
     gold: Annotated[Optional[Path], typer.Option(help="Gold JSONL to write (default: settings).")] = None,
     pulled: Annotated[Optional[Path], typer.Option(help="Where every annotation is kept as JSONL.")] = None,
     snapshots: Annotated[Optional[Path], typer.Option(help="Folder for the compressed raw exports.")] = None,
+    allow_removed: Annotated[
+        bool, typer.Option("--allow-removed", help="Write gold even if documents of the previous gold drop out.")
+    ] = False,
 ) -> None:
     """Export annotations, validate every span, keep all annotators' work, write gold atomically."""
     from annotate import studio
@@ -273,6 +276,7 @@ def pull_cli(
             pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
             snapshots=snapshots or settings.root / "snapshots",
             policy=policy,
+            allow_removed=allow_removed,
         )
     except PullError as exc:
         for problem in exc.problems:
@@ -465,6 +469,71 @@ def adjudicate_cli(
         typer.echo(conflict.describe())
     if len(result.conflicts) > show:
         typer.echo(f"… and {len(result.conflicts) - show} more (see --conflicts-out)")
+
+
+# --- publish: the gold as a Hugging Face dataset (issue 5) ---------------------------------------
+
+
+@app.command("publish")
+def publish_cli(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the dataset into (replaced if an earlier publish).")],
+    gold: Annotated[
+        Optional[Path], typer.Option(help="Gold JSONL file or folder (default: the project's gold).")
+    ] = None,
+    split_seed: Annotated[int, typer.Option(help="Seed for the document-level splits and folds.")] = 0,
+    no_text: Annotated[
+        bool, typer.Option("--no-text", help="Publish offsets, labels and text hashes only, no article text.")
+    ] = False,
+    agreement: Annotated[
+        Optional[Path],
+        typer.Option(help="JSON of agreement figures for the card (default: reports/agreement.json if present)."),
+    ] = None,
+    date: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Date for the card, YYYY-MM-DD (default: SOURCE_DATE_EPOCH, else the gold's git commit date)."
+        ),
+    ] = None,
+    license: Annotated[
+        str, typer.Option(help="Hub licence id for the annotations (the article texts stay their publishers').")
+    ] = "other",
+    push_to_hub_repo: Annotated[
+        Optional[str],
+        typer.Option(
+            "--push-to-hub", metavar="REPO_ID", help="Then upload to this Hub dataset repo (token from HF_TOKEN)."
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the Hub repo as private.")] = False,
+) -> None:
+    """Write the gold as a Hugging Face dataset: spans and tokens views as parquet, plus a dataset card."""
+    from annotate.convert import blank_pipeline
+    from annotate.publish import publish, push_to_hub
+
+    settings = _settings()
+    if agreement is None and (settings.reports / "agreement.json").is_file():
+        agreement = settings.reports / "agreement.json"
+    published = publish(
+        out_dir,
+        gold or settings.gold,
+        _schema(),
+        blank_pipeline(settings.lang),
+        split_seed=split_seed,
+        include_text=not no_text,
+        guidelines_path=settings.guidelines,
+        agreement_path=agreement,
+        date=date,
+        license=license,
+        pretty_name=settings.project,
+        language=settings.lang,
+    )
+    table = Table("split", "articles", "spans", title=f"Published {out_dir}")
+    for split, doc_ids in published.split_plan.splits.items():
+        table.add_row(split, str(len(doc_ids)), str(sum(published.span_counts[split].values())))
+    console.print(table)
+    typer.echo(f"{len(published.files)} files; gold sha256 {published.gold_sha256}; date {published.date}")
+    if push_to_hub_repo:
+        url = push_to_hub(out_dir, push_to_hub_repo, private=private)
+        typer.echo(f"Pushed to {url}")
 
 
 def main() -> None:

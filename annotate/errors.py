@@ -67,3 +67,11 @@ class PullError(StudioError):
 
 class AgreementError(AnnotateError):
     """Pulled annotations cannot be compared or merged: a missing or changed article, a bad span, a bad setting."""
+
+
+class PublishError(AnnotateError):
+    """The dataset cannot be published: the output folder, the options or the data do not allow it."""
+
+
+class HubError(AnnotateError):
+    """Uploading to the Hugging Face Hub failed: no token, no network, or the Hub refused."""

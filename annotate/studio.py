@@ -530,20 +530,24 @@ def pull(
     pulled_path: Path,
     snapshots: Path,
     policy: str = lsformat.DEFAULT_POLICY,
+    allow_removed: bool = False,
 ) -> PullReport:
     """Export the project, keep the raw export, validate every span, write pulled annotations and gold.
 
     Any span that fails validation (and cannot be repaired from UTF-16 offsets) stops the pull with
-    every problem listed: the raw export is kept, pulled and gold files are left as they were.
+    every problem listed: the raw export is kept, pulled and gold files are left as they were. So
+    does a gold that would lose documents the previous gold had, unless ``allow_removed``.
     """
     if policy not in lsformat.POLICIES:
         raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
     project = studio.project(title)
     snapshot = snapshot_path(snapshots, title)
-    raw = studio.export_json(project)
-    users = studio.users()
     with ThreadPoolExecutor(max_workers=1) as background:
-        # zlib releases the GIL: the snapshot is compressed on the second core while the export is parsed.
+        # The previous gold is read while the server builds the export (the download mostly waits),
+        # and zlib releases the GIL, so the snapshot is compressed while the export is parsed.
+        earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
+        raw = studio.export_json(project)
+        users = studio.users()
         saved = background.submit(lambda: atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0)))
         try:
             tasks = json.loads(raw)
@@ -551,6 +555,7 @@ def pull(
             tasks = None
         reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
         saved.result()
+        previous: list[AnnotatedDoc] = earlier.result()
     if reading is None:
         raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list (kept in {snapshot})")
     if reading.problems:
@@ -560,7 +565,14 @@ def pull(
             reading.problems,
         )
     gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title)
-    previous: list[AnnotatedDoc] = read_gold(gold_path) if gold_path.exists() else []
+    diff = lsformat.diff_gold(previous, gold)
+    if diff.docs_removed and not allow_removed:
+        shown = ", ".join(diff.docs_removed[:5]) + (", …" if len(diff.docs_removed) > 5 else "")
+        raise PullError(
+            f"pulling {title!r} would remove {len(diff.docs_removed)} document(s) from {gold_path} ({shown}): "
+            f"they have no annotation the {policy!r} policy takes; nothing written. Use --allow-removed to "
+            f"accept, or --gold to write elsewhere"
+        )
     write_pulled(pulled_path, reading.annotations)
     sha = write_gold(gold_path, gold)
     return PullReport(
@@ -578,7 +590,7 @@ def pull(
         predictions=reading.predictions,
         per_annotator=dict(reading.per_annotator),
         repairs=reading.repairs,
-        diff=lsformat.diff_gold(previous, gold),
+        diff=diff,
         gold_sha256=sha,
     )
 

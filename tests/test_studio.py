@@ -176,6 +176,33 @@ def test_two_annotators_cancelled_and_draft(connection, schema, title, tmp_path)
     assert any(a.annotation_id == first_id for a in pulled)
 
 
+def test_pull_refuses_to_drop_documents_from_the_previous_gold(connection, schema, title, tmp_path):
+    text = "Hamas said Israel"
+    studio.push(connection, [Article("kept", text), Article("unlabelled", text)], title=title, schema=schema)
+    tasks = _task_ids(connection, title)
+    connection.annotate(tasks["kept"], [Span.from_offsets(text, 0, 5, "ACTOR")])
+    previous = [
+        AnnotatedDoc("kept", text),
+        AnnotatedDoc("unlabelled", text, (Span.from_offsets(text, 11, 17, "ACTOR"),)),
+    ]
+    write_gold(tmp_path / "gold.jsonl", previous)
+    before = (tmp_path / "gold.jsonl").read_bytes()
+    with pytest.raises(PullError, match="would remove 1 document\\(s\\) from .* \\(unlabelled\\)"):
+        _pull(connection, title, schema, tmp_path)
+    assert (tmp_path / "gold.jsonl").read_bytes() == before
+    report = studio.pull(
+        connection,
+        title=title,
+        schema=schema,
+        gold_path=tmp_path / "gold.jsonl",
+        pulled_path=tmp_path / "pulled.jsonl",
+        snapshots=tmp_path / "snapshots",
+        allow_removed=True,
+    )
+    assert report.diff.docs_removed == ["unlabelled"] and dict(report.diff.added) == {"ACTOR": 1}
+    assert [doc.id for doc in read_gold(tmp_path / "gold.jsonl")] == ["kept"]
+
+
 def test_emoji_before_a_span_in_code_points_and_in_utf16(connection, schema, title, tmp_path):
     text = "Talks 😀 resume. Hamas said 🇵🇸 flags flew over “Gaza”."
     studio.push(connection, [Article("emoji", text)], title=title, schema=schema)
