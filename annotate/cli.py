@@ -208,12 +208,14 @@ def push_cli(
 
     from annotate import studio
     from annotate.corpus import read_articles
+    from annotate.labels import instructions_html
 
     settings = _settings()
     schema = _schema()
     articles = read_articles(sources or [settings.seeds])
     title = project or settings.project
-    instructions = settings.guidelines.read_text(encoding="utf-8") if settings.guidelines.is_file() else ""
+    guide = settings.guidelines.read_text(encoding="utf-8") if settings.guidelines.is_file() else ""
+    instructions = instructions_html(guide) if guide else ""
     predictor = studio.load_predictor(predictions, schema) if predictions else None
     connection = studio.connect(root=settings.root)
     columns = (TextColumn("Importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -234,6 +236,8 @@ def push_cli(
         typer.echo(f"Created project {title!r} on {connection.url}")
     if report.config_updated:
         typer.echo(f"Updated the labeling config of {title!r} to the schema")
+    if report.instructions_updated:
+        typer.echo(f"Updated the instructions of {title!r} from {settings.guidelines.name}")
     typer.echo(f"{report.imported} article(s) imported, {report.already_present} already there")
     if report.with_predictions:
         typer.echo(f"{report.with_predictions} with predictions from {report.model_version}")

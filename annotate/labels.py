@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+from markdown_it import MarkdownIt
+
 from annotate.errors import SchemaError
 
 if sys.version_info >= (3, 11):
@@ -111,3 +113,12 @@ def labels_in_config(config_xml: str) -> list[str]:
 def spacy_labels(schema: Schema) -> list[str]:
     """Labels for spaCy's span categorizer, in schema order."""
     return schema.names
+
+
+def instructions_html(guidelines_markdown: str) -> str:
+    """The annotation guide as Label Studio shows it: HTML rendered from Markdown, raw HTML escaped.
+
+    Label Studio inserts project instructions as HTML, so Markdown sent as-is would show its ``#``
+    and ``|`` marks, and any ``<tag>`` quoted in the guide would be live markup.
+    """
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(guidelines_markdown)

@@ -47,6 +47,7 @@ class Project:
     id: int
     title: str
     label_config: str
+    instructions: str = ""
 
 
 class Studio:
@@ -141,7 +142,9 @@ class Studio:
         found = self._read(f"looking up project {title!r}", search)
         if len(found) > 1:
             raise StudioProjectError(f"{len(found)} projects are titled {title!r} on {self.url}; rename all but one")
-        return Project(found[0].id, found[0].title, found[0].label_config or "") if found else None
+        if not found:
+            return None
+        return Project(found[0].id, found[0].title, found[0].label_config or "", found[0].expert_instruction or "")
 
     def project(self, title: str) -> Project:
         found = self.find_project(title)
@@ -156,14 +159,25 @@ class Studio:
                 title=title, label_config=config, expert_instruction=instructions, show_instruction=bool(instructions)
             ),
         )
-        return Project(created.id, created.title, config)
+        return Project(created.id, created.title, config, instructions)
 
     def update_config(self, project: Project, config: str, instructions: str) -> Project:
         self._call(
             f"updating the labeling config of project {project.title!r}",
-            lambda: self._client.projects.update(id=project.id, label_config=config, expert_instruction=instructions),
+            lambda: self._client.projects.update(
+                id=project.id, label_config=config, expert_instruction=instructions, show_instruction=bool(instructions)
+            ),
         )
-        return Project(project.id, project.title, config)
+        return Project(project.id, project.title, config, instructions)
+
+    def update_instructions(self, project: Project, instructions: str) -> Project:
+        self._call(
+            f"updating the instructions of project {project.title!r}",
+            lambda: self._client.projects.update(
+                id=project.id, expert_instruction=instructions, show_instruction=bool(instructions)
+            ),
+        )
+        return Project(project.id, project.title, project.label_config, instructions)
 
     # --- tasks -----------------------------------------------------------------------------------
 
@@ -294,6 +308,7 @@ class PushReport:
     project: str
     created_project: bool = False
     config_updated: bool = False
+    instructions_updated: bool = False
     imported: int = 0
     already_present: int = 0
     text_changed: list[str] = field(default_factory=list)
@@ -364,6 +379,8 @@ def ensure_project(studio: Studio, title: str, schema: Schema, instructions: str
     if project is None:
         return studio.create_project(title, config, instructions), "created"
     if _same_config(project.label_config, config):
+        if project.instructions.strip() != instructions.strip():
+            return studio.update_instructions(project, instructions), "instructions updated"
         return project, ""
     dropped = set(labels_in_config(project.label_config)) - set(schema.names)
     if dropped and not force:
@@ -415,7 +432,12 @@ def push(
     ``progress(done, total)`` is called after each batch.
     """
     project, done = ensure_project(studio, title, schema, instructions, force)
-    report = PushReport(title, created_project=done == "created", config_updated=done == "config updated")
+    report = PushReport(
+        title,
+        created_project=done == "created",
+        config_updated=done == "config updated",
+        instructions_updated=done == "instructions updated",
+    )
     index = {} if report.created_project else studio.task_index(project)
     todo = _reconcile(articles, index, report)
     report.already_present = len(articles) - len(todo) - len(report.text_changed)

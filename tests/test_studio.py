@@ -18,7 +18,7 @@ from annotate import lsformat, server, studio
 from annotate.cli import app
 from annotate.corpus import read_articles, read_gold, read_pulled, write_gold
 from annotate.errors import PortBusyError, PullError, StudioAuthError, StudioProjectError, StudioUnreachable
-from annotate.labels import load_schema
+from annotate.labels import instructions_html, load_schema
 from annotate.records import AnnotatedDoc, Article, Span
 from annotate.settings import load_settings
 
@@ -63,30 +63,14 @@ def _task_ids(connection, title) -> dict[str, int]:
     return {doc_id: tasks[0][0] for doc_id, tasks in index.items()}
 
 
-def _gold_for_round_trip(settings, schema, tmp_path) -> Path:
-    """The project's gold when it exists; before it does, a small gold made from the seeds."""
-    if settings.gold.exists():
-        return settings.gold
-    docs = []
-    for article in read_articles([settings.seeds]):
-        words = article.text.split(" ")
-        first = Span.from_offsets(article.text, 0, len(words[0]), "ACTOR")
-        second_start = article.text.index(words[2], len(words[0]))
-        second = Span.from_offsets(article.text, second_start, second_start + len(words[2]), "FIGURE")
-        docs.append(AnnotatedDoc(article.id, article.text, (first, second)))
-    path = tmp_path / "made-gold.jsonl"
-    write_gold(path, docs)
-    return path
-
-
 def _content(docs):
     """What a round trip must keep exactly: id, text, its hash and every span."""
     return [(d.id, d.text, d.text_sha256, d.spans) for d in sorted(docs, key=lambda d: d.id)]
 
 
 def test_round_trip_pulled_gold_equals_the_gold(connection, settings, schema, title, tmp_path):
-    gold_path = _gold_for_round_trip(settings, schema, tmp_path)
-    gold = read_gold(gold_path)
+    gold = read_gold(settings.gold)
+    assert sum(len(d.spans) for d in gold) > 400, "the round trip runs on the project's whole gold"
     report = studio.push(connection, read_articles([settings.seeds]), title=title, schema=schema)
     assert report.created_project and report.imported == len(read_articles([settings.seeds]))
     tasks = _task_ids(connection, title)
@@ -118,6 +102,20 @@ def test_repush_adds_zero_tasks_and_reports_changed_text(connection, settings, s
     index = connection.task_index(connection.project(title))
     assert sorted(index) == sorted(a.id for a in articles)
     assert all(len(tasks) == 1 for tasks in index.values())
+
+
+def test_edited_guidelines_reach_the_project_as_rendered_html(connection, settings, schema, title):
+    articles = read_articles([settings.seeds])[:1]
+    first = studio.push(connection, articles, title=title, schema=schema, instructions=instructions_html("# v1"))
+    assert first.created_project and not first.instructions_updated
+    guide = "# Guide v2\n\n| label | hotkey |\n| --- | --- |\n| ACTOR | a |\n\nQuoted `<script>x</script>`\n"
+    second = studio.push(connection, articles, title=title, schema=schema, instructions=instructions_html(guide))
+    assert second.instructions_updated and not second.config_updated
+    stored = connection.project(title).instructions
+    assert "<h1>Guide v2</h1>" in stored and "<table>" in stored
+    assert "<script>" not in stored and "&lt;script&gt;" in stored
+    third = studio.push(connection, articles, title=title, schema=schema, instructions=instructions_html(guide))
+    assert not third.instructions_updated
 
 
 def test_server_killed_during_push_then_push_again_gives_every_article_once(local_studio, schema, title):
