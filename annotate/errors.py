@@ -28,3 +28,15 @@ class GoldError(AnnotateError):
 
 class SettingsError(AnnotateError):
     """Project settings in pyproject.toml are malformed."""
+
+
+class ConversionError(AnnotateError):
+    """Gold cannot be turned into spaCy Docs as asked (e.g. a span off token boundaries under --strict)."""
+
+
+class EvaluationError(AnnotateError):
+    """Gold and predictions cannot be compared: different articles, texts, or unknown labels."""
+
+
+class TrainingError(AnnotateError):
+    """A pipeline cannot be trained, loaded or applied: bad config, too little gold, missing model."""
