@@ -17,6 +17,7 @@ independent.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
@@ -54,10 +55,15 @@ class Score:
             "f1": self.f1,
             "support": self.support,
             "predicted": self.predicted,
-            "precision_ci": list(self.precision_ci),
-            "recall_ci": list(self.recall_ci),
-            "f1_ci": list(self.f1_ci),
+            "precision_ci": _interval(self.precision_ci),
+            "recall_ci": _interval(self.recall_ci),
+            "f1_ci": _interval(self.f1_ci),
         }
+
+
+def _interval(bounds: tuple[float, float]) -> list[float] | None:
+    """JSON has no NaN: an interval that was not computed is ``null``."""
+    return None if any(math.isnan(b) for b in bounds) else list(bounds)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,12 @@ def pipeline_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _one_line(exc: Exception) -> str:
+    """spaCy's and thinc's multi-line messages as one line (title plus the first details)."""
+    parts = [line.strip() for line in str(exc).splitlines() if line.strip() and not set(line.strip()) <= {"="}]
+    return "; ".join(parts[:4])
+
+
 def _config(config_path: Path, train_path: Path, dev_path: Path, seed: int, labels: Sequence[str], overrides: dict):
     if not Path(config_path).is_file():
         raise TrainingError(f"{config_path}: no such spaCy config")
@@ -71,7 +77,7 @@ def _config(config_path: Path, train_path: Path, dev_path: Path, seed: int, labe
             interpolate=False,
         )
     except Exception as exc:  # thinc raises ConfigValidationError / several parse errors
-        raise TrainingError(f"{config_path}: cannot read the config ({str(exc).strip().splitlines()[0]})") from None
+        raise TrainingError(f"{config_path}: cannot read the config ({_one_line(exc)})") from None
     if "spancat" in config["components"]:
         config["initialize"]["components"]["spancat"] = {"labels": list(labels)}
     return config
@@ -108,7 +114,7 @@ def train_pipeline(
             nlp = init_nlp(config)
             nlp, _ = train_loop(nlp, None, stdout=stream, stderr=stream)
         except (ValueError, KeyError) as exc:
-            raise TrainingError(f"{config_path}: training failed ({str(exc).strip().splitlines()[0]})") from None
+            raise TrainingError(f"{config_path}: training failed ({_one_line(exc)})") from None
     return nlp
 
 
