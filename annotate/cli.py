@@ -149,28 +149,37 @@ def _progress(message: str) -> None:
     console.print(f"[dim]{message}[/]")
 
 
-def _score_table(evaluations, title: str) -> Table:
-    """Per system and label: strict and partial P/R/F1, F1 with its 95% bootstrap interval."""
-    table = Table("system", "label", "support", "pred", title=title)
+def _score_tables(evaluations) -> list[Table]:
+    """One table per schema (strict, partial): P, R, F1 and F1's 95% bootstrap interval per system and label."""
+    from rich import box
+
+    tables = []
     for schema in ("strict", "partial"):
-        table.add_column(f"{schema} P", justify="right")
-        table.add_column(f"{schema} R", justify="right")
-        table.add_column(f"{schema} F1 [95% CI]", justify="right")
-    for system, result in evaluations.items():
-        for label, strict in result.scores["strict"].items():
-            cells = [system, label, str(strict.support), str(strict.predicted)]
-            for schema in ("strict", "partial"):
-                score = result.scores[schema][label]
+        table = Table("system", "label", "support", "pred", "P", "R", "F1", "F1 95% CI", title=schema, box=box.SIMPLE)
+        for system, result in evaluations.items():
+            for label, score in result.scores[schema].items():
                 low, high = score.f1_ci
-                interval = "" if low != low else f" [{low:.2f}, {high:.2f}]"
-                cells += [f"{score.precision:.2f}", f"{score.recall:.2f}", f"{score.f1:.2f}{interval}"]
-            table.add_row(*cells, style="bold" if label in ("micro", "macro") else None)
-        table.add_section()
-    return table
+                interval = "" if low != low else f"{low:.2f}–{high:.2f}"
+                table.add_row(
+                    system,
+                    label,
+                    str(score.support),
+                    str(score.predicted),
+                    f"{score.precision:.2f}",
+                    f"{score.recall:.2f}",
+                    f"{score.f1:.2f}",
+                    interval,
+                    style="bold" if label in ("micro", "macro") else None,
+                )
+            table.add_section()
+        tables.append(table)
+    return tables
 
 
 def _print_outcome(outcome, title: str) -> None:
-    console.print(_score_table(outcome.evaluations, title))
+    console.print(title, style="bold")
+    for table in _score_tables(outcome.evaluations):
+        console.print(table)
     for kind, path in outcome.files.items():
         console.print(f"{kind}: {path}")
 

@@ -1,8 +1,10 @@
 """The rule component: spaCy ``SpanRuler`` patterns kept in a data file (``guidelines/patterns.jsonl``).
 
 With five articles, rules carry much of the signal for FIGURE and ATTRIBUTION. The same patterns
-run alone (the baseline every model must beat) or after the trained ``spancat``, adding their
-spans to ``doc.spans["sc"]``. Patterns are data: edit the JSONL, no retraining needed.
+run alone (the baseline every model must beat) or after the trained ``spancat``. Combined, rules
+come first: a model span is kept unless a rule span of the same label overlaps it (the rules are
+the more precise of the two on the cross-validated gold, see docs/training.md). Patterns are
+data: edit the JSONL, no retraining needed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from annotate.convert import SPAN_KEY
 from annotate.errors import InputError
 
 RULER_NAME = "rules"
+RULES_KEY = "rules"
+MERGE_NAME = "annotate_merge_rules"
 FILTER_NAME = "annotate.longest_match_per_label.v1"
 
 
@@ -70,15 +74,28 @@ def make_longest_match_per_label():
     return longest_per_label
 
 
+@Language.component(MERGE_NAME)
+def merge_rules(doc):
+    """Rule spans first into ``doc.spans["sc"]``; a model span stays unless a same-label rule span overlaps it."""
+    rule_spans = list(doc.spans.get(RULES_KEY, []))
+    model_spans = [
+        span
+        for span in doc.spans.get(SPAN_KEY, [])
+        if not any(rule.label == span.label and rule.start < span.end and span.start < rule.end for rule in rule_spans)
+    ]
+    doc.spans[SPAN_KEY] = sorted(rule_spans + model_spans, key=lambda span: (span.start, span.end, span.label_))
+    return doc
+
+
 def add_rules(nlp: Language, patterns: list[dict]) -> Language:
-    """Append the rule component to ``nlp``: its spans join whatever is in ``doc.spans["sc"]``."""
+    """Append the rule component to ``nlp`` (a SpanRuler writing ``doc.spans["rules"]``, then the merge)."""
     ruler = nlp.add_pipe(
         "span_ruler",
         name=RULER_NAME,
         last=True,
         config={
-            "spans_key": SPAN_KEY,
-            "overwrite": False,
+            "spans_key": RULES_KEY,
+            "overwrite": True,
             "validate": True,
             "spans_filter": {"@misc": FILTER_NAME},
         },
@@ -87,6 +104,7 @@ def add_rules(nlp: Language, patterns: list[dict]) -> Language:
         ruler.add_patterns(patterns)
     except ValueError as exc:
         raise InputError(f"patterns: {str(exc).splitlines()[0]}") from None
+    nlp.add_pipe(MERGE_NAME, last=True)
     return nlp
 
 

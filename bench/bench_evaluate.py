@@ -21,10 +21,11 @@ WORD = "word "  # every span starts and ends on a 5-character token, so spaCy ca
 def synthetic(n_spans: int, seed: int = 0, spans_per_doc: int = 100) -> tuple[list[AnnotatedDoc], list[AnnotatedDoc]]:
     """Gold and predictions with ~n_spans spans in all: hits, shifted edges, wrong labels, misses, extras, nesting."""
     rng = random.Random(seed)
-    n_docs = max(1, n_spans // (2 * spans_per_doc))
     text = WORD * 2000
     gold, predicted = [], []
-    for number in range(n_docs):
+    total, number = 0, 0
+    while total < n_spans:
+        number += 1
         gold_spans, pred_spans = set(), set()
         for _ in range(spans_per_doc):
             first = rng.randrange(0, 1990)
@@ -44,6 +45,7 @@ def synthetic(n_spans: int, seed: int = 0, spans_per_doc: int = 100) -> tuple[li
                 pred_spans.add(Span(other, other + 4, rng.choice(LABELS), text[other : other + 4]))
         gold.append(AnnotatedDoc(f"doc{number}", text, tuple(gold_spans)))
         predicted.append(AnnotatedDoc(f"doc{number}", text, tuple(pred_spans)))
+        total += len(gold_spans) + len(pred_spans)
     return gold, predicted
 
 

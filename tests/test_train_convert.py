@@ -105,6 +105,19 @@ def test_rules_add_to_what_the_pipeline_already_found(patterns):
     assert found == {("DEMAND", "Hamas"), ("ACTOR", "Hamas"), ("ATTRIBUTION", "Hamas said")}
 
 
+def test_combined_rules_replace_an_overlapping_model_span_of_the_same_label(patterns):
+    @spacy.Language.component("test_short_figure")
+    def short_figure(doc):
+        doc.spans[SPAN_KEY] = [doc.char_span(11, 17, "FIGURE"), doc.char_span(0, 5, "ACTOR")]  # "57,000", "Hamas"
+        return doc
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("test_short_figure")
+    add_rules(nlp, patterns)
+    found = {(s.label, s.text) for s in spans_of(nlp("Hamas lost 57,000 people."))}
+    assert found == {("ACTOR", "Hamas"), ("FIGURE", "57,000 people")}
+
+
 def test_patterns_with_unknown_labels_are_refused(tmp_path):
     path = tmp_path / "patterns.jsonl"
     path.write_text('{"label": "PLACE", "pattern": "Gaza"}\n', encoding="utf-8")
