@@ -114,18 +114,22 @@ class _Encoded:
 
 
 def _encode(docs: Sequence[AnnotatedDoc], label_index: dict[str, int], what: str) -> _Encoded:
-    rows = []
+    """Spans as arrays (doc number, start, end, label number); a span listed twice counts once, as for spaCy."""
+    unknown = {span.label for doc in docs for span in doc.spans} - label_index.keys()
+    if unknown:
+        doc, span = next((d, s) for d in docs for s in d.spans if s.label in unknown)
+        known = sorted(label_index)
+        raise EvaluationError(f"{what} article {doc.id}: span {span.describe()} has a label outside {known}")
+    flat: list[int] = []
     for number, doc in enumerate(docs):
-        for span in doc.spans:
-            index = label_index.get(span.label)
-            if index is None:
-                raise EvaluationError(
-                    f"{what} article {doc.id}: span {span.describe()} has a label outside {sorted(label_index)}"
-                )
-            if not 0 <= span.start < span.end:
-                raise EvaluationError(f"{what} article {doc.id}: span {span.describe()} is empty or negative")
-            rows.append((number, span.start, span.end, index))
-    array = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        for start, end, label in dict.fromkeys((span.start, span.end, span.label) for span in doc.spans):
+            flat += (number, start, end, label_index[label])
+    array = np.array(flat, dtype=np.int64).reshape(-1, 4)
+    bad = np.flatnonzero((array[:, 1] < 0) | (array[:, 2] <= array[:, 1]))
+    if len(bad):
+        number, start, end, label = array[bad[0]].tolist()
+        span = Span(start, end, list(label_index)[label], docs[number].text[max(start, 0) : max(end, 0)])
+        raise EvaluationError(f"{what} article {docs[number].id}: span {span.describe()} is empty or negative")
     return _Encoded(array[:, 0], array[:, 1], array[:, 2], array[:, 3])
 
 
@@ -229,21 +233,32 @@ def _greedy_cluster(gold: list[tuple], pred: list[tuple], min_percent: float) ->
 
 
 def _greedy_counts(
-    gold: _Encoded, pred: _Encoded, gold_group: np.ndarray, pred_group: np.ndarray, n_groups: int, min_percent: float
+    gold: _Encoded,
+    pred: _Encoded,
+    gold_group: np.ndarray,
+    pred_group: np.ndarray,
+    n_groups: int,
+    min_percent: float,
+    pred_strict_hit: np.ndarray,
 ) -> np.ndarray:
-    """nervaluate's three schemas per group (a group is a doc, or a doc and one label): shape (groups, 3, 5)."""
+    """nervaluate's three schemas per group (a group is a doc, or a doc and one label): shape (groups, 3, 5).
+
+    ``pred_strict_hit`` marks predictions with a gold span of the same boundaries and label.
+    """
     n_gold = len(gold_group)
     group = np.concatenate([gold_group, pred_group])
     start = np.concatenate([gold.start, pred.start])
     end = np.concatenate([gold.end, pred.end])
     label = np.concatenate([gold.label, pred.label])
     is_pred = np.concatenate([np.zeros(n_gold, bool), np.ones(len(pred_group), bool)])
+    strict_miss = np.concatenate([np.zeros(n_gold, bool), ~pred_strict_hit])
     counts = np.zeros((n_groups, 3, 5), dtype=np.int64)
     if len(group) == 0:
         return counts
     # spans sorted by (group, start, end, label): the order nervaluate sees within a document
     order = np.lexsort((label, end, start, group))
     group, start, end, label, is_pred = group[order], start[order], end[order], label[order], is_pred[order]
+    strict_miss = strict_miss[order]
     width = int(end.max()) + 1
     reach = np.maximum.accumulate(group * width + end)
     new_cluster = np.ones(len(group), bool)
@@ -282,8 +297,20 @@ def _greedy_counts(
         counts[:, schema, _S] += apart
         counts[:, schema, _M] += apart
 
+    # crowded clusters where every prediction is strictly right: each takes its own gold span under
+    # all three schemas (an exact same-label match is taken before any other), the rest are missed
+    misses_in = np.bincount(cluster, weights=strict_miss, minlength=n_clusters)
+    busy = (golds_in > 0) & (preds_in > 0) & ~pair
+    all_right = busy & (misses_in == 0)
+    right_group = cluster_group[all_right]
+    counts[:, :, _C] += np.bincount(right_group, weights=preds_in[all_right], minlength=n_groups).astype(np.int64)[
+        :, None
+    ]
+    left_over = (golds_in - preds_in)[all_right]
+    counts[:, :, _M] += np.bincount(right_group, weights=left_over, minlength=n_groups).astype(np.int64)[:, None]
+
     # the rest: crowded clusters, matched by the greedy loop
-    crowded = np.flatnonzero((golds_in > 0) & (preds_in > 0) & ~pair)
+    crowded = np.flatnonzero(busy & ~all_right)
     if len(crowded):
         bounds = np.flatnonzero(new_cluster)
         stops = np.append(bounds[1:], len(group)).tolist()
@@ -338,7 +365,7 @@ def _match(
     strict, gold_hit, pred_hit = _strict_counts(gold_rows, pred_rows, n_docs, n_labels)
     counts[:, 0, :n_labels] = strict
     counts[:, 0, n_labels] = strict.sum(axis=1)
-    overall = _greedy_counts(gold_rows, pred_rows, gold_rows.doc, pred_rows.doc, n_docs, min_overlap_percent)
+    overall = _greedy_counts(gold_rows, pred_rows, gold_rows.doc, pred_rows.doc, n_docs, min_overlap_percent, pred_hit)
     counts[:, 1:, n_labels] = overall
     per_label = _greedy_counts(
         gold_rows,
@@ -347,6 +374,7 @@ def _match(
         pred_rows.doc * n_labels + pred_rows.label,
         n_docs * n_labels,
         min_overlap_percent,
+        pred_hit,
     )
     counts[:, 1:, :n_labels] = per_label.reshape(n_docs, n_labels, 3, 5).transpose(0, 2, 1, 3)
     return _Matching(counts, gold, predicted, gold_rows, pred_rows, gold_hit, pred_hit)

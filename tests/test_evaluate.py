@@ -210,3 +210,11 @@ def test_predictions_must_cover_the_gold_articles():
         evaluate(gold[:1], [AnnotatedDoc("a", TEXT, (Span(0, 5, "PLACE", "Hamas"),))], LABELS)
     with pytest.raises(EvaluationError, match="different text"):
         evaluate(gold[:1], [AnnotatedDoc("a", TEXT + ".", ())], LABELS)
+
+
+def test_a_span_listed_twice_counts_once_as_for_spacy():
+    twice = (FIGURE, Span(FIGURE.start, FIGURE.end, FIGURE.label, ""))
+    result = _one([FIGURE], twice)
+    for schema in ("strict", "exact", "partial", "type"):
+        assert result.scores[schema][MICRO].predicted == 1
+        assert result.scores[schema][MICRO].precision == 1.0
