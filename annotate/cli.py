@@ -288,11 +288,12 @@ def evaluate_cli(
 ) -> None:
     """Score a model or predictions against gold: strict/exact/partial/type, 95% CIs, confusions, errors."""
     from annotate.corpus import read_gold
+    from annotate.errors import InputError
     from annotate.experiment import evaluate_target
 
     settings = _settings()
     if not model_or_predictions.exists():
-        raise typer.BadParameter(f"{model_or_predictions}: no such model folder or predictions file")
+        raise InputError(f"{model_or_predictions}: no such model folder or predictions file")
     outcome = evaluate_target(
         model_or_predictions,
         read_gold(gold or settings.gold),

@@ -309,8 +309,70 @@ def _greedy_counts(
     left_over = (golds_in - preds_in)[all_right]
     counts[:, :, _M] += np.bincount(right_group, weights=left_over, minlength=n_groups).astype(np.int64)[:, None]
 
+    def add(kind_by_schema: dict[int, dict[int, np.ndarray]], groups: np.ndarray) -> None:
+        for schema, kinds in kind_by_schema.items():
+            for kind, weights in kinds.items():
+                counts[:, schema, kind] += np.bincount(groups, weights=weights, minlength=n_groups).astype(np.int64)
+
+    # one prediction, several gold spans: it takes the first gold span it may take (exact, partial)
+    # or a same-label one (type); only whether such a span exists decides the counts
+    lone_pred = busy & ~all_right & (preds_in == 1)
+    if lone_pred.any():
+        where_pred = np.full(n_clusters, -1)
+        members = np.flatnonzero(is_pred & lone_pred[cluster])
+        where_pred[cluster[members]] = members
+        golds = np.flatnonzero(~is_pred & lone_pred[cluster])
+        p, c = where_pred[cluster[golds]], cluster[golds]
+        bounds_equal = (start[golds] == start[p]) & (end[golds] == end[p])
+        enough = _sufficient(start[p], end[p], start[golds], end[golds], min_percent)
+        same = label[golds] == label[p]
+        any_exact = np.bincount(c, weights=bounds_equal, minlength=n_clusters)[lone_pred] > 0
+        any_enough = np.bincount(c, weights=enough, minlength=n_clusters)[lone_pred] > 0
+        any_same = np.bincount(c, weights=enough & same, minlength=n_clusters)[lone_pred] > 0
+        any_other = np.bincount(c, weights=enough & ~same, minlength=n_clusters)[lone_pred] > 0
+        n_golds = golds_in[lone_pred]
+        no_take = ~any_exact & ~any_enough
+        no_type = ~any_same & ~any_other
+        add(
+            {
+                0: {_C: any_exact, _I: ~any_exact & any_enough, _S: no_take, _M: n_golds - 1 + no_take},
+                1: {_C: any_exact, _P: ~any_exact & any_enough, _S: no_take, _M: n_golds - 1 + no_take},
+                2: {_C: any_same, _I: ~any_same & any_other, _S: no_type, _M: n_golds - 1 + no_type},
+            },
+            cluster_group[lone_pred],
+        )
+
+    # one gold span, several predictions: the first prediction that may take it does; the rest are spurious
+    lone_gold = busy & ~all_right & (golds_in == 1) & (preds_in > 1)
+    if lone_gold.any():
+        where_gold = np.full(n_clusters, -1)
+        members = np.flatnonzero(~is_pred & lone_gold[cluster])
+        where_gold[cluster[members]] = members
+        preds = np.flatnonzero(is_pred & lone_gold[cluster])
+        g, c = where_gold[cluster[preds]], cluster[preds]
+        enough = _sufficient(start[preds], end[preds], start[g], end[g], min_percent)
+        takers = preds[enough]
+        _, first = np.unique(c[enough], return_index=True)
+        taker = takers[first]
+        taken_by = np.full(n_clusters, -1)
+        taken_by[cluster[taker]] = taker
+        t = taken_by[lone_gold]
+        taken = t >= 0
+        gold_of = where_gold[lone_gold]
+        bounds_equal = taken & (start[t] == start[gold_of]) & (end[t] == end[gold_of])
+        same = taken & (label[t] == label[gold_of])
+        spurious = preds_in[lone_gold] - taken
+        add(
+            {
+                0: {_C: bounds_equal, _I: taken & ~bounds_equal, _S: spurious, _M: ~taken},
+                1: {_C: bounds_equal, _P: taken & ~bounds_equal, _S: spurious, _M: ~taken},
+                2: {_C: same, _I: taken & ~same, _S: spurious, _M: ~taken},
+            },
+            cluster_group[lone_gold],
+        )
+
     # the rest: crowded clusters, matched by the greedy loop
-    crowded = np.flatnonzero(busy & ~all_right)
+    crowded = np.flatnonzero(busy & ~all_right & ~lone_pred & ~lone_gold)
     if len(crowded):
         bounds = np.flatnonzero(new_cluster)
         stops = np.append(bounds[1:], len(group)).tolist()

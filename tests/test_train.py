@@ -171,3 +171,9 @@ def test_run_stops_on_bad_gold(tmp_path, project_root, monkeypatch):
     assert result.output.startswith("Error: 1 problem(s) in the gold; first: ")
     assert "edges are not on spaCy token boundaries" in result.output
     assert not (tmp_path / "reports").exists()
+
+
+def test_evaluate_command_names_a_missing_target(tmp_path):
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "nothing.jsonl")])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path / 'nothing.jsonl'}: no such model folder or predictions file\n"
