@@ -510,13 +510,18 @@ def score_counts(
 
 
 def _label_confusion(matching: _Matching, labels: list[str]) -> dict[str, dict[str, int]]:
-    table = [[0] * len(labels) for _ in labels]
+    table = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    # a strictly right prediction overlaps a gold span of its own label: the diagonal, no search needed
+    np.add.at(table, (matching.pred_rows.label[matching.pred_hit],) * 2, 1)
     gold_by_doc: dict[int, list[tuple[int, int, int]]] = {}
     for doc, start, end, label in zip(*(a.tolist() for a in vars(matching.gold_rows).values()), strict=True):
         gold_by_doc.setdefault(doc, []).append((start, end, label))
     longest = {doc: max(end - start for start, end, _ in spans) for doc, spans in gold_by_doc.items()}
     starts = {doc: [span[0] for span in spans] for doc, spans in gold_by_doc.items()}
-    for doc, start, end, label in zip(*(a.tolist() for a in vars(matching.pred_rows).values()), strict=True):
+    rows = matching.pred_rows
+    rest = ~matching.pred_hit
+    columns = (rows.doc[rest], rows.start[rest], rows.end[rest], rows.label[rest])
+    for doc, start, end, label in zip(*(column.tolist() for column in columns), strict=True):
         spans = gold_by_doc.get(doc)
         if not spans:
             continue
@@ -526,11 +531,11 @@ def _label_confusion(matching: _Matching, labels: list[str]) -> dict[str, dict[s
         if not touching:
             continue
         if any(g[2] == label for g in touching):
-            table[label][label] += 1
+            table[label, label] += 1
             continue
         best = max(touching, key=lambda g: (min(g[1], end) - max(g[0], start), -g[0]))
-        table[best[2]][label] += 1
-    return {gold_label: dict(zip(labels, row, strict=True)) for gold_label, row in zip(labels, table, strict=True)}
+        table[best[2], label] += 1
+    return {gold: dict(zip(labels, row.tolist(), strict=True)) for gold, row in zip(labels, table, strict=True)}
 
 
 def label_confusion(
@@ -546,19 +551,24 @@ def label_confusion(
 
 
 def _strict_errors(matching: _Matching, labels: list[str], context: int) -> list[SpanError]:
+    gold, pred = matching.gold_rows, matching.pred_rows
+    miss, wrong = ~matching.gold_hit, ~matching.pred_hit
+    doc = np.concatenate([gold.doc[miss], pred.doc[wrong]])
+    start = np.concatenate([gold.start[miss], pred.start[wrong]])
+    end = np.concatenate([gold.end[miss], pred.end[wrong]])
+    label = np.concatenate([gold.label[miss], pred.label[wrong]])
+    is_fp = np.concatenate([np.zeros(int(miss.sum()), bool), np.ones(int(wrong.sum()), bool)])
+    order = np.lexsort((is_fp, label, end, start, doc))
+    kinds = ("false negative", "false positive")
     found = []
-    for kind, rows, hit, docs in (
-        ("false negative", matching.gold_rows, matching.gold_hit, matching.gold),
-        ("false positive", matching.pred_rows, matching.pred_hit, matching.gold),
+    docs = matching.gold
+    for number, first, last, tag, fp in zip(
+        *(column[order].tolist() for column in (doc, start, end, label, is_fp)), strict=True
     ):
-        columns = (rows.doc[~hit], rows.start[~hit], rows.end[~hit], rows.label[~hit])
-        for doc, start, end, label in zip(*(column.tolist() for column in columns), strict=True):
-            text = docs[doc].text
-            span = Span(start, end, labels[label], text[start:end])
-            found.append(
-                SpanError(docs[doc].id, kind, span, text[max(0, start - context) : start], text[end : end + context])
-            )
-    found.sort(key=lambda e: (e.doc_id, e.span.start, e.span.end, e.kind))
+        text = docs[number].text
+        span = Span(first, last, labels[tag], text[first:last])
+        left, right = text[max(0, first - context) : first], text[last : last + context]
+        found.append(SpanError(docs[number].id, kinds[fp], span, left, right))
     return found
 
 
