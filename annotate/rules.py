@@ -10,6 +10,7 @@ data: edit the JSONL, no retraining needed.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ RULER_NAME = "rules"
 RULES_KEY = "rules"
 MERGE_NAME = "annotate_merge_rules"
 FILTER_NAME = "annotate.longest_match_per_label.v1"
+_SKIP = re.compile(r"/skip(\d+)$")  # a pattern id ending "/skipN": the first N tokens only locate the span
 
 
 def load_patterns(path: str | Path, labels: Iterable[str] | None = None) -> list[dict]:
@@ -57,12 +59,18 @@ def make_longest_match_per_label():
     """A SpanRuler filter: per label, the longest non-overlapping matches; spans already there stay.
 
     Patterns with optional tokens match several nested stretches; only the longest is a span.
-    Labels are filtered separately so an ACTOR inside an ATTRIBUTION survives.
+    Labels are filtered separately so an ACTOR inside an ATTRIBUTION survives. A pattern whose id
+    ends in ``/skipN`` matches a cue plus the span; its first N tokens are dropped.
     """
 
     def longest_per_label(existing: Iterable[SpacySpan], matches: Iterable[SpacySpan]) -> list[SpacySpan]:
         by_label: dict[str, list[SpacySpan]] = defaultdict(list)
         for match in matches:
+            skip = _SKIP.search(match.id_)
+            if skip:  # the cue is matched but not part of the span ("demanding" in "demanding a halt")
+                if len(match) <= int(skip.group(1)):
+                    continue
+                match = SpacySpan(match.doc, match.start + int(skip.group(1)), match.end, match.label_)
             by_label[match.label_].append(match)
         present = {(span.start, span.end, span.label_) for span in existing}
         kept = [span for spans in by_label.values() for span in filter_spans(spans)]

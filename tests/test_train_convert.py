@@ -92,6 +92,13 @@ def test_rules_alone_find_figures_and_attributions_with_nested_actors(patterns):
     assert ("FIGURE", "57,000 Palestinians") not in found  # only the longest match per label
 
 
+def test_demand_rules_leave_the_cue_out(patterns):
+    text = "Hamas is demanding a full halt to aggression. Talks go on."
+    found = {(s.label, s.text) for s in spans_of(rule_pipeline(patterns)(text))}
+    assert ("DEMAND", "a full halt to aggression") in found
+    assert not any(label == "DEMAND" and "demanding" in span for label, span in found)
+
+
 def test_rules_add_to_what_the_pipeline_already_found(patterns):
     @spacy.Language.component("test_fixed_span")
     def fixed_span(doc):
