@@ -30,6 +30,7 @@ from spacy.util import load_config
 from annotate.convert import docbin_bytes, to_spacy_docs, with_predictions
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
 from annotate.errors import TrainingError
+from annotate.evaluate import evaluate
 from annotate.records import AnnotatedDoc
 from annotate.rules import add_rules, rule_pipeline
 
@@ -173,8 +174,6 @@ def train(
     The scores in the meta file are on the training articles themselves (a fit check, not an
     estimate of quality); ``annotate cv`` gives held-out figures.
     """
-    from annotate.evaluate import evaluate
-
     output = Path(output)
     began = time.perf_counter()
     nlp = train_pipeline(gold, config_path, labels, seed=seed, lang=lang, overrides=overrides)
