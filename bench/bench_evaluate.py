@@ -86,9 +86,10 @@ def main() -> None:
     print(f"annotate.evaluate (4 schemas, per label, 1000 bootstrap, confusions, errors): {ours:.2f} s")
     print(f"annotate.evaluate without confusions/error list:                          {scores_only:.2f} s")
     print(f"baseline spaCy Scorer.score_spans (strict only), scaled from {sample} articles: {scaled:.2f} s")
-    print(
-        f"target < 5 s: {'met' if ours < 5 else 'NOT met'}; strict micro F1 {result.scores['strict']['micro'].f1:.4f}"
-    )
+    verdict = {True: "met", False: "NOT met"}
+    print(f"target < 5 s for the scores with intervals: {verdict[scores_only < 5]} ({scores_only:.2f} s)")
+    print(f"target < 5 s with confusions and {len(result.errors):,} error records: {verdict[ours < 5]} ({ours:.2f} s)")
+    print(f"strict micro F1 {result.scores['strict']['micro'].f1:.4f}")
 
 
 if __name__ == "__main__":
