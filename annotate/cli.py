@@ -134,6 +134,227 @@ def schema_show_cli() -> None:
     console.print(table)
 
 
+# --- agreement and adjudication (annotate/agreement.py, annotate/adjudicate.py) -----------------
+
+PulledFile = Annotated[
+    Path, typer.Argument(metavar="PULLED_FILE", help="Pulled annotations (JSONL written by `annotate pull`).")
+]
+ArticleSources = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--articles",
+        metavar="PATH",
+        help="Articles that were annotated: folder or .txt/.jsonl file, repeatable (default: seeds).",
+    ),
+]
+
+
+def _pulled_with_texts(pulled: Path, articles: Optional[list[Path]]):
+    """Read pulled annotations and the articles they were made on (default: seeds), then check them."""
+    from annotate.corpus import read_articles, read_pulled
+
+    return _checked_texts(read_pulled(pulled), read_articles(articles or [_settings().seeds]), str(pulled))
+
+
+def _checked_texts(annotations, articles, source: str):
+    """Annotations, their article texts and the schema; refuses changed or missing articles and bad spans."""
+    from annotate.agreement import pulled_texts
+
+    schema = _schema()
+    return annotations, pulled_texts(annotations, articles, schema.names, source), schema
+
+
+def _score(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+@app.command("agreement")
+def agreement_cli(
+    pulled: PulledFile,
+    articles: ArticleSources = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (figures and disagreements) instead of tables.")
+    ] = False,
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json-out", help="Also write the figures as JSON here (for the dataset card).")
+    ] = None,
+    show: Annotated[int, typer.Option(help="How many disagreements to list (all are in --json).")] = 50,
+) -> None:
+    """Inter-annotator agreement: span P/R/F1 (strict, partial), Cohen's kappa per pair, Krippendorff's alpha."""
+    from rich.markup import escape
+
+    from annotate.agreement import agreement
+    from annotate.convert import blank_pipeline
+    from annotate.corpus import atomic_write_text
+    from annotate.errors import AgreementError
+
+    annotations, texts, schema = _pulled_with_texts(pulled, articles)
+    report = agreement(annotations, texts, schema.names, blank_pipeline(_settings().lang))
+    if not report.pairs:
+        raise AgreementError(
+            f"{pulled}: no article has two or more annotators ({len(report.doc_annotators)} article(s), "
+            f"annotators: {', '.join(report.annotators) or 'none'}); agreement needs articles annotated by several"
+        )
+    if json_out is not None:
+        atomic_write_text(
+            json_out, json.dumps(report.to_dict(include_disagreements=False), indent=2, ensure_ascii=False) + "\n"
+        )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{report.shared_docs} article(s) with two or more annotators; the first of a pair is the reference")
+    for pair in report.pairs:
+        title = escape(f"{pair.first} vs {pair.second}: {len(pair.doc_ids)} article(s)")
+        table = Table(
+            "label",
+            *(f"{kind}\n{name}" for kind in ("strict", "partial") for name in ["P", "R", "F1"]),
+            "token\nkappa",
+            title=title,
+        )
+        rows = [(label, pair.strict[label], pair.partial[label], pair.kappa[label]) for label in report.labels]
+        rows.append(("overall", pair.strict_overall, pair.partial_overall, pair.mean_kappa))
+        for label, strict, partial, kappa in rows:
+            table.add_row(
+                label,
+                *(_score(v) for v in (strict.precision, strict.recall, strict.f1)),
+                *(_score(v) for v in (partial.precision, partial.recall, partial.f1)),
+                _score(kappa),
+                style="bold" if label == "overall" else None,
+            )
+        console.print(table)
+    alpha = Table("label", "Krippendorff's alpha", title=f"All annotators ({len(report.annotators)}), token level")
+    for label in report.labels:
+        alpha.add_row(label, _score(report.alpha[label]))
+    alpha.add_row("mean", _score(report.mean_alpha), style="bold")
+    console.print(alpha)
+    typer.echo(
+        f"{len(report.disagreements)} disagreement(s); {report.cancelled} cancelled and "
+        f"{report.superseded} superseded annotation(s) left out"
+    )
+    for disagreement in report.disagreements[:show]:
+        typer.echo(disagreement.describe())
+    if len(report.disagreements) > show:
+        typer.echo(f"… and {len(report.disagreements) - show} more (see --json)")
+    if json_out is not None:
+        typer.echo(f"Wrote {json_out}")
+
+
+@app.command("adjudicate")
+def adjudicate_cli(
+    pulled: PulledFile,
+    articles: ArticleSources = None,
+    min_agree: Annotated[int, typer.Option(help="Annotators that must mark a span identically for it to be gold.")] = 2,
+    out: Annotated[Optional[Path], typer.Option(help="Gold JSONL to write (default: the project's gold).")] = None,
+    conflicts_out: Annotated[
+        Optional[Path], typer.Option("--conflicts-out", help="Also write the conflicts as JSONL here.")
+    ] = None,
+    show: Annotated[int, typer.Option(help="How many conflicts to list.")] = 50,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite gold even if it holds articles this adjudication lacks.")
+    ] = False,
+) -> None:
+    """Merge annotations into gold: ground truth wins, else spans K annotators marked identically; list conflicts."""
+    from annotate.adjudicate import adjudicate
+    from annotate.corpus import atomic_write_text, read_gold, write_gold
+    from annotate.errors import AgreementError
+
+    annotations, texts, _ = _pulled_with_texts(pulled, articles)
+    result = adjudicate(annotations, texts, min_agree)
+    out = out or _settings().gold
+    if out.exists() and not replace:
+        kept = {doc.id for doc in result.gold}
+        lost = sorted(doc.id for doc in read_gold(out) if doc.id not in kept)
+        if lost:
+            raise AgreementError(
+                f"{out}: holds {len(lost)} article(s) this adjudication does not ({', '.join(lost[:5])}"
+                f"{', …' if len(lost) > 5 else ''}); write elsewhere with --out, or pass --replace"
+            )
+    if conflicts_out is not None:
+        lines = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in result.conflicts)
+        atomic_write_text(conflicts_out, lines)
+    write_gold(out, result.gold)
+    spans = sum(len(doc.spans) for doc in result.gold)
+    typer.echo(
+        f"Wrote {out}: {len(result.gold)} article(s), {spans} span(s); "
+        f"{len(result.from_ground_truth)} from ground truth, min-agree {result.min_agree} for the rest"
+    )
+    if result.undecided:
+        typer.echo(
+            f"Undecided (fewer than {result.min_agree} annotators, no ground truth; not in gold): "
+            + ", ".join(result.undecided)
+        )
+    typer.echo(f"{len(result.conflicts)} conflict(s)" + (f", written to {conflicts_out}" if conflicts_out else ""))
+    for conflict in result.conflicts[:show]:
+        typer.echo(conflict.describe())
+    if len(result.conflicts) > show:
+        typer.echo(f"… and {len(result.conflicts) - show} more (see --conflicts-out)")
+
+
+# --- publish: the gold as a Hugging Face dataset (issue 5) ---------------------------------------
+
+
+@app.command("publish")
+def publish_cli(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the dataset into (replaced if an earlier publish).")],
+    gold: Annotated[
+        Optional[Path], typer.Option(help="Gold JSONL file or folder (default: the project's gold).")
+    ] = None,
+    split_seed: Annotated[int, typer.Option(help="Seed for the document-level splits and folds.")] = 0,
+    no_text: Annotated[
+        bool, typer.Option("--no-text", help="Publish offsets, labels and text hashes only, no article text.")
+    ] = False,
+    agreement: Annotated[
+        Optional[Path],
+        typer.Option(help="JSON of agreement figures for the card (default: reports/agreement.json if present)."),
+    ] = None,
+    date: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Date for the card, YYYY-MM-DD (default: SOURCE_DATE_EPOCH, else the gold's git commit date)."
+        ),
+    ] = None,
+    license: Annotated[
+        str, typer.Option(help="Hub licence id for the annotations (the article texts stay their publishers').")
+    ] = "other",
+    push_to_hub_repo: Annotated[
+        Optional[str],
+        typer.Option(
+            "--push-to-hub", metavar="REPO_ID", help="Then upload to this Hub dataset repo (token from HF_TOKEN)."
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the Hub repo as private.")] = False,
+) -> None:
+    """Write the gold as a Hugging Face dataset: spans and tokens views as parquet, plus a dataset card."""
+    from annotate.convert import blank_pipeline
+    from annotate.publish import publish, push_to_hub
+
+    settings = _settings()
+    if agreement is None and (settings.reports / "agreement.json").is_file():
+        agreement = settings.reports / "agreement.json"
+    published = publish(
+        out_dir,
+        gold or settings.gold,
+        _schema(),
+        blank_pipeline(settings.lang),
+        split_seed=split_seed,
+        include_text=not no_text,
+        guidelines_path=settings.guidelines,
+        agreement_path=agreement,
+        date=date,
+        license=license,
+        pretty_name=settings.project,
+        language=settings.lang,
+    )
+    table = Table("split", "articles", "spans", title=f"Published {out_dir}")
+    for split, doc_ids in published.split_plan.splits.items():
+        table.add_row(split, str(len(doc_ids)), str(sum(published.span_counts[split].values())))
+    console.print(table)
+    typer.echo(f"{len(published.files)} files; gold sha256 {published.gold_sha256}; date {published.date}")
+    if push_to_hub_repo:
+        url = push_to_hub(out_dir, push_to_hub_repo, private=private)
+        typer.echo(f"Pushed to {url}")
+
+
 # --- train, cross-validate, evaluate, run (issue 4) ---------------------------------------------
 
 

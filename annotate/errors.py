@@ -30,6 +30,18 @@ class SettingsError(AnnotateError):
     """Project settings in pyproject.toml are malformed."""
 
 
+class AgreementError(AnnotateError):
+    """Pulled annotations cannot be compared or merged: a missing or changed article, a bad span, a bad setting."""
+
+
+class PublishError(AnnotateError):
+    """The dataset cannot be published: the output folder, the options or the data do not allow it."""
+
+
+class HubError(AnnotateError):
+    """Uploading to the Hugging Face Hub failed: no token, no network, or the Hub refused."""
+
+
 class ConversionError(AnnotateError):
     """Gold cannot be turned into spaCy Docs as asked (e.g. a span off token boundaries under --strict)."""
 

@@ -102,6 +102,20 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert os.listdir(tmp_path) == ["gold.jsonl"]
 
 
+def test_atomic_write_keeps_permissions_or_follows_the_umask(tmp_path):
+    fresh = tmp_path / "fresh.txt"
+    atomic_write_text(fresh, "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+    fresh.chmod(0o640)
+    atomic_write_text(fresh, "y")
+    assert fresh.stat().st_mode & 0o777 == 0o640
+    secret = tmp_path / "token"
+    atomic_write_text(secret, "s", mode=0o600)
+    assert secret.stat().st_mode & 0o777 == 0o600
+
+
 def test_write_gold_is_canonical_and_hash_is_stable(tmp_path):
     doc = AnnotatedDoc("b", "Hamas said", (Span(6, 10, "ATTRIBUTION", "said"), Span(0, 5, "ACTOR", "Hamas")))
     other = AnnotatedDoc("a", "x y", ())

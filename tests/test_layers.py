@@ -8,7 +8,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "annotate"
 
 # Only these modules may import these packages.
-OWNERS = {"label_studio_sdk": {"studio"}, "datasets": {"publish"}, "typer": {"cli"}}
+OWNERS = {
+    "label_studio_sdk": {"studio"},
+    "datasets": {"publish"},
+    "huggingface_hub": {"publish"},
+    "typer": {"cli"},
+}
 ENTRY_POINTS = {"cli", "__main__"}
 
 

@@ -1,0 +1,892 @@
+"""Publishing the gold set as a Hugging Face dataset: two views, document-level splits and a card.
+
+The only module that imports ``datasets``. People who reuse the data load it with
+``datasets.load_dataset(folder)`` and nothing of ours, so everything a reader needs (features,
+splits, label meanings, how the tag columns work, provenance) goes into the files themselves.
+
+- ``spans`` view: one row per article, its spans as a list of ``{start, end, label, text}``;
+  overlapping spans are kept as they are.
+- ``tokens`` view: spaCy tokens and BIO tags, one ``Sequence(ClassLabel)`` column per label.
+  BIO cannot hold two overlapping spans in one column, so each label gets its own column, and a
+  label whose spans overlap each other gets extra layer columns. No span is lost in either view.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import huggingface_hub
+import spacy
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from datasets.info import DatasetInfo, DatasetInfosDict
+from datasets.splits import SplitDict, SplitInfo
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData
+from spacy.language import Language
+from spacy.training import biluo_to_iob, iob_to_biluo, offsets_to_biluo_tags, tags_to_entities
+
+from annotate import __version__
+from annotate.corpus import gold_files, gold_sha256, read_gold
+from annotate.errors import GoldError, HubError, PublishError
+from annotate.gold import check_gold
+from annotate.labels import Schema
+from annotate.records import AnnotatedDoc, Span, text_sha256
+
+SPANS = "spans"
+TOKENS = "tokens"
+VIEWS = (SPANS, TOKENS)
+MIN_ARTICLES_FOR_TRAIN_SPLITS = 20
+MAX_FOLDS = 5
+CARD_MARKER = "<!-- Written by `annotate publish`. Regenerate it rather than editing it by hand. -->"
+_EMPTY_TAG = "O"
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which articles go in which split, and the cross-validation folds, for one seed."""
+
+    seed: int
+    splits: dict[str, list[str]]
+    folds: list[list[str]]
+    reason: str
+
+    def fold_train(self, index: int) -> list[str]:
+        return sorted(doc_id for number, fold in enumerate(self.folds) if number != index for doc_id in fold)
+
+
+def plan_splits(doc_ids: Iterable[str], seed: int = 0) -> SplitPlan:
+    """Document-level splits and folds: the same ids and seed always give the same plan.
+
+    Below :data:`MIN_ARTICLES_FOR_TRAIN_SPLITS` articles a held-out split of one or two articles
+    would measure which article was drawn more than the model, so every article goes in ``test``
+    and evaluation uses the folds (leave-one-article-out up to :data:`MAX_FOLDS` articles).
+    """
+    order = sorted(set(doc_ids))
+    random.Random(seed).shuffle(order)
+    count = len(order)
+    folds = [
+        sorted(order[index :: MAX_FOLDS if count > MAX_FOLDS else count]) for index in range(min(count, MAX_FOLDS))
+    ]
+    if count < 2:
+        folds = []
+    if count < MIN_ARTICLES_FOR_TRAIN_SPLITS:
+        reason = (
+            f"With {count} article{'s' if count != 1 else ''}, a train/validation/test split would hold out "
+            "one or two articles, "
+            "and scores on them would say more about which article was drawn than about a model. "
+            f"So all {count} are published as a single `test` split, and the cross-validation folds below "
+            "(each article is the test set of exactly one fold) are the honest way to train and evaluate. "
+            f"`annotate publish` switches to train/validation/test (80/10/10) from {MIN_ARTICLES_FOR_TRAIN_SPLITS} "
+            "articles on."
+        )
+        return SplitPlan(seed, {"test": sorted(order)}, folds, reason)
+    held_out = max(1, round(count * 0.1))
+    splits = {
+        "train": sorted(order[2 * held_out :]),
+        "validation": sorted(order[held_out : 2 * held_out]),
+        "test": sorted(order[:held_out]),
+    }
+    reason = (
+        f"{count} articles, shuffled with seed {seed} and split by article (never by sentence, so no article "
+        "contributes to two splits): about 80% train, 10% validation, 10% test."
+    )
+    return SplitPlan(seed, splits, folds, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two views
+
+
+def tag_column(label: str, layer: int) -> str:
+    """``actor_tags`` for a label's first layer, ``actor_tags_2`` for spans overlapping those, …"""
+    base = f"{label.lower()}_tags"
+    return base if layer == 0 else f"{base}_{layer + 1}"
+
+
+def tag_names(label: str) -> list[str]:
+    return [_EMPTY_TAG, f"B-{label}", f"I-{label}"]
+
+
+def span_layers(spans: Iterable[Span]) -> list[list[Span]]:
+    """Spans of one label dealt into as few layers as possible, none overlapping within a layer.
+
+    Sorted by start (longest first), each span goes into the first layer it fits; for intervals
+    this greedy deal needs exactly as many layers as the deepest overlap.
+    """
+    layers: list[list[Span]] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end, s.label)):
+        for layer in layers:
+            if layer[-1].end <= span.start:
+                layer.append(span)
+                break
+        else:
+            layers.append([span])
+    return layers
+
+
+def layer_counts(docs: Iterable[AnnotatedDoc], schema: Schema) -> dict[str, int]:
+    """How many tag columns each label needs across the corpus (at least one)."""
+    counts = dict.fromkeys(schema.names, 1)
+    for doc in docs:
+        for label in schema.names:
+            counts[label] = max(counts[label], len(span_layers(s for s in doc.spans if s.label == label)))
+    return counts
+
+
+def spans_features(schema: Schema, *, include_text: bool = True) -> Features:
+    span = {"start": Value("int32"), "end": Value("int32"), "label": ClassLabel(names=schema.names)}
+    if include_text:
+        span["text"] = Value("string")
+    columns = {"id": Value("string")}
+    if include_text:
+        columns["text"] = Value("string")
+    columns |= {
+        "text_sha256": Value("string"),
+        "annotator": Value("string"),
+        "source": Value("string"),
+        "spans": List(span),
+    }
+    return Features(columns)
+
+
+def tokens_features(schema: Schema, layers: dict[str, int], *, include_text: bool = True) -> Features:
+    columns = {"id": Value("string"), "text_sha256": Value("string")}
+    if include_text:
+        columns["tokens"] = List(Value("string"))
+    columns |= {"token_start": List(Value("int32")), "token_end": List(Value("int32"))}
+    for label in schema.names:
+        for layer in range(layers[label]):
+            columns[tag_column(label, layer)] = List(ClassLabel(names=tag_names(label)))
+    return Features(columns)
+
+
+def spans_row(doc: AnnotatedDoc, *, include_text: bool = True) -> dict:
+    spans = [span.to_dict() for span in doc.spans]
+    if not include_text:
+        spans = [{key: value for key, value in span.items() if key != "text"} for span in spans]
+    row = {"id": doc.id}
+    if include_text:
+        row["text"] = doc.text
+    row |= {"text_sha256": doc.text_sha256, "annotator": doc.annotator, "source": doc.source, "spans": spans}
+    return row
+
+
+def tokens_row(doc: AnnotatedDoc, nlp: Language, layers: dict[str, int], *, include_text: bool = True) -> dict:
+    """Tokens from ``nlp``'s tokenizer and BIO tags from spaCy's own ``offsets_to_biluo_tags``."""
+    tokens = nlp.make_doc(doc.text)
+    row: dict = {"id": doc.id, "text_sha256": doc.text_sha256}
+    if include_text:
+        row["tokens"] = [token.text for token in tokens]
+    row["token_start"] = [token.idx for token in tokens]
+    row["token_end"] = [token.idx + len(token) for token in tokens]
+    by_label: dict[str, list[Span]] = defaultdict(list)
+    for span in doc.spans:
+        by_label[span.label].append(span)
+    for label, needed in layers.items():
+        dealt = span_layers(by_label[label])
+        for layer in range(needed):
+            spans = dealt[layer] if layer < len(dealt) else []
+            biluo = offsets_to_biluo_tags(tokens, [(span.start, span.end, span.label) for span in spans])
+            if "-" in biluo:
+                span = next(s for s in spans if tokens.char_span(s.start, s.end) is None)
+                raise PublishError(
+                    f"{doc.id}: {span.describe()}: edges are not on spaCy token boundaries; run `annotate gold check`"
+                )
+            row[tag_column(label, layer)] = biluo_to_iob(biluo)
+    return row
+
+
+def build_views(
+    docs: Sequence[AnnotatedDoc],
+    schema: Schema,
+    nlp: Language,
+    plan: SplitPlan,
+    *,
+    include_text: bool = True,
+) -> dict[str, DatasetDict]:
+    """Both views as ``DatasetDict`` objects with one split per entry of ``plan.splits``."""
+    by_id = {doc.id: doc for doc in docs}
+    layers = layer_counts(docs, schema)
+    features = {
+        SPANS: spans_features(schema, include_text=include_text),
+        TOKENS: tokens_features(schema, layers, include_text=include_text),
+    }
+    views: dict[str, DatasetDict] = {}
+    for view in VIEWS:
+        splits = {}
+        for split, doc_ids in plan.splits.items():
+            if view == SPANS:
+                rows = [spans_row(by_id[doc_id], include_text=include_text) for doc_id in doc_ids]
+            else:
+                rows = [tokens_row(by_id[doc_id], nlp, layers, include_text=include_text) for doc_id in doc_ids]
+            splits[split] = Dataset.from_list(rows, features=features[view], split=datasets.NamedSplit(split))
+        views[view] = DatasetDict(splits)
+    return views
+
+
+def spans_from_spans_row(row: dict, features: Features, text: str | None = None) -> list[Span]:
+    """The gold spans of one ``spans`` row; ``text`` is the article, needed when published without text."""
+    text = row.get("text", text)
+    labels = features["spans"].feature["label"]
+    found = []
+    for span in row["spans"]:
+        start, end, label = span["start"], span["end"], labels.int2str(span["label"])
+        found.append(
+            Span(start, end, label, span["text"]) if "text" in span else Span.from_offsets(text, start, end, label)
+        )
+    return sorted(found)
+
+
+def spans_from_tokens_row(row: dict, features: Features, text: str) -> list[Span]:
+    """The gold spans of one ``tokens`` row, decoded with spaCy's ``iob_to_biluo``/``tags_to_entities``."""
+    found = []
+    for column, feature in features.items():
+        inner = getattr(feature, "feature", None)
+        if not isinstance(inner, ClassLabel):
+            continue
+        tags = [inner.int2str(tag) for tag in row[column]]
+        for label, first, last in tags_to_entities(iob_to_biluo(tags)):
+            found.append(Span.from_offsets(text, row["token_start"][first], row["token_end"][last], label))
+    return sorted(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataset card
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """Everything the card says that is not in the data itself."""
+
+    pretty_name: str
+    language: str
+    license: str
+    date: str
+    date_source: str
+    gold_name: str
+    gold_sha256: str
+    schema: Schema
+    split_plan: SplitPlan
+    include_text: bool
+    guidelines_text: str | None = None
+    guidelines_sha256: str = ""
+    agreement: dict | None = None
+    agreement_name: str = ""
+    layers: dict[str, int] = field(default_factory=dict)
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def size_category(count: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if count < limit:
+            return name
+    return "1M<n<10M"
+
+
+@dataclass(frozen=True)
+class GuidelineNotes:
+    """What the annotation guidelines say about one label: its rule headings and its examples."""
+
+    rules: list[str]
+    examples: str
+
+
+def guideline_notes(guidelines: str, label: str) -> GuidelineNotes | None:
+    """The section of the guidelines headed by ``label`` (``## 4. ACTOR``), or ``None`` if there is none.
+
+    Its sub-headings are the rules annotators follow (``A2 Extent: determiners and titles are in``);
+    its ``**Examples**`` paragraph quotes the articles.
+    """
+    lines = guidelines.splitlines()
+    heading = re.compile(rf"^(#+)\s+(?:\d+\.\s*)?{re.escape(label)}\s*$")
+    for index, line in enumerate(lines):
+        match = heading.match(line)
+        if not match:
+            continue
+        level = len(match.group(1))
+        section: list[str] = []
+        for following in lines[index + 1 :]:
+            deeper = re.match(r"^(#+)\s+(.*)$", following)
+            if deeper and len(deeper.group(1)) <= level:
+                break
+            section.append(following)
+        rules = [m.group(2).strip() for m in (re.match(r"^(#+)\s+(.*)$", ln) for ln in section) if m]
+        paragraphs = "\n".join(section).split("\n\n")
+        examples = next((p for p in paragraphs if p.lstrip().startswith("**Examples**")), "")
+        examples = re.sub(r"^\s*\*\*Examples\*\*[^:]*:\s*", "", examples).replace("\n", " ").strip()
+        return GuidelineNotes(rules, examples)
+    return None
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _flatten(figures: object, prefix: str = "") -> list[tuple[str, object]]:
+    if isinstance(figures, dict):
+        return [item for key, value in figures.items() for item in _flatten(value, f"{prefix}{key}.")]
+    if isinstance(figures, list):
+        return [item for index, value in enumerate(figures) for item in _flatten(value, f"{prefix}{index}.")]
+    return [(prefix.rstrip("."), round(figures, 3) if isinstance(figures, float) else figures)]
+
+
+def agreement_section(figures: dict | None, name: str = "") -> str:
+    """The card's agreement paragraph, from the JSON of ``annotate agreement --json-out`` when given.
+
+    Figures in that report's layout (``schema_version`` 1, docs/agreement.md) become tables of the
+    headline, per-label and per-pair scores; any other JSON object is shown as flattened keys.
+    """
+    if not figures:
+        return (
+            "No agreement figures were given when this card was written (`annotate agreement --json-out FILE` "
+            "writes them; pass the file with `annotate publish --agreement FILE`)."
+        )
+    if figures.get("schema_version") == 1 and isinstance(figures.get("summary"), dict):
+        return _agreement_v1(figures, name)
+    return f"Inter-annotator agreement, from `{name}`:\n\n" + _table(["figure", "value"], _flatten(figures))
+
+
+def _score(value: object) -> str:
+    return "undefined" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _agreement_v1(figures: dict, name: str) -> str:
+    summary = figures["summary"]
+    annotators = figures.get("annotators", [])
+    parts = [
+        f"Inter-annotator agreement (from `{name}`): {figures.get('documents_shared', '?')} article(s) annotated "
+        f"independently by two or more of {len(annotators)} annotators ({', '.join(annotators)}), "
+        f"{figures.get('tokens_shared', '?')} tokens. Span F1 is per pair of annotators, strict (same edges and "
+        "label) or partial (overlapping, same label); kappa and alpha are chance-corrected, per token and label "
+        "(docs/agreement.md in the toolkit says exactly what is counted).",
+        _table(
+            ["measure", "value"],
+            [
+                ("span F1, strict (mean over pairs)", _score(summary.get("strict_f1_mean"))),
+                ("span F1, partial (mean over pairs)", _score(summary.get("partial_f1_mean"))),
+                ("Cohen's kappa, tokens (mean over pairs and labels)", _score(summary.get("cohen_kappa_mean"))),
+                ("Krippendorff's alpha, tokens (mean over labels)", _score(summary.get("krippendorff_alpha_mean"))),
+            ],
+        ),
+    ]
+    alpha = (figures.get("krippendorff_alpha") or {}).get("per_label") or {}
+    if alpha:
+        parts.append(_table(["label", "Krippendorff's alpha"], [(label, _score(v)) for label, v in alpha.items()]))
+    pairs = figures.get("pairs") or []
+    if pairs:
+        parts.append(
+            _table(
+                ["annotators", "articles", "strict F1", "partial F1", "mean kappa"],
+                [
+                    (
+                        " vs ".join(pair.get("annotators", [])),
+                        pair.get("documents", "?"),
+                        _score(((pair.get("strict") or {}).get("overall") or {}).get("f1")),
+                        _score(((pair.get("partial") or {}).get("overall") or {}).get("f1")),
+                        _score((pair.get("cohen_kappa") or {}).get("mean")),
+                    )
+                    for pair in pairs
+                ],
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def card_metadata(facts: CardFacts, views: dict[str, DatasetDict], files: dict[str, dict[str, str]]) -> str:
+    """The YAML header the Hub reads: licence, language, configs with their data files, features."""
+    article_count = len({doc_id for ids in facts.split_plan.splits.values() for doc_id in ids})
+    data = DatasetCardData(
+        license=facts.license,
+        license_name="publishers-copyright-texts" if facts.license == "other" else None,
+        language=[facts.language],
+        pretty_name=facts.pretty_name,
+        task_categories=["token-classification"],
+        size_categories=[size_category(article_count)],
+        tags=["news", "span-categorization", "annotation"],
+    )
+    MetadataConfigs(
+        {
+            view: {
+                "data_files": [{"split": split, "path": path} for split, path in files[view].items()],
+                **({"default": True} if view == SPANS else {}),
+            }
+            for view in VIEWS
+        }
+    ).to_dataset_card_data(data)
+    infos = {}
+    for view in VIEWS:
+        splits = SplitDict()
+        for split, dataset in views[view].items():
+            splits.add(SplitInfo(name=split, num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
+        infos[view] = DatasetInfo(
+            features=next(iter(views[view].values())).features,
+            config_name=view,
+            splits=splits,
+            dataset_size=sum(split.num_bytes for split in splits.values()),
+        )
+    DatasetInfosDict(infos).to_dataset_card_data(data)
+    return data.to_yaml()
+
+
+def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
+    """The card's text: labels, views, splits and folds, counts, annotators, sources, provenance."""
+    schema, plan = facts.schema, facts.split_plan
+    by_id = {doc.id: doc for doc in docs}
+    names = schema.names
+    text_note = (
+        "This copy includes the article texts."
+        if facts.include_text
+        else "This copy was published with `--no-text`: it holds offsets, labels and text hashes only. "
+        "To use it, obtain each article from its source and check its SHA-256 against `text_sha256`."
+    )
+    parts = [
+        f"# {facts.pretty_name}",
+        CARD_MARKER,
+        f"Hand-annotated spans in {len(docs)} news article{'s' if len(docs) != 1 else ''} "
+        f"(language: `{facts.language}`), with {len(names)} labels: {', '.join(names)}. Spans may overlap, "
+        f"within a label and across labels. {text_note}",
+        "## Labels",
+        "Label meanings come from the project's label schema (`guidelines/labels.toml`); the label order "
+        "is the `ClassLabel` index order.",
+        _table(
+            ["index", "label", "meaning"], [(i, label.name, label.definition) for i, label in enumerate(schema.labels)]
+        ),
+    ]
+    if facts.guidelines_text is not None:
+        notes_lines = []
+        for name in names:
+            notes = guideline_notes(facts.guidelines_text, name)
+            if notes is None or not (notes.rules or (notes.examples and facts.include_text)):
+                continue
+            line = f"- **{name}**"
+            if notes.rules:
+                line += " — rules: " + "; ".join(notes.rules) + "."
+            if notes.examples and facts.include_text:
+                line += f" Examples: {notes.examples}"
+            notes_lines.append(line)
+        if notes_lines:
+            parts.append("The annotation guidelines decide each label's edges and hard cases with these rules:")
+            parts.append("\n".join(notes_lines))
+        if facts.include_text:
+            parts.append(
+                f"The full annotation guidelines are published with the data as `GUIDELINES.md` "
+                f"(SHA-256 `{facts.guidelines_sha256}`)."
+            )
+        else:
+            parts.append(
+                f"The annotation guidelines (SHA-256 `{facts.guidelines_sha256}`) quote the articles, so this "
+                "text-free copy does not include them."
+            )
+    span_columns = "`start`, `end`, `label`" + (", `text`" if facts.include_text else "")
+    tag_columns = [tag_column(name, layer) for name in names for layer in range(facts.layers.get(name, 1))]
+    extra_layers = [f"`{tag_column(name, layer)}`" for name in names for layer in range(1, facts.layers.get(name, 1))]
+    layer_note = (
+        f"This copy has extra layer columns ({', '.join(extra_layers)}): they hold the spans that overlap "
+        "another span of the same label."
+        if extra_layers
+        else "In this copy no two spans of the same label overlap, so each label needs one column."
+    )
+    parts += [
+        "## Two views (configurations)",
+        f"- **`{SPANS}`** (default): one row per article: `id`, "
+        + ("`text`, " if facts.include_text else "")
+        + f"`text_sha256`, `annotator`, `source`, and `spans`, a list of {{{span_columns}}} with `label` a "
+        "`ClassLabel`. Offsets are Python code-point offsets into `text`, `end` exclusive "
+        "(`text[start:end] == span.text`). Overlapping spans are kept as they are.",
+        f"- **`{TOKENS}`**: one row per article: `id`, `text_sha256`, "
+        + ("`tokens`, " if facts.include_text else "")
+        + "`token_start`, `token_end` (code-point offsets of each token) and BIO tag columns, each a "
+        f"`Sequence(ClassLabel)` over the tokens: {', '.join(f'`{c}`' for c in tag_columns)}. Tokens come from "
+        f'spaCy {spacy.__version__}\'s `spacy.blank("{facts.language}")` tokenizer; whitespace other than a '
+        "single space is its own token. BIO cannot hold two overlapping spans in one column, so every label "
+        "has its own column (an ACTOR inside an ATTRIBUTION shows in both). " + layer_note + " A span is a "
+        "`B-` tag and the `I-` tags after it; its character offsets are `token_start` of its first token and "
+        "`token_end` of its last. Both views hold exactly the same spans.",
+        "```python\nfrom datasets import load_dataset\n\n"
+        f'spans = load_dataset("PATH_OR_REPO")            # the {SPANS} view\n'
+        f'tokens = load_dataset("PATH_OR_REPO", "{TOKENS}")\n```',
+        "## Splits and folds",
+        plan.reason,
+        _table(
+            ["split", "articles"],
+            [(split, ", ".join(ids)) for split, ids in plan.splits.items()],
+        ),
+    ]
+    if plan.folds:
+        parts.append(
+            f"Cross-validation folds (document level, seed {plan.seed}): train on the other folds, test on this one."
+        )
+        parts.append(
+            _table(
+                ["fold", "test articles", "train articles"],
+                [
+                    (number, ", ".join(fold), ", ".join(plan.fold_train(number)))
+                    for number, fold in enumerate(plan.folds)
+                ],
+            )
+        )
+    counts = {
+        split: Counter(span.label for doc_id in ids for span in by_id[doc_id].spans)
+        for split, ids in plan.splits.items()
+    }
+    total = Counter(span.label for doc in docs for span in doc.spans)
+    parts += [
+        "## Counts",
+        "Spans per label and split:",
+        _table(
+            ["label", *plan.splits, "total"],
+            [(name, *(counts[split][name] for split in plan.splits), total[name]) for name in names]
+            + [("all", *(sum(counts[split].values()) for split in plan.splits), sum(total.values()))],
+        ),
+        "Spans per article:",
+        _table(
+            ["article", *names, "total"],
+            [
+                (doc.id, *(sum(1 for s in doc.spans if s.label == name) for name in names), len(doc.spans))
+                for doc in sorted(docs, key=lambda d: d.id)
+            ],
+        ),
+    ]
+    annotators = Counter(doc.annotator or "(not recorded)" for doc in docs)
+    parts += [
+        "## Annotators and agreement",
+        "The gold annotation of each article, and who made it:",
+        _table(["annotator", "articles"], sorted(annotators.items())),
+        agreement_section(facts.agreement, facts.agreement_name),
+        "## Sources and copyright",
+        "The articles are news reports published online by their publishers; each row's `source` says where "
+        "this article came from, as recorded with the gold:",
+        _table(
+            ["article", "source"],
+            [(doc.id, doc.source or "(not recorded)") for doc in sorted(docs, key=lambda d: d.id)],
+        ),
+        *(
+            []
+            if all(_is_url(doc.source) for doc in docs)
+            else [
+                "Where a source above is not a web address, the gold does not record the publisher or the "
+                "address the article was taken from; `text_sha256` identifies the exact text that was annotated."
+            ]
+        ),
+        "**The article texts remain the copyright of their publishers.** They are included only so that the "
+        "annotations can be read and checked; reuse of the texts themselves needs the publishers' permission. "
+        "The annotations (offsets and labels) are released under the licence in this card's header "
+        f"(`{facts.license}`). "
+        "`annotate publish --no-text` publishes offsets, labels and text hashes only.",
+        "## Provenance",
+        _table(
+            ["what", "value"],
+            [
+                ("gold file", f"`{facts.gold_name}`"),
+                ("gold SHA-256 (canonical JSONL)", f"`{facts.gold_sha256}`"),
+                ("label schema SHA-256", f"`{schema.sha256}`"),
+                ("toolkit", f"news-annotate {__version__} (`annotate publish`)"),
+                ("libraries", f"spaCy {spacy.__version__}, datasets {datasets.__version__}"),
+                ("split seed", plan.seed),
+                ("date", f"{facts.date} ({facts.date_source})"),
+            ],
+        ),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+
+
+@dataclass(frozen=True)
+class Published:
+    """What ``publish`` wrote: the folder, its files, and the numbers the CLI reports."""
+
+    out_dir: Path
+    files: list[str]
+    split_plan: SplitPlan
+    span_counts: dict[str, Counter]
+    gold_sha256: str
+    date: str
+    date_source: str
+
+
+def publication_date(gold_path: str | Path, given: str | None = None) -> tuple[str, str]:
+    """The card's date and where it came from, stable so that publishing twice gives the same bytes.
+
+    In order: ``given``; ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention); the date of
+    the last git commit of the gold when it is committed and unmodified; else the day the gold
+    file was last modified. Never the clock, which would change the card on every run.
+    """
+    if given:
+        try:
+            return dt.date.fromisoformat(given).isoformat(), "given with --date"
+        except ValueError:
+            raise PublishError(f"--date {given!r}: expected a date like 2025-07-01") from None
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            stamp = dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc)
+        except ValueError:
+            raise PublishError(f"SOURCE_DATE_EPOCH={epoch!r}: expected seconds since 1970") from None
+        return stamp.date().isoformat(), "SOURCE_DATE_EPOCH"
+    gold_path = Path(gold_path)
+    committed = _git_commit_date(gold_path)
+    if committed:
+        return committed, f"last git commit of {gold_path.name}"
+    newest = max(file.stat().st_mtime for file in gold_files(gold_path))
+    day = dt.datetime.fromtimestamp(newest, tz=dt.timezone.utc).date().isoformat()
+    return day, f"modification time of {gold_path.name}, which has uncommitted changes or is not in git"
+
+
+def _git_commit_date(path: Path) -> str:
+    folder = path if path.is_dir() else path.parent
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", path.name if path != folder else "."],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if status.returncode != 0 or status.stdout.strip():
+            return ""
+        log = subprocess.run(
+            ["git", "log", "-1", "--format=%cs", "--", path.name if path != folder else "."],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return log.stdout.strip() if log.returncode == 0 else ""
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.is_file():
+        raise PublishError(f"{out_dir}: is a file; give a folder to publish into")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        readme = out_dir / "README.md"
+        if not (readme.is_file() and CARD_MARKER in readme.read_text(encoding="utf-8", errors="replace")):
+            raise PublishError(
+                f"{out_dir}: folder is not empty and was not written by `annotate publish`; "
+                "choose a new or empty folder"
+            )
+
+
+def _read_agreement(path: Path) -> dict:
+    try:
+        figures = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PublishError(f"{path}: cannot read the agreement figures ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise PublishError(f"{path}: agreement figures are not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(figures, dict):
+        raise PublishError(f"{path}: agreement figures must be a JSON object")
+    return figures
+
+
+def publish(
+    out_dir: str | Path,
+    gold_path: str | Path,
+    schema: Schema,
+    nlp: Language,
+    *,
+    split_seed: int = 0,
+    include_text: bool = True,
+    guidelines_path: str | Path | None = None,
+    agreement_path: str | Path | None = None,
+    date: str | None = None,
+    license: str = "other",
+    pretty_name: str = "News spans",
+    language: str = "en",
+) -> Published:
+    """Check the gold, then write both views as parquet plus ``README.md`` into ``out_dir``.
+
+    Everything is written into a temporary folder beside ``out_dir`` and renamed into place at the
+    end, so a refused gold or a failure leaves ``out_dir`` as it was. An earlier output of this
+    function in ``out_dir`` is replaced; any other non-empty folder is refused.
+    """
+    out_dir = Path(out_dir)
+    gold_path = Path(gold_path)
+    _check_out_dir(out_dir)
+    problems = check_gold(gold_path, schema, nlp)
+    if problems:
+        raise GoldError(
+            f"{gold_path}: {len(problems)} problem(s), the first: {problems[0]}; "
+            "fix them (`annotate gold check` lists all) before publishing; nothing was written",
+            problems,
+        )
+    docs = sorted(read_gold(gold_path), key=lambda doc: doc.id)
+    if not docs:
+        raise PublishError(f"{gold_path}: the gold has no articles; nothing to publish")
+    day, day_source = publication_date(gold_path, date)
+    guidelines_text = None
+    if guidelines_path is not None and Path(guidelines_path).is_file():
+        guidelines_text = Path(guidelines_path).read_text(encoding="utf-8")
+    agreement = _read_agreement(Path(agreement_path)) if agreement_path is not None else None
+    plan = plan_splits((doc.id for doc in docs), split_seed)
+    views = build_views(docs, schema, nlp, plan, include_text=include_text)
+    facts = CardFacts(
+        pretty_name=pretty_name,
+        language=language,
+        license=license,
+        date=day,
+        date_source=day_source,
+        gold_name=gold_path.name,
+        gold_sha256=gold_sha256(docs),
+        schema=schema,
+        split_plan=plan,
+        include_text=include_text,
+        guidelines_text=guidelines_text,
+        guidelines_sha256=text_sha256(guidelines_text) if guidelines_text is not None else "",
+        agreement=agreement,
+        agreement_name=Path(agreement_path).name if agreement_path is not None else "",
+        layers=layer_counts(docs, schema),
+    )
+    files = {view: {split: f"{view}/{split}-00000-of-00001.parquet" for split in plan.splits} for view in VIEWS}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    staging.chmod(0o777 & ~_umask())
+    try:
+        for view in VIEWS:
+            for split, dataset in views[view].items():
+                target = staging / files[view][split]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with _no_progress_bars():
+                    dataset.to_parquet(str(target))
+        card = f"---\n{card_metadata(facts, views, files)}\n---\n\n{card_body(facts, docs)}"
+        (staging / "README.md").write_text(card, encoding="utf-8")
+        if guidelines_text is not None and include_text:
+            (staging / "GUIDELINES.md").write_text(guidelines_text, encoding="utf-8")
+        written = sorted(str(path.relative_to(staging)) for path in staging.rglob("*") if path.is_file())
+        _swap_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    span_counts = {
+        split: Counter(span.label for doc in docs if doc.id in ids for span in doc.spans)
+        for split, ids in plan.splits.items()
+    }
+    return Published(out_dir, written, plan, span_counts, facts.gold_sha256, day, day_source)
+
+
+def _umask() -> int:
+    """The process's umask (only readable by setting it), so the published folder gets normal permissions."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def _no_progress_bars():
+    """Silence ``datasets``' and the Hub client's progress bars: library code does not print."""
+    datasets_bars = datasets.is_progress_bar_enabled()
+    hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if datasets_bars:
+            datasets.enable_progress_bars()
+        if hub_bars:
+            huggingface_hub.utils.enable_progress_bars()
+
+
+def _swap_into_place(staging: Path, out_dir: Path) -> None:
+    """Rename the finished folder over ``out_dir``; an earlier output is moved aside, then removed."""
+    previous = None
+    if out_dir.exists():
+        previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+        previous.rmdir()
+        out_dir.rename(previous)
+    try:
+        staging.rename(out_dir)
+    except BaseException:
+        if previous is not None:
+            previous.rename(out_dir)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Hub
+
+
+def push_to_hub(out_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+    """Upload a published folder with ``datasets``' own ``push_to_hub``, then its card.
+
+    Each view is loaded back from ``out_dir`` exactly as a user would (``load_dataset``) and
+    pushed as its own configuration; the card written by :func:`publish` replaces the one
+    ``datasets`` generates. The token comes from ``token`` or ``HF_TOKEN`` and is never shown.
+    """
+    out_dir = Path(out_dir)
+    token = token or os.environ.get("HF_TOKEN", "")
+    if not token:
+        raise HubError(
+            "HF_TOKEN is not set: create a write token at https://huggingface.co/settings/tokens and export it"
+        )
+    card = out_dir / "README.md"
+    if not card.is_file():
+        raise HubError(f"{out_dir}: no README.md here; run `annotate publish {out_dir}` first")
+    endpoint = huggingface_hub.constants.ENDPOINT
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise HubError(
+            f"push to {repo_id}: HF_HUB_OFFLINE is set, so the Hub is not contacted; the local copy is complete"
+        )
+    try:
+        with _no_progress_bars():
+            for view in VIEWS:
+                dataset = datasets.load_dataset(str(out_dir), view)
+                dataset.push_to_hub(
+                    repo_id, config_name=view, data_dir=view, set_default=view == SPANS, private=private, token=token
+                )
+            DatasetCard(card.read_text(encoding="utf-8")).push_to_hub(repo_id, token=token, repo_type="dataset")
+    except Exception as exc:
+        raise HubError(_hub_failure(exc, repo_id, endpoint, token)) from None
+    return f"{endpoint}/datasets/{repo_id}"
+
+
+def _hub_failure(exc: Exception, repo_id: str, endpoint: str, token: str) -> str:
+    chain = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    names = " ".join(type(error).__name__ for error in chain)
+    if any(word in names for word in ("Connect", "Timeout", "Offline", "NetworkError", "gaierror")):
+        reason = f"cannot reach the Hugging Face Hub at {endpoint} (no network, or HF_HUB_OFFLINE is set)"
+    else:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):
+            reason = f"the Hub refused the token in HF_TOKEN (HTTP {status}); it needs write access to {repo_id}"
+        else:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = f"the Hub upload failed ({type(exc).__name__}: {message})"
+    reason = reason.replace(token, "***")
+    return f"push to {repo_id}: {reason}; the local copy is complete"
