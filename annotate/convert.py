@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, DocBin
 
+from annotate.errors import ConversionError
 from annotate.records import AnnotatedDoc, Span
 
 SPAN_KEY = "sc"
@@ -56,3 +57,72 @@ def _aligned(doc: Doc, span: Span, mode: str) -> Span | None:
     if aligned is None or aligned.start_char == aligned.end_char:
         return None
     return Span.from_offsets(doc.text, aligned.start_char, aligned.end_char, span.label)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One gold span that does not sit on token boundaries, and what the conversion did with it."""
+
+    doc_id: str
+    span: Span
+    action: str  # "expanded", "contracted" or "dropped"
+    result: Span | None
+
+    def __str__(self) -> str:
+        outcome = f" to {self.result.describe()}" if self.result is not None else ""
+        return f"{self.doc_id}: {self.span.describe()}: edges not on token boundaries; {self.action}{outcome}"
+
+
+def to_spacy_docs(
+    nlp: Language, docs: Iterable[AnnotatedDoc], *, strict: bool = False, alignment: str = "expand"
+) -> tuple[list[Doc], list[AuditEntry]]:
+    """Gold → spaCy Docs with every span in ``doc.spans[SPAN_KEY]`` (overlaps kept) and the audit.
+
+    A span off token boundaries is placed by spaCy's ``alignment`` mode ("expand" or "contract")
+    and listed in the audit; if that leaves nothing it is dropped (and listed). With ``strict``
+    any such span is an error instead. ``doc.user_data["id"]`` keeps the article id.
+    """
+    if alignment not in {"expand", "contract"}:
+        raise ConversionError(f"alignment must be 'expand' or 'contract', not {alignment!r}")
+    converted, audit = [], []
+    for annotated in docs:
+        doc = nlp.make_doc(annotated.text)
+        doc.user_data["id"] = annotated.id
+        spans, seen = [], set()
+        for span in annotated.spans:
+            placed = doc.char_span(span.start, span.end, label=span.label)
+            if placed is None:
+                if strict:
+                    raise ConversionError(
+                        f"article {annotated.id}: span {span.describe()} does not fall on spaCy token boundaries "
+                        f"(--strict); fix the span or convert without --strict to {alignment} it"
+                    )
+                placed = doc.char_span(span.start, span.end, label=span.label, alignment_mode=alignment)
+                if placed is None or len(placed) == 0:
+                    audit.append(AuditEntry(annotated.id, span, "dropped", None))
+                    continue
+                result = Span.from_offsets(doc.text, placed.start_char, placed.end_char, span.label)
+                audit.append(AuditEntry(annotated.id, span, f"{alignment}ed", result))
+            key = (placed.start, placed.end, span.label)
+            if key not in seen:
+                seen.add(key)
+                spans.append(placed)
+        doc.spans[SPAN_KEY] = spans
+        converted.append(doc)
+    return converted, audit
+
+
+def docbin_bytes(docs: Iterable[Doc]) -> bytes:
+    """A spaCy ``DocBin`` of these Docs (what ``spacy train`` reads as ``--paths.train``)."""
+    return DocBin(docs=docs, store_user_data=True).to_bytes()
+
+
+def spans_of(doc: Doc, key: str = SPAN_KEY) -> tuple[Span, ...]:
+    """The spans a pipeline put in ``doc.spans[key]`` as our records (duplicates removed, sorted)."""
+    found = {Span.from_offsets(doc.text, s.start_char, s.end_char, s.label_) for s in doc.spans.get(key, [])}
+    return tuple(sorted(found))
+
+
+def with_predictions(annotated: AnnotatedDoc, doc: Doc, source: str, key: str = SPAN_KEY) -> AnnotatedDoc:
+    """The article as a gold-format record whose spans are what the pipeline predicted."""
+    return AnnotatedDoc(annotated.id, annotated.text, spans_of(doc, key), annotator="", source=source)

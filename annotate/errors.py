@@ -75,3 +75,15 @@ class PublishError(AnnotateError):
 
 class HubError(AnnotateError):
     """Uploading to the Hugging Face Hub failed: no token, no network, or the Hub refused."""
+
+
+class ConversionError(AnnotateError):
+    """Gold cannot be turned into spaCy Docs as asked (e.g. a span off token boundaries under --strict)."""
+
+
+class EvaluationError(AnnotateError):
+    """Gold and predictions cannot be compared: different articles, texts, or unknown labels."""
+
+
+class TrainingError(AnnotateError):
+    """A pipeline cannot be trained, loaded or applied: bad config, too little gold, missing model."""

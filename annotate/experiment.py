@@ -1,0 +1,132 @@
+"""The main job and its parts as plain functions: check gold, cross-validate, evaluate, write reports.
+
+``annotate run``, ``annotate cv`` and ``annotate evaluate`` are thin wrappers over these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from annotate.convert import blank_pipeline
+from annotate.corpus import read_gold
+from annotate.errors import GoldError
+from annotate.evaluate import Evaluation, evaluate
+from annotate.gold import check_gold
+from annotate.labels import Schema
+from annotate.records import AnnotatedDoc
+from annotate.report import predictions_sha256, provenance, write_reports
+from annotate.rules import load_patterns
+from annotate.train import SYSTEMS, Progress, cross_validate, load_pipeline, pipeline_sha256, predict
+
+
+@dataclass
+class Outcome:
+    """What a job computed and where it wrote it."""
+
+    evaluations: dict[str, Evaluation]
+    files: dict[str, Path]
+    source: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def checked_gold(gold_path: str | Path, schema: Schema, lang: str = "en") -> list[AnnotatedDoc]:
+    """Read gold after ``annotate gold check`` finds nothing wrong; otherwise a GoldError naming the first problem."""
+    problems = check_gold(gold_path, schema, blank_pipeline(lang))
+    if problems:
+        raise GoldError(f"{len(problems)} problem(s) in the gold; first: {problems[0]}", problems)
+    return read_gold(gold_path)
+
+
+def cross_validation_report(
+    gold: Sequence[AnnotatedDoc],
+    reports: str | Path,
+    *,
+    schema: Schema,
+    config_path: str | Path,
+    patterns_path: str | Path,
+    folds: int | None = None,
+    seed: int = 0,
+    lang: str = "en",
+    bootstrap: int = 1000,
+    systems: Sequence[str] = SYSTEMS,
+    overrides: dict | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Cross-validate rules, model and both; evaluate the pooled predictions; write reports and predictions."""
+    began = time.perf_counter()
+    patterns = load_patterns(patterns_path, schema.names)
+    result = cross_validate(
+        gold,
+        config_path=config_path,
+        patterns=patterns,
+        labels=schema.names,
+        folds=folds,
+        seed=seed,
+        lang=lang,
+        systems=systems,
+        overrides=overrides,
+        progress=progress,
+    )
+    if progress:
+        progress("evaluating pooled predictions")
+    evaluations = {
+        system: evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)
+        for system, predicted in result.predictions.items()
+    }
+    seconds = {**result.seconds, "total": time.perf_counter() - began}
+    source = provenance(
+        gold,
+        schema_sha256=schema.sha256,
+        config=str(config_path),
+        config_sha256=_file_sha256(config_path),
+        patterns=str(patterns_path),
+        patterns_sha256=_file_sha256(patterns_path),
+        model="trained per fold from the config (no single model file)",
+        seed=seed,
+        overrides=overrides or {},
+        folds=result.folds,
+        predictions_sha256={system: predictions_sha256(docs) for system, docs in result.predictions.items()},
+        seconds={name: round(value, 1) for name, value in seconds.items()},
+    )
+    files = write_reports(
+        reports,
+        evaluations,
+        source,
+        title=f"Cross-validated evaluation ({len(result.folds)} folds by article)",
+        predictions=result.predictions,
+    )
+    return Outcome(evaluations, files, source, seconds)
+
+
+def evaluate_target(
+    target: str | Path,
+    gold: Sequence[AnnotatedDoc],
+    reports: str | Path,
+    *,
+    schema: Schema,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> Outcome:
+    """Evaluate a saved pipeline (a folder) or predictions in gold format (a JSONL file) against gold."""
+    target = Path(target)
+    began = time.perf_counter()
+    if target.is_dir():
+        predicted = predict(load_pipeline(target), list(gold), f"model {target}")
+        identity = {"model": str(target), "model_sha256": pipeline_sha256(target)}
+        name = "model"
+    else:
+        predicted = read_gold(target)
+        identity = {"predictions": str(target), "predictions_sha256": _file_sha256(target)}
+        name = "predictions"
+    evaluation = evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)
+    source = provenance(gold, schema_sha256=schema.sha256, **identity, seed=seed)
+    files = write_reports(reports, {name: evaluation}, source, title=f"Evaluation of {target.name}")
+    return Outcome({name: evaluation}, files, source, {"total": time.perf_counter() - began})

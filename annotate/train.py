@@ -1,0 +1,279 @@
+"""Training the span pipeline from gold with spaCy's own config and loop, predicting, cross-validation.
+
+Training goes through exactly what ``python -m spacy train`` runs (``init_nlp`` + the training
+loop) on DocBins written from the gold, so the committed ``configs/spancat.cfg`` is the single
+description of the model. The rule component (:mod:`annotate.rules`) is added at prediction time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from random import Random
+
+import spacy
+from spacy.language import Language
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import train as train_loop
+from spacy.util import load_config
+
+from annotate.convert import docbin_bytes, to_spacy_docs, with_predictions
+from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
+from annotate.errors import TrainingError
+from annotate.evaluate import evaluate
+from annotate.records import AnnotatedDoc
+from annotate.rules import add_rules, rule_pipeline
+
+SYSTEMS = ("rules", "model", "both")
+META_FILE = "annotate_meta.json"
+Progress = Callable[[str], None]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide what a model predicts and how it is scored, for provenance."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("spacy", "thinc", "numpy", "nervaluate", "news-annotate"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def pipeline_sha256(path: str | Path) -> str:
+    """A hash of a saved pipeline's files (names and bytes), our meta file excluded."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != META_FILE):
+        digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _one_line(exc: Exception) -> str:
+    """spaCy's and thinc's multi-line messages as one line (title plus the first details)."""
+    parts = [line.strip() for line in str(exc).splitlines() if line.strip() and not set(line.strip()) <= {"="}]
+    return "; ".join(parts[:4])
+
+
+def _config(config_path: Path, train_path: Path, dev_path: Path, seed: int, labels: Sequence[str], overrides: dict):
+    if not Path(config_path).is_file():
+        raise TrainingError(f"{config_path}: no such spaCy config")
+    try:
+        config = load_config(
+            config_path,
+            overrides={"paths.train": str(train_path), "paths.dev": str(dev_path), "system.seed": seed, **overrides},
+            interpolate=False,
+        )
+    except Exception as exc:  # thinc raises ConfigValidationError / several parse errors
+        raise TrainingError(f"{config_path}: cannot read the config ({_one_line(exc)})") from None
+    if "spancat" in config["components"]:
+        config["initialize"]["components"]["spancat"] = {"labels": list(labels)}
+    return config
+
+
+def train_pipeline(
+    train_docs: Sequence[AnnotatedDoc],
+    config_path: str | Path,
+    labels: Sequence[str],
+    *,
+    seed: int = 0,
+    lang: str = "en",
+    overrides: dict | None = None,
+    log: io.TextIOBase | None = None,
+) -> Language:
+    """Train in memory on these articles; deterministic for a seed.
+
+    There is no dev set to select on (cross-validation holds the only unseen article out), so
+    the config fixes the number of steps and spaCy's dev scores are computed on the training
+    data, for the log only. The returned pipeline is the one after the last step.
+    """
+    if not train_docs:
+        raise TrainingError("no articles to train on")
+    nlp = spacy.blank(lang)
+    docs, _ = to_spacy_docs(nlp, train_docs)
+    if not any(len(doc.spans["sc"]) for doc in docs):
+        raise TrainingError("the training articles have no spans")
+    stream = log if log is not None else io.StringIO()
+    with tempfile.TemporaryDirectory(prefix="annotate-train-") as folder:
+        train_path = Path(folder) / "train.spacy"
+        atomic_write_bytes(train_path, docbin_bytes(docs))
+        config = _config(Path(config_path), train_path, train_path, seed, labels, overrides or {})
+        try:
+            nlp = init_nlp(config)
+            nlp, _ = train_loop(nlp, None, stdout=stream, stderr=stream)
+        except (ValueError, KeyError) as exc:
+            raise TrainingError(f"{config_path}: training failed ({_one_line(exc)})") from None
+    return nlp
+
+
+def predict(nlp: Language, docs: Sequence[AnnotatedDoc], source: str) -> list[AnnotatedDoc]:
+    """Run a pipeline over gold articles; the result is in gold format with the predicted spans."""
+    return [
+        with_predictions(annotated, parsed, source)
+        for annotated, parsed in zip(docs, nlp.pipe(doc.text for doc in docs), strict=True)
+    ]
+
+
+def load_pipeline(path: str | Path) -> Language:
+    """A pipeline saved by :func:`train` (or any spaCy pipeline folder)."""
+    path = Path(path)
+    if not (path / "config.cfg").is_file():
+        raise TrainingError(f"{path}: not a saved spaCy pipeline (no config.cfg); run `annotate train` first")
+    return spacy.load(path)
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    meta: dict
+
+
+def _save_pipeline(nlp: Language, output: Path) -> None:
+    """Save next to ``output`` and swap it in, so a failed save never leaves half a model."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        nlp.to_disk(staging)
+        previous = output.with_name(f".{output.name}.previous")
+        if output.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(output, previous)
+        os.replace(staging, output)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def train(
+    gold: Sequence[AnnotatedDoc],
+    output: str | Path,
+    *,
+    config_path: str | Path,
+    labels: Sequence[str],
+    schema_sha256: str,
+    seed: int = 0,
+    lang: str = "en",
+    overrides: dict | None = None,
+) -> TrainResult:
+    """Train on all of ``gold`` and save the pipeline plus ``annotate_meta.json`` (provenance, scores).
+
+    The scores in the meta file are on the training articles themselves (a fit check, not an
+    estimate of quality); ``annotate cv`` gives held-out figures.
+    """
+    output = Path(output)
+    began = time.perf_counter()
+    nlp = train_pipeline(gold, config_path, labels, seed=seed, lang=lang, overrides=overrides)
+    seconds = time.perf_counter() - began
+    fit = evaluate(gold, predict(nlp, gold, "model"), labels, bootstrap=0, with_errors=False)
+    provenance = {
+        "gold_sha256": gold_sha256(gold),
+        "schema_sha256": schema_sha256,
+        "config": str(config_path),
+        "config_sha256": hashlib.sha256(Path(config_path).read_bytes()).hexdigest(),
+        "seed": seed,
+        "articles": [doc.id for doc in gold],
+        "spans": sum(len(doc.spans) for doc in gold),
+        "versions": library_versions(),
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "train_seconds": round(seconds, 1),
+    }
+    nlp.meta["annotate"] = provenance
+    _save_pipeline(nlp, output)
+    meta = {
+        **provenance,
+        "model_sha256": pipeline_sha256(output),
+        "scores_on_training_data": {
+            schema: {name: score.to_dict() for name, score in per.items()}
+            for schema, per in fit.scores.items()
+            if schema in ("strict", "partial")
+        },
+    }
+    atomic_write_text(output / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    return TrainResult(output, meta)
+
+
+def article_folds(doc_ids: Sequence[str], folds: int | None = None, seed: int = 0) -> list[list[str]]:
+    """Leave-one-article-out when ``folds`` is None or ≥ the number of articles, else K folds by article."""
+    ids = sorted(doc_ids)
+    if len(ids) < 2:
+        raise TrainingError(f"cross-validation needs at least 2 articles, the gold has {len(ids)}")
+    if folds is not None and folds < 2:
+        raise TrainingError(f"--folds must be at least 2, not {folds}")
+    if folds is None or folds >= len(ids):
+        return [[doc_id] for doc_id in ids]
+    shuffled = ids[:]
+    Random(seed).shuffle(shuffled)
+    return [sorted(shuffled[k::folds]) for k in range(folds)]
+
+
+@dataclass
+class CrossValidation:
+    """Pooled held-out predictions of every system, in gold order, and how the folds were made."""
+
+    folds: list[list[str]]
+    predictions: dict[str, list[AnnotatedDoc]]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def cross_validate(
+    gold: Sequence[AnnotatedDoc],
+    *,
+    config_path: str | Path,
+    patterns: list[dict],
+    labels: Sequence[str],
+    folds: int | None = None,
+    seed: int = 0,
+    lang: str = "en",
+    systems: Sequence[str] = SYSTEMS,
+    overrides: dict | None = None,
+    progress: Progress | None = None,
+) -> CrossValidation:
+    """Train one model per fold, predict its held-out articles with each system, pool the predictions.
+
+    ``rules`` needs no training; ``model`` is the fold's trained pipeline; ``both`` is that
+    pipeline with the rule component after it.
+    """
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        raise TrainingError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    report = progress or (lambda message: None)
+    by_id = {doc.id: doc for doc in gold}
+    plan = article_folds(list(by_id), folds, seed)
+    pooled: dict[str, dict[str, AnnotatedDoc]] = {system: {} for system in systems}
+    seconds: dict[str, float] = {}
+    if "rules" in systems:
+        began = time.perf_counter()
+        pooled["rules"] = {doc.id: doc for doc in predict(rule_pipeline(patterns, lang), list(gold), "rules")}
+        seconds["rules"] = time.perf_counter() - began
+    if {"model", "both"} & set(systems):
+        for number, held_out in enumerate(plan, start=1):
+            report(f"fold {number}/{len(plan)}: training without {', '.join(held_out)}")
+            began = time.perf_counter()
+            train_docs = [doc for doc in gold if doc.id not in held_out]
+            test_docs = [by_id[doc_id] for doc_id in held_out]
+            nlp = train_pipeline(train_docs, config_path, labels, seed=seed, lang=lang, overrides=overrides)
+            if "model" in systems:
+                pooled["model"].update((doc.id, doc) for doc in predict(nlp, test_docs, f"model fold {number}"))
+            if "both" in systems:
+                combined = add_rules(nlp, patterns)
+                pooled["both"].update((doc.id, doc) for doc in predict(combined, test_docs, f"both fold {number}"))
+            seconds[f"fold {number}"] = time.perf_counter() - began
+    return CrossValidation(
+        folds=plan,
+        predictions={system: [pooled[system][doc.id] for doc in gold] for system in systems},
+        seconds=seconds,
+    )
