@@ -25,7 +25,7 @@ run: $(VENV)/.installed-core  ## train and evaluate on gold/, print the P/R/F ta
 	$(BIN)/annotate run
 
 test: $(VENV)/.installed-test  ## run the test suite (starts a real Label Studio on 127.0.0.1)
-	$(BIN)/python -m pytest
+	ANNOTATE_REQUIRE_STUDIO=1 $(BIN)/python -m pytest
 
 studio: $(VENV)/.installed-studio  ## start the local Label Studio for annotators
 	$(BIN)/annotate studio up
