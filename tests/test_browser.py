@@ -18,6 +18,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from annotate import lsformat, server
 from annotate.cli import app
 from annotate.corpus import read_articles, read_gold
 from annotate.errors import StudioServerError
-from annotate.labels import load_schema
+from annotate.labels import instructions_html, load_schema
 from annotate.records import Span
 from annotate.settings import load_settings
 
@@ -291,6 +292,18 @@ def _shows_words_of(shown: str, source: str) -> bool:
     return " ".join(_words(source)) in " ".join(_words(shown))
 
 
+class _TextOf(HTMLParser):
+    """The text of an HTML fragment, as a browser would show it (list numbers aside)."""
+
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.feed(fragment)
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
 def _write_article(folder: Path, doc_id: str, text: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{doc_id}.txt").write_text(text, encoding="utf-8")
@@ -332,9 +345,11 @@ def test_label_a_seed_by_hotkey_and_mouse_drag_then_pull(workspace, annotator, a
         ".lsf-modal-ls_visible", has=page.locator(".lsf-modal-ls__title", has_text="Instructions")
     )
     instructions.wait_for(state="visible")
-    guidelines = repo_settings.guidelines.read_text(encoding="utf-8")
+    rendered = instructions_html(repo_settings.guidelines.read_text(encoding="utf-8"))
     shown = instructions.locator(".lsf-modal-ls__body").inner_text()
-    assert _shows_words_of(shown, guidelines), "the instructions shown are not the guidelines"
+    assert _shows_words_of(shown, " ".join(_TextOf(rendered).parts)), "the instructions shown are not the guidelines"
+    assert instructions.locator(".lsf-modal-ls__body h1").count() == 1, "the guide is not rendered from Markdown"
+    assert "**" not in shown and "| ---" not in shown
     instructions.get_by_role("button", name="Close modal").click()
     instructions.wait_for(state="hidden")
 
