@@ -206,7 +206,7 @@ class Studio:
         """Make the labeling stream pre-annotate tasks with this model version's predictions.
 
         Label Studio hands annotators only the predictions of the project's ``model_version`` once
-        it is set (an import of predictions sets it when it is empty).
+        it is set (importing tasks with predictions sets it when it is empty, as ``push`` does).
         """
         self._call(
             f"choosing the predictions shown in project {project.title!r}",
