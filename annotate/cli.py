@@ -335,13 +335,15 @@ def pull_cli(
 PulledFile = Annotated[
     Optional[Path],
     typer.Argument(
-        metavar="[PULLED_FILE]", help="Pulled annotations (JSONL written by `annotate pull`); or use --project."
+        metavar="PULLED_FILE", help="Pulled annotations (JSONL written by `annotate pull`); or use --project."
     ),
 ]
 FromProject = Annotated[
     Optional[str],
     typer.Option(
-        "--project", metavar="NAME", help="Read every annotation straight from this Label Studio project instead."
+        "--project",
+        metavar="NAME",
+        help="Read every annotation straight from this Label Studio project instead of a PULLED_FILE.",
     ),
 ]
 ArticleSources = Annotated[
