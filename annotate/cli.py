@@ -201,6 +201,14 @@ def push_cli(
         Optional[Path], typer.Option("--predictions", help="Saved spaCy model whose spans become predictions.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Update the config even if it drops labels annotations use.")] = False,
+    annotators_per_task: Annotated[
+        Optional[int],
+        typer.Option(
+            "--annotators-per-task",
+            metavar="N",
+            help="Annotations that finish a task (Label Studio's maximum_annotations); N > 1 to measure agreement.",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Tasks per import request.")] = 5000,
 ) -> None:
     """Put articles into a Label Studio project, each exactly once (safe to re-run after a crash)."""
@@ -229,6 +237,7 @@ def push_cli(
             instructions=instructions,
             predictor=predictor,
             force=force,
+            annotators_per_task=annotators_per_task,
             batch_size=batch_size,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
@@ -238,6 +247,8 @@ def push_cli(
         typer.echo(f"Updated the labeling config of {title!r} to the schema")
     if report.instructions_updated:
         typer.echo(f"Updated the instructions of {title!r} from {settings.guidelines.name}")
+    if report.annotators_per_task_updated:
+        typer.echo(f"Each task of {title!r} now goes to {report.annotators_per_task} annotator(s)")
     typer.echo(f"{report.imported} article(s) imported, {report.already_present} already there")
     if report.with_predictions:
         typer.echo(f"{report.with_predictions} with predictions from {report.model_version}")
@@ -322,7 +333,18 @@ def pull_cli(
 # --- agreement and adjudication (annotate/agreement.py, annotate/adjudicate.py) -----------------
 
 PulledFile = Annotated[
-    Path, typer.Argument(metavar="PULLED_FILE", help="Pulled annotations (JSONL written by `annotate pull`).")
+    Optional[Path],
+    typer.Argument(
+        metavar="PULLED_FILE", help="Pulled annotations (JSONL written by `annotate pull`); or use --project."
+    ),
+]
+FromProject = Annotated[
+    Optional[str],
+    typer.Option(
+        "--project",
+        metavar="NAME",
+        help="Read every annotation straight from this Label Studio project instead of a PULLED_FILE.",
+    ),
 ]
 ArticleSources = Annotated[
     Optional[list[Path]],
@@ -341,6 +363,36 @@ def _pulled_with_texts(pulled: Path, articles: Optional[list[Path]]):
     return _checked_texts(read_pulled(pulled), read_articles(articles or [_settings().seeds]), str(pulled))
 
 
+def _annotations_from(pulled: Optional[Path], project: Optional[str], articles: Optional[list[Path]]):
+    """Annotations with their checked texts and the schema: from a pulled file, or from a Label Studio project."""
+    from annotate import studio
+    from annotate.errors import AgreementError, PullError
+
+    if project is None:
+        return _pulled_with_texts(pulled, articles)
+    if articles:
+        raise AgreementError("--articles goes with a PULLED_FILE; with --project the texts come from Label Studio")
+    settings = _settings()
+    try:
+        fetched = studio.fetch_annotations(studio.connect(root=settings.root), title=project, schema=_schema())
+    except PullError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise
+    for repair in fetched.repairs:
+        typer.echo(f"Repaired: {repair}", err=True)
+    return _checked_texts(list(fetched.annotations), fetched.articles, f"project {project!r}")
+
+
+def _one_source(pulled: Optional[Path], project: Optional[str]) -> None:
+    from annotate.errors import AgreementError
+
+    if (pulled is None) == (project is None):
+        raise AgreementError(
+            "give either a PULLED_FILE or --project NAME" + (", not both" if pulled is not None else "")
+        )
+
+
 def _checked_texts(annotations, articles, source: str):
     """Annotations, their article texts and the schema; refuses changed or missing articles and bad spans."""
     from annotate.agreement import pulled_texts
@@ -355,7 +407,8 @@ def _score(value: Optional[float]) -> str:
 
 @app.command("agreement")
 def agreement_cli(
-    pulled: PulledFile,
+    pulled: PulledFile = None,
+    project: FromProject = None,
     articles: ArticleSources = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (figures and disagreements) instead of tables.")
@@ -373,11 +426,13 @@ def agreement_cli(
     from annotate.corpus import atomic_write_text
     from annotate.errors import AgreementError
 
-    annotations, texts, schema = _pulled_with_texts(pulled, articles)
+    _one_source(pulled, project)
+    annotations, texts, schema = _annotations_from(pulled, project, articles)
     report = agreement(annotations, texts, schema.names, blank_pipeline(_settings().lang))
     if not report.pairs:
+        source = pulled if project is None else f"project {project!r}"
         raise AgreementError(
-            f"{pulled}: no article has two or more annotators ({len(report.doc_annotators)} article(s), "
+            f"{source}: no article has two or more annotators ({len(report.doc_annotators)} article(s), "
             f"annotators: {', '.join(report.annotators) or 'none'}); agreement needs articles annotated by several"
         )
     if json_out is not None:
@@ -426,7 +481,8 @@ def agreement_cli(
 
 @app.command("adjudicate")
 def adjudicate_cli(
-    pulled: PulledFile,
+    pulled: PulledFile = None,
+    project: FromProject = None,
     articles: ArticleSources = None,
     min_agree: Annotated[int, typer.Option(help="Annotators that must mark a span identically for it to be gold.")] = 2,
     out: Annotated[Optional[Path], typer.Option(help="Gold JSONL to write (default: the project's gold).")] = None,
@@ -437,13 +493,23 @@ def adjudicate_cli(
     replace: Annotated[
         bool, typer.Option("--replace", help="Overwrite gold even if it holds articles this adjudication lacks.")
     ] = False,
+    review: Annotated[
+        bool,
+        typer.Option(
+            "--review", help="Send the conflicts to the --project as predictions, for a reviewer's ground truth."
+        ),
+    ] = False,
 ) -> None:
     """Merge annotations into gold: ground truth wins, else spans K annotators marked identically; list conflicts."""
-    from annotate.adjudicate import adjudicate
+    from annotate.adjudicate import adjudicate, review_items
     from annotate.corpus import atomic_write_text, read_gold, write_gold
     from annotate.errors import AgreementError
 
-    annotations, texts, _ = _pulled_with_texts(pulled, articles)
+    if review and project is None:
+        raise AgreementError("--review needs --project NAME: the Label Studio project to send the conflicts to")
+    if not (review and pulled is not None):
+        _one_source(pulled, project)
+    annotations, texts, _ = _annotations_from(pulled, project if pulled is None else None, articles)
     result = adjudicate(annotations, texts, min_agree)
     out = out or _settings().gold
     if out.exists() and not replace:
@@ -454,6 +520,17 @@ def adjudicate_cli(
                 f"{out}: holds {len(lost)} article(s) this adjudication does not ({', '.join(lost[:5])}"
                 f"{', …' if len(lost) > 5 else ''}); write elsewhere with --out, or pass --replace"
             )
+    sent = None
+    if review:
+        from annotate import studio
+
+        sent = studio.send_review(
+            studio.connect(root=_settings().root),
+            title=project,
+            items=review_items(result),
+            texts=texts,
+            model_version=studio.review_version(min_agree),
+        )
     if conflicts_out is not None:
         lines = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in result.conflicts)
         atomic_write_text(conflicts_out, lines)
@@ -473,6 +550,12 @@ def adjudicate_cli(
         typer.echo(conflict.describe())
     if len(result.conflicts) > show:
         typer.echo(f"… and {len(result.conflicts) - show} more (see --conflicts-out)")
+    if sent is not None:
+        typer.echo(
+            f"Review set {sent.model_version!r} in {project!r}: {len(sent.tasks)} task(s) with candidates "
+            f"({sent.created} prediction(s) added, {sent.unchanged} unchanged, {sent.removed} stale removed); "
+            "a reviewer submits a ground-truth annotation on each, then run adjudicate again"
+        )
 
 
 # --- publish: the gold as a Hugging Face dataset (issue 5) ---------------------------------------

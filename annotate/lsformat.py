@@ -69,6 +69,28 @@ def prediction_payload(spans: Iterable[Span], model_version: str, score: float) 
     return {"model_version": model_version, "score": score, "result": [span_result(span) for span in spans]}
 
 
+def _regions(results: Iterable) -> list[tuple]:
+    """What a list of regions says, without the ids and extras Label Studio adds on storing them."""
+    found = []
+    for result in results or []:
+        value = result.get("value") if isinstance(result, Mapping) else None
+        if isinstance(value, Mapping):
+            labels = tuple(value.get("labels") or ())
+            found.append((result.get("from_name"), value.get("start"), value.get("end"), labels, value.get("text")))
+        else:
+            found.append((repr(result),))
+    return sorted(found, key=repr)
+
+
+def same_prediction(stored: Mapping, payload: Mapping) -> bool:
+    """Whether a prediction read back from Label Studio says what ``payload`` would send."""
+    return (
+        stored.get("model_version") == payload.get("model_version")
+        and stored.get("score") == payload.get("score")
+        and _regions(stored.get("result")) == _regions(payload.get("result"))
+    )
+
+
 # --- Label Studio → records ----------------------------------------------------------------------
 
 

@@ -17,12 +17,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import httpx
@@ -33,7 +33,10 @@ from annotate import lsformat
 from annotate.corpus import atomic_write_bytes, read_gold, write_gold, write_pulled
 from annotate.errors import PullError, StudioAuthError, StudioError, StudioProjectError, StudioUnreachable
 from annotate.labels import Schema, label_studio_config, labels_in_config
-from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span
+from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span, text_sha256
+
+if TYPE_CHECKING:
+    from annotate.adjudicate import ReviewItem
 
 URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
@@ -48,6 +51,7 @@ class Project:
     title: str
     label_config: str
     instructions: str = ""
+    annotators_per_task: int = 1
 
 
 class Studio:
@@ -144,7 +148,14 @@ class Studio:
             raise StudioProjectError(f"{len(found)} projects are titled {title!r} on {self.url}; rename all but one")
         if not found:
             return None
-        return Project(found[0].id, found[0].title, found[0].label_config or "", found[0].expert_instruction or "")
+        found_project = found[0]
+        return Project(
+            found_project.id,
+            found_project.title,
+            found_project.label_config or "",
+            found_project.expert_instruction or "",
+            found_project.maximum_annotations or 1,
+        )
 
     def project(self, title: str) -> Project:
         found = self.find_project(title)
@@ -159,7 +170,7 @@ class Studio:
                 title=title, label_config=config, expert_instruction=instructions, show_instruction=bool(instructions)
             ),
         )
-        return Project(created.id, created.title, config, instructions)
+        return Project(created.id, created.title, config, instructions, created.maximum_annotations or 1)
 
     def update_config(self, project: Project, config: str, instructions: str) -> Project:
         self._call(
@@ -168,7 +179,7 @@ class Studio:
                 id=project.id, label_config=config, expert_instruction=instructions, show_instruction=bool(instructions)
             ),
         )
-        return Project(project.id, project.title, config, instructions)
+        return replace(project, label_config=config, instructions=instructions)
 
     def update_instructions(self, project: Project, instructions: str) -> Project:
         self._call(
@@ -177,7 +188,58 @@ class Studio:
                 id=project.id, expert_instruction=instructions, show_instruction=bool(instructions)
             ),
         )
-        return Project(project.id, project.title, project.label_config, instructions)
+        return replace(project, instructions=instructions)
+
+    def set_annotators_per_task(self, project: Project, annotators: int) -> Project:
+        """How many annotations finish a task (Label Studio's ``maximum_annotations``).
+
+        Label Studio hands a task to the next annotator only while it has fewer annotations than
+        this (1 by default), so several annotators per article need it raised.
+        """
+        self._call(
+            f"setting annotators per task of project {project.title!r}",
+            lambda: self._client.projects.update(id=project.id, maximum_annotations=annotators),
+        )
+        return replace(project, annotators_per_task=annotators)
+
+    def show_predictions_of(self, project: Project, version: str) -> None:
+        """Make the labeling stream pre-annotate tasks with this model version's predictions.
+
+        Label Studio hands annotators only the predictions of the project's ``model_version`` once
+        it is set (importing tasks with predictions sets it when it is empty, as ``push`` does).
+        """
+        self._call(
+            f"choosing the predictions shown in project {project.title!r}",
+            lambda: self._client.projects.update(id=project.id, model_version=version),
+        )
+
+    def project_predictions(self, project: Project) -> list[dict]:
+        """Every prediction in the project, with its task, model version and regions (one request)."""
+        answer = self._request(
+            f"listing predictions of project {project.title!r}",
+            "GET",
+            "api/predictions",
+            params={"project": project.id},
+        )
+        return list(answer or [])
+
+    def delete_prediction(self, prediction_id: int) -> None:
+        self._call(
+            f"deleting prediction {prediction_id}",
+            lambda: self._client.predictions.delete(id=prediction_id, request_options={"max_retries": 0}),
+        )
+
+    def import_predictions(self, project: Project, payloads: Sequence[dict]) -> int:
+        """Attach predictions (each with its ``task`` id) in one request; never retried (no de-duplication)."""
+        if not payloads:
+            return 0
+        answer = self._call(
+            f"importing {len(payloads)} predictions into project {project.title!r}",
+            lambda: self._client.projects.import_predictions(
+                id=project.id, request=list(payloads), request_options={"max_retries": 0}
+            ),
+        )
+        return int(getattr(answer, "created", None) or len(payloads))
 
     # --- tasks -----------------------------------------------------------------------------------
 
@@ -254,6 +316,20 @@ class Studio:
         )
         return list(answer or [])
 
+    def next_task(self, project: Project) -> dict | None:
+        """The task the labeling stream hands this key's user next, with the predictions it shows; None when done."""
+
+        def send() -> dict | None:
+            response = self._client._client_wrapper.httpx_client.request(
+                f"api/projects/{project.id}/next", method="GET", request_options={"max_retries": 0}
+            )
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            return dict(response.json())
+
+        return self._read(f"asking project {project.title!r} for the next task", send)
+
     def save_draft(self, task_id: int, spans: Iterable[Span]) -> int:
         """A draft, as the labeling view autosaves it (the SDK has no method for this)."""
         answer = self._request(
@@ -316,6 +392,8 @@ class PushReport:
     with_predictions: int = 0
     model_version: str = ""
     retries: int = 0
+    annotators_per_task: int = 1
+    annotators_per_task_updated: bool = False
 
 
 @dataclass(frozen=True)
@@ -419,6 +497,7 @@ def push(
     instructions: str = "",
     predictor: Predictor | None = None,
     force: bool = False,
+    annotators_per_task: int | None = None,
     batch_size: int = DEFAULT_BATCH,
     attempts: int = 5,
     backoff_s: float = 1.0,
@@ -429,8 +508,11 @@ def push(
     Before importing, the project's tasks are listed and articles already there are skipped; one
     whose text changed is reported, never imported twice. A failed batch is not retried blindly:
     the tasks are listed again (the failed import may have landed) and only what is missing goes.
-    ``progress(done, total)`` is called after each batch.
+    ``progress(done, total)`` is called after each batch. ``annotators_per_task`` sets how many
+    annotations finish a task (Label Studio's ``maximum_annotations``), for measuring agreement.
     """
+    if annotators_per_task is not None and annotators_per_task < 1:
+        raise StudioProjectError(f"annotators per task must be at least 1, not {annotators_per_task}")
     project, done = ensure_project(studio, title, schema, instructions, force)
     report = PushReport(
         title,
@@ -438,6 +520,10 @@ def push(
         config_updated=done == "config updated",
         instructions_updated=done == "instructions updated",
     )
+    if annotators_per_task is not None and annotators_per_task != project.annotators_per_task:
+        project = studio.set_annotators_per_task(project, annotators_per_task)
+        report.annotators_per_task_updated = True
+    report.annotators_per_task = project.annotators_per_task
     index = {} if report.created_project else studio.task_index(project)
     todo = _reconcile(articles, index, report)
     report.already_present = len(articles) - len(todo) - len(report.text_changed)
@@ -543,6 +629,39 @@ def snapshot_path(snapshots: Path, title: str) -> Path:
     return snapshots / project_slug(title) / f"export-{stamp}.json.gz"
 
 
+def _checked_export(
+    studio: Studio, project: Project, schema: Schema, consequence: str, snapshot: Path | None = None
+) -> lsformat.ExportReading:
+    """Export the project and validate every span; any problem raises :class:`PullError` listing them all.
+
+    With ``snapshot``, the raw export is kept there (compressed while the export is parsed: zlib
+    releases the GIL). ``consequence`` ends the error message: what was (not) done because of it.
+    """
+    raw = studio.export_json(project)
+    users = studio.users()
+    with ThreadPoolExecutor(max_workers=1) as background:
+        saved = (
+            background.submit(lambda: atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0)))
+            if snapshot is not None
+            else None
+        )
+        try:
+            tasks = json.loads(raw)
+        except ValueError:
+            tasks = None
+        reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
+        if saved is not None:
+            saved.result()
+    if reading is None:
+        kept = f" (kept in {snapshot})" if snapshot is not None else ""
+        raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list{kept}")
+    if reading.problems:
+        raise PullError(
+            f"{len(reading.problems)} problem(s) in project {project.title!r}; {consequence}", reading.problems
+        )
+    return reading
+
+
 def pull(
     studio: Studio,
     *,
@@ -565,25 +684,10 @@ def pull(
     project = studio.project(title)
     snapshot = snapshot_path(snapshots, title)
     with ThreadPoolExecutor(max_workers=1) as background:
-        # The previous gold is read while the server builds the export (the download mostly waits),
-        # and zlib releases the GIL, so the snapshot is compressed while the export is parsed.
+        # The previous gold is read while the server builds the export (the download mostly waits).
         earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
-        raw = studio.export_json(project)
-        users = studio.users()
-        saved = background.submit(lambda: atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0)))
-        try:
-            tasks = json.loads(raw)
-        except ValueError:
-            tasks = None
-        reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
-        saved.result()
-    if reading is None:
-        raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list (kept in {snapshot})")
-    if reading.problems:
-        raise PullError(
-            f"{len(reading.problems)} problem(s) in project {title!r}; nothing written to {gold_path} "
-            f"(raw export kept in {snapshot})",
-            reading.problems,
+        reading = _checked_export(
+            studio, project, schema, f"nothing written to {gold_path} (raw export kept in {snapshot})", snapshot
         )
     previous: list[AnnotatedDoc] = earlier.result()
     gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title)
@@ -617,17 +721,119 @@ def pull(
     )
 
 
+# --- several annotators: every annotation in memory, and a review set back --------------------------
+
+
+@dataclass(frozen=True)
+class ProjectAnnotations:
+    """Every annotation of a project, and the task texts as articles: what agreement and adjudication read."""
+
+    project: str
+    annotations: tuple[PulledAnnotation, ...]
+    articles: tuple[Article, ...]
+    repairs: tuple[Problem, ...] = ()
+
+
+def fetch_annotations(studio: Studio, *, title: str, schema: Schema) -> ProjectAnnotations:
+    """Every annotator's annotations of the project, validated as ``pull`` validates them; nothing is written.
+
+    Articles are the task texts (``data.doc_id``, ``data.text``), so offsets are checked against the
+    exact text that was annotated. Any invalid span raises :class:`PullError` listing every problem.
+    """
+    project = studio.project(title)
+    reading = _checked_export(studio, project, schema, "fix them in Label Studio first (nothing was compared)")
+    articles = tuple(Article(doc_id, text) for doc_id, text in sorted(reading.texts.items()))
+    return ProjectAnnotations(title, tuple(reading.annotations), articles, tuple(reading.repairs))
+
+
+@dataclass
+class ReviewReport:
+    """What ``send_review`` left in the project: which tasks carry the review set, and what changed."""
+
+    project: str
+    model_version: str
+    tasks: list[int] = field(default_factory=list)
+    created: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+
+def review_version(min_agree: int) -> str:
+    """The model version a review set's predictions carry: one per ``--min-agree``, replaced on each run."""
+    return f"adjudication-min{min_agree}"
+
+
+def send_review(
+    studio: Studio,
+    *,
+    title: str,
+    items: Sequence[ReviewItem],
+    texts: Mapping[str, str],
+    model_version: str,
+) -> ReviewReport:
+    """Attach each item's spans (agreed + candidates) to its tasks as a prediction of ``model_version``.
+
+    Idempotent: a task that already carries the same prediction of this version keeps it; other
+    predictions of this version (stale ones, or on tasks no longer in conflict) are deleted. The
+    project is set to show this version's predictions, so the reviewer sees the candidates. An
+    article missing from the project, or whose task text differs from ``texts``, stops everything
+    before any change. Each prediction's score is the share of its spans that annotators agreed on.
+    """
+    project = studio.project(title)
+    index = studio.task_index(project)
+    wanted: dict[int, dict] = {}
+    for item in items:
+        tasks = index.get(item.doc_id)
+        if not tasks:
+            raise StudioProjectError(
+                f"article {item.doc_id!r} is not in project {title!r}; no review set sent (wrong --project?)"
+            )
+        sha = text_sha256(texts[item.doc_id])
+        for task_id, task_sha in tasks:
+            if task_sha != sha:
+                raise StudioProjectError(
+                    f"task {task_id} ({item.doc_id}) in project {title!r}: its text differs from the text "
+                    f"the annotations were made on; no review set sent"
+                )
+            score = round(len(item.agreed) / len(item.spans), 4) if item.spans else 0.0
+            wanted[task_id] = lsformat.prediction_payload(item.spans, model_version, score)
+    report = ReviewReport(title, model_version, sorted(wanted))
+    kept: set[int] = set()
+    for prediction in sorted(studio.project_predictions(project), key=lambda p: int(p["id"])):
+        if prediction.get("model_version") != model_version:
+            continue
+        task_id = int(prediction["task"])
+        same = task_id in wanted and lsformat.same_prediction(prediction, wanted[task_id])
+        if same and task_id not in kept:
+            kept.add(task_id)
+            report.unchanged += 1
+        else:
+            studio.delete_prediction(int(prediction["id"]))
+            report.removed += 1
+    missing = [{"task": task_id, **payload} for task_id, payload in wanted.items() if task_id not in kept]
+    studio.import_predictions(project, missing)
+    report.created = len(missing)
+    if wanted:
+        studio.show_predictions_of(project, model_version)
+    return report
+
+
 __all__ = [
     "Predictor",
     "Project",
     "PullReport",
     "PulledAnnotation",
+    "ProjectAnnotations",
     "PushReport",
+    "ReviewReport",
     "Studio",
     "connect",
     "ensure_project",
+    "fetch_annotations",
     "load_predictor",
     "model_version",
     "pull",
     "push",
+    "review_version",
+    "send_review",
 ]

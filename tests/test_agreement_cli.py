@@ -157,3 +157,54 @@ def test_min_agree_zero_is_one_error_line(project):
 def test_commands_have_help(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0 and "PULLED_FILE" in result.stdout and "--articles" in result.stdout
+    assert "--project" in result.stdout and ("--review" in result.stdout) == (command == "adjudicate")
+
+
+def test_figures_written_by_agreement_reach_the_dataset_card_of_publish(project, tmp_path, monkeypatch):
+    """The documented path: `agreement --json-out reports/agreement.json`, then `publish` finds it by itself."""
+    _, pulled, articles = project
+    root = tmp_path / "newsroom"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        "[tool.annotate]\n"
+        f'schema = "{ROOT / "guidelines" / "labels.toml"}"\nguidelines = "{ROOT / "guidelines" / "GUIDELINES.md"}"\n'
+        f'seeds = "{articles}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(root)
+    measured = invoke("agreement", pulled, "--json-out", "reports/agreement.json")
+    assert measured.exit_code == 0, measured.output
+    assert invoke("adjudicate", pulled).exit_code == 0
+    published = invoke("publish", "dataset", "--date", "2026-01-01")
+    assert published.exit_code == 0, published.output
+    card = (root / "dataset" / "README.md").read_text(encoding="utf-8")
+    summary = json.loads((root / "reports" / "agreement.json").read_text(encoding="utf-8"))["summary"]
+    assert "annotated independently by two or more of 3 annotators (alice, bob, carol)" in card
+    assert f"| span F1, strict (mean over pairs) | {summary['strict_f1_mean']:.3f} |" in card
+
+
+def test_agreement_needs_exactly_one_source(project):
+    _, pulled, _ = project
+    neither = invoke("agreement")
+    assert (neither.exit_code, neither.stderr) == (1, "Error: give either a PULLED_FILE or --project NAME\n")
+    both = invoke("adjudicate", pulled, "--project", "News spans")
+    assert (both.exit_code, both.stderr) == (1, "Error: give either a PULLED_FILE or --project NAME, not both\n")
+
+
+def test_review_needs_a_project(project, tmp_path):
+    _, pulled, articles = project
+    result = invoke("adjudicate", pulled, "--articles", articles, "--review", "--out", tmp_path / "g.jsonl")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: --review needs --project NAME: the Label Studio project to send the conflicts to\n",
+    )
+    assert not (tmp_path / "g.jsonl").exists()
+
+
+def test_articles_do_not_go_with_a_project(project):
+    _, _, articles = project
+    result = invoke("agreement", "--project", "News spans", "--articles", articles)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: --articles goes with a PULLED_FILE; with --project the texts come from Label Studio\n",
+    )
