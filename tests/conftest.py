@@ -47,3 +47,17 @@ awkward_text = st.lists(st.sampled_from(AWKWARD_PIECES), min_size=1, max_size=30
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def ruler_model_dir(tmp_path) -> Path:
+    """A saved pipeline that predicts spans the way a trained one does (``doc.spans["sc"]``):
+    blank English plus a SpanRuler marking "Hamas" and "Israel" as ACTOR."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("span_ruler", config={"spans_key": "sc"})
+    ruler.add_patterns([{"label": "ACTOR", "pattern": "Hamas"}, {"label": "ACTOR", "pattern": "Israel"}])
+    model_dir = tmp_path / "model-best"
+    nlp.to_disk(model_dir)
+    return model_dir

@@ -419,18 +419,16 @@ def test_html_in_an_article_is_shown_as_text_and_never_runs(workspace, annotator
     assert annotator.dialogs == []
 
 
-def test_predictions_are_shown_to_the_annotator_who_corrects_them(workspace, annotator, repo_settings, tmp_path):
+def test_predictions_are_shown_to_the_annotator_who_corrects_them(
+    workspace, annotator, repo_settings, tmp_path, ruler_model_dir
+):
     import spacy
 
     from annotate.studio import model_version
 
-    nlp = spacy.blank("en")
-    ruler = nlp.add_pipe("span_ruler", config={"spans_key": "sc"})
-    ruler.add_patterns([{"label": "ACTOR", "pattern": "Hamas"}, {"label": "ACTOR", "pattern": "Israel"}])
-    model_dir = tmp_path / "model-best"
-    nlp.to_disk(model_dir)
-    version = model_version(model_dir)
-    assert f"5 with predictions from {version}" in workspace.annotate("push", "--predictions", str(model_dir))
+    nlp = spacy.load(ruler_model_dir)
+    version = model_version(ruler_model_dir)
+    assert f"5 with predictions from {version}" in workspace.annotate("push", "--predictions", str(ruler_model_dir))
 
     project_id, tasks = workspace.tasks()
     article = read_articles([repo_settings.seeds])[0]

@@ -257,15 +257,8 @@ def test_schema_change_that_orphans_used_labels_is_refused(connection, schema, t
         studio.push(connection, [Article("x", text)], title=title, schema=smaller)
 
 
-def test_predictions_from_a_saved_pipeline(connection, schema, title, tmp_path):
-    import spacy
-
-    nlp = spacy.blank("en")
-    ruler = nlp.add_pipe("span_ruler", config={"spans_key": "sc"})
-    ruler.add_patterns([{"label": "ACTOR", "pattern": "Hamas"}, {"label": "ACTOR", "pattern": "Israel"}])
-    model_dir = tmp_path / "model-best"
-    nlp.to_disk(model_dir)
-    predictor = studio.load_predictor(model_dir, schema)
+def test_predictions_from_a_saved_pipeline(connection, schema, title, tmp_path, ruler_model_dir):
+    predictor = studio.load_predictor(ruler_model_dir, schema)
     assert predictor.model_version.startswith("model-best-") and len(predictor.model_version) == len("model-best-") + 12
     text = "Talks 😀: Hamas and Israel."
     report = studio.push(connection, [Article("p", text)], title=title, schema=schema, predictor=predictor)
