@@ -23,15 +23,20 @@ from annotate.settings import load_settings
 from annotate.train import load_pipeline, train_pipeline
 
 
-def words_per_second(nlp, texts: list[str], words: int, repeat: int = 2) -> float:
-    """Best of ``repeat`` passes (the first pass also warms caches)."""
-    best = float("inf")
+def words_per_second(nlp, texts: list[str], words: int, repeat: int = 2) -> tuple[float, float]:
+    """Best of ``repeat`` passes (the first pass also warms caches): wall-clock and CPU-time words/s.
+
+    The CPU-time figure is what this process itself spent; on a machine shared with other jobs it
+    moves much less than the wall-clock one (the target is on wall-clock time).
+    """
+    best_wall = best_cpu = float("inf")
     for _ in range(repeat):
-        began = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         for _doc in nlp.pipe(texts, batch_size=64):
             pass
-        best = min(best, time.perf_counter() - began)
-    return words / best
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return words / best_wall, words / best_cpu
 
 
 def ner_baseline(labels: list[str]):
@@ -69,10 +74,12 @@ def main() -> None:
         "model (span_finder + spancat)": words_per_second(model, texts, words),
     }
     figures["model + rules"] = words_per_second(add_rules(model, patterns), texts, words)
-    for name, rate in figures.items():
-        print(f"{name:<40} {rate:>10,.0f} words/s")
-    target = figures["model + rules"]
-    print(f"target ≥ 10,000 words/s for model + rules: {'met' if target >= 10_000 else 'NOT met'}")
+    print(f"{'':<40} {'wall-clock':>10} {'CPU time':>10}  (words/s)")
+    for name, (wall, cpu) in figures.items():
+        print(f"{name:<40} {wall:>10,.0f} {cpu:>10,.0f}")
+    for name in ("model (span_finder + spancat)", "model + rules"):
+        rate = figures[name][0]
+        print(f"target ≥ 10,000 words/s (wall-clock) for {name}: {'met' if rate >= 10_000 else 'NOT met'}")
 
 
 if __name__ == "__main__":

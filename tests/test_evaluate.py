@@ -219,3 +219,26 @@ def test_a_span_listed_twice_counts_once_as_for_spacy():
     for schema in ("strict", "exact", "partial", "type"):
         assert result.scores[schema][MICRO].predicted == 1
         assert result.scores[schema][MICRO].precision == 1.0
+
+
+def _confusion_by_definition(gold, predicted):
+    """The confusion table straight from its definition, one prediction at a time."""
+    table = {g: dict.fromkeys(LABELS, 0) for g in LABELS}
+    for gold_doc, pred_doc in zip(gold, predicted, strict=True):
+        for span in set(pred_doc.spans):
+            touching = [g for g in gold_doc.spans if g.overlaps(span)]
+            if not touching:
+                continue
+            if any(g.label == span.label for g in touching):
+                table[span.label][span.label] += 1
+                continue
+            most = max(min(g.end, span.end) - max(g.start, span.start) for g in touching)
+            first = next(g for g in touching if min(g.end, span.end) - max(g.start, span.start) == most)
+            table[first.label][span.label] += 1
+    return table
+
+
+@given(articles)
+def test_confusion_table_follows_its_definition(pairs):
+    gold, predicted = _docs(pairs)
+    assert label_confusion(gold, predicted, LABELS) == _confusion_by_definition(gold, predicted)
