@@ -744,14 +744,20 @@ def cv_cli(
     bootstrap: BootstrapOption = 1000,
 ) -> None:
     """Cross-validate rules, model and both by article; write pooled predictions JSONL and reports."""
+    _cross_validate(gold, out or _settings().reports / "cv", folds, seed, config, patterns, bootstrap)
+
+
+def _cross_validate(gold, out, folds, seed, config, patterns, bootstrap) -> None:
+    """What `cv` and `run` share: check the gold, cross-validate the three systems, print the table."""
     from annotate.experiment import checked_gold, cross_validation_report
 
     settings = _settings()
     schema = _schema()
     docs = checked_gold(gold or settings.gold, schema, settings.lang)
+    console.print(f"{gold or settings.gold}: OK ({len(docs)} articles, {sum(len(d.spans) for d in docs)} spans)")
     outcome = cross_validation_report(
         docs,
-        out or settings.reports / "cv",
+        out,
         schema=schema,
         config_path=_config_path(config),
         patterns_path=_patterns_path(patterns),
@@ -761,7 +767,7 @@ def cv_cli(
         bootstrap=bootstrap,
         progress=_progress,
     )
-    _print_outcome(outcome, f"Cross-validated scores ({len(outcome.source['folds'])} folds)")
+    _print_outcome(outcome, f"Cross-validated scores ({len(outcome.source['folds'])} folds by article)")
 
 
 @app.command("evaluate")
@@ -806,26 +812,8 @@ def run_cli(
     """The main job: check gold, cross-validate rules/model/both, print the table, write reports/."""
     import time
 
-    from annotate.experiment import checked_gold, cross_validation_report
-
     began = time.perf_counter()
-    settings = _settings()
-    schema = _schema()
-    docs = checked_gold(settings.gold, schema, settings.lang)
-    console.print(f"{settings.gold}: OK ({len(docs)} articles, {sum(len(d.spans) for d in docs)} spans)")
-    outcome = cross_validation_report(
-        docs,
-        settings.reports,
-        schema=schema,
-        config_path=_config_path(None),
-        patterns_path=_patterns_path(None),
-        folds=folds,
-        seed=seed,
-        lang=settings.lang,
-        bootstrap=bootstrap,
-        progress=_progress,
-    )
-    _print_outcome(outcome, f"Cross-validated scores ({len(outcome.source['folds'])} folds by article)")
+    _cross_validate(None, _settings().reports, folds, seed, None, None, bootstrap)
     console.print(f"annotate run took {time.perf_counter() - began:.0f} s")
 
 

@@ -158,6 +158,11 @@ def test_run_is_the_whole_job_in_a_fresh_project(silver, project_root, tmp_path,
     assert {p.name for p in (tmp_path / "reports").iterdir()} >= {"metrics.json", "report.md", "scores.png"}
     assert (tmp_path / "reports" / "predictions-both.jsonl").is_file()
 
+    result = runner.invoke(app, ["cv", "--gold", "gold/gold.jsonl", "--out", "cv-out", "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    assert "gold/gold.jsonl: OK" in result.output and "Cross-validated scores" in result.output
+    assert (tmp_path / "cv-out" / "predictions-model.jsonl").is_file()
+
 
 def test_run_stops_on_bad_gold(tmp_path, project_root, monkeypatch):
     (tmp_path / "pyproject.toml").write_text("[tool.annotate]\n", encoding="utf-8")
