@@ -294,11 +294,9 @@ def pull_cli(
             allow_removed=allow_removed,
         )
     except PullError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
+        _echo_span_problems(exc)
         raise
-    for repair in report.repairs:
-        typer.echo(f"Repaired: {repair}", err=True)
+    _echo_repairs(report.repairs)
     summary = Table("", "count", title=f"Pulled {title!r} ({report.policy})")
     for name, value in (
         ("tasks", report.tasks),
@@ -376,11 +374,9 @@ def _annotations_from(pulled: Optional[Path], project: Optional[str], articles: 
     try:
         fetched = studio.fetch_annotations(studio.connect(root=settings.root), title=project, schema=_schema())
     except PullError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
+        _echo_span_problems(exc)
         raise
-    for repair in fetched.repairs:
-        typer.echo(f"Repaired: {repair}", err=True)
+    _echo_repairs(fetched.repairs)
     return _checked_texts(list(fetched.annotations), fetched.articles, f"project {project!r}")
 
 
@@ -815,6 +811,18 @@ def run_cli(
     began = time.perf_counter()
     _cross_validate(None, _settings().reports, folds, seed, None, None, bootstrap)
     console.print(f"annotate run took {time.perf_counter() - began:.0f} s")
+
+
+def _echo_span_problems(refused) -> None:
+    """A refused pull names every bad span (task, annotation, annotator, reason), one line each."""
+    for problem in refused.problems:
+        typer.echo(str(problem), err=True)
+
+
+def _echo_repairs(repairs) -> None:
+    """Spans whose UTF-16 offsets were read as code points are reported, never repaired silently."""
+    for repair in repairs:
+        typer.echo(f"Repaired: {repair}", err=True)
 
 
 def main() -> None:
