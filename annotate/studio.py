@@ -12,7 +12,6 @@ every batch and after every failure, so running it again after a crash finishes 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from annotate import lsformat
 from annotate.corpus import atomic_write_bytes, read_gold, write_gold, write_pulled
 from annotate.errors import PullError, StudioAuthError, StudioError, StudioProjectError, StudioUnreachable
 from annotate.labels import Schema, label_studio_config, labels_in_config
+from annotate.predict import Predictor, load_predictor, model_version  # noqa: F401  (part of this module's API)
 from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span, text_sha256
 
 if TYPE_CHECKING:
@@ -394,55 +394,6 @@ class PushReport:
     retries: int = 0
     annotators_per_task: int = 1
     annotators_per_task_updated: bool = False
-
-
-@dataclass(frozen=True)
-class Predictor:
-    """A trained spaCy pipeline whose ``doc.spans["sc"]`` become Label Studio predictions."""
-
-    predict: Callable[[list[str]], list[list[tuple[Span, float]]]]
-    model_version: str
-
-
-def model_version(model_dir: Path) -> str:
-    """The folder name plus a hash of every file in it: a retrained model gets a new version."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(model_dir)).encode())
-        digest.update(path.read_bytes())
-    return f"{model_dir.resolve().name}-{digest.hexdigest()[:12]}"
-
-
-def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
-    """Load a saved pipeline (``spacy.load``); its spans under ``sc`` are the predictions."""
-    import spacy
-
-    from annotate.convert import SPAN_KEY
-    from annotate.errors import InputError
-
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.cfg").is_file():
-        raise InputError(f"{model_dir}: not a saved spaCy pipeline (no config.cfg)")
-    try:
-        nlp = spacy.load(model_dir)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{model_dir}: cannot load the pipeline ({exc})") from None
-
-    def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
-        found = []
-        for doc in nlp.pipe(texts):
-            group = doc.spans.get(SPAN_KEY, [])
-            scores = list(group.attrs.get("scores", [])) if hasattr(group, "attrs") else []
-            spans = []
-            for number, span in enumerate(group):
-                if span.label_ not in schema:
-                    raise InputError(f"{model_dir}: the model predicts label {span.label_!r}, not in the schema")
-                score = float(scores[number]) if number < len(scores) else 1.0
-                spans.append((Span.from_offsets(doc.text, span.start_char, span.end_char, span.label_), score))
-            found.append(spans)
-        return found
-
-    return Predictor(predict, model_version(model_dir))
 
 
 def _prediction(spans: list[tuple[Span, float]], version: str) -> dict:

@@ -28,7 +28,16 @@ def _imports(path: Path) -> set[str]:
 
 
 def _modules():
-    return {path.stem: path for path in PACKAGE.glob("*.py")}
+    """Every module, named by its top-level part: ``annotate/cli/gold.py`` counts as ``cli``."""
+    modules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _owner(module: str) -> str:
+    return module.split(".")[0]
 
 
 def test_outside_services_are_imported_by_their_one_module():
@@ -36,18 +45,18 @@ def test_outside_services_are_imported_by_their_one_module():
         for imported in _imports(path):
             top = imported.split(".")[0]
             if top in OWNERS:
-                assert name in OWNERS[top], f"annotate/{name}.py imports {top}; only {OWNERS[top]} may"
+                assert _owner(name) in OWNERS[top], f"annotate/{name}.py imports {top}; only {OWNERS[top]} may"
 
 
 def test_library_modules_never_import_the_cli():
     for name, path in _modules().items():
-        if name not in ENTRY_POINTS:
+        if _owner(name) not in ENTRY_POINTS:
             assert "annotate.cli" not in _imports(path), f"annotate/{name}.py imports the CLI"
 
 
 def test_library_modules_never_print_or_exit():
     for name, path in _modules().items():
-        if name in ENTRY_POINTS:
+        if _owner(name) in ENTRY_POINTS:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):

@@ -1,0 +1,82 @@
+"""What every command module shares: the typer app and its groups, settings, schema, options, output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from annotate.errors import AnnotateError
+
+
+class _OneLineErrors(TyperGroup):
+    """Turns any AnnotateError raised below into ``Error: <message>`` and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AnnotateError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    help="Annotate news articles in Label Studio, keep a validated gold set, train and evaluate spaCy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+gold_app = typer.Typer(help="Check and describe the gold set.", no_args_is_help=True)
+
+schema_app = typer.Typer(help="The label schema and what is generated from it.", no_args_is_help=True)
+
+studio_app = typer.Typer(help="The local Label Studio server (data in .studio/, git-ignored).", no_args_is_help=True)
+
+app.add_typer(gold_app, name="gold")
+app.add_typer(schema_app, name="schema")
+app.add_typer(studio_app, name="studio")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True)
+
+
+def project_settings():
+    """The project's settings from pyproject.toml ([tool.annotate]), found from the working directory."""
+    from annotate.settings import load_settings
+
+    return load_settings()
+
+
+def project_schema(path: Optional[Path] = None):
+    """The label schema: the given file, else the project's."""
+    from annotate.labels import load_schema
+
+    return load_schema(path or project_settings().schema)
+
+
+ProjectOption = Annotated[
+    Optional[str], typer.Option("--project", help="Label Studio project title (default: settings).")
+]
+
+
+GoldOption = Annotated[Optional[Path], typer.Option("--gold", help="Gold JSONL (default: the project's gold).")]
+
+
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same model and intervals.")]
+
+
+def echo_span_problems(refused) -> None:
+    """A refused pull names every bad span (task, annotation, annotator, reason), one line each."""
+    for problem in refused.problems:
+        typer.echo(str(problem), err=True)
+
+
+def echo_repairs(repairs) -> None:
+    """Spans whose UTF-16 offsets were read as code points are reported, never repaired silently."""
+    for repair in repairs:
+        typer.echo(f"Repaired: {repair}", err=True)

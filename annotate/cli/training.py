@@ -1,0 +1,206 @@
+"""Training and evaluation: convert, train, cv, evaluate, and the main job `run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from annotate.cli._util import GoldOption, SeedOption, app, console, project_schema, project_settings
+
+
+def _config_path(config: Optional[Path]) -> Path:
+    return config or project_settings().root / "configs" / "spancat.cfg"
+
+
+def _patterns_path(patterns: Optional[Path]) -> Path:
+    return patterns or project_settings().root / "guidelines" / "patterns.jsonl"
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{message}[/]")
+
+
+def _score_tables(evaluations) -> list[Table]:
+    """One table per schema (strict, partial): P, R, F1 and F1's 95% bootstrap interval per system and label."""
+    from rich import box
+
+    tables = []
+    for schema in ("strict", "partial"):
+        table = Table("system", "label", "support", "pred", "P", "R", "F1", "F1 95% CI", title=schema, box=box.SIMPLE)
+        for system, result in evaluations.items():
+            for label, score in result.scores[schema].items():
+                low, high = score.f1_ci
+                interval = "" if low != low else f"{low:.2f}–{high:.2f}"
+                table.add_row(
+                    system,
+                    label,
+                    str(score.support),
+                    str(score.predicted),
+                    f"{score.precision:.2f}",
+                    f"{score.recall:.2f}",
+                    f"{score.f1:.2f}",
+                    interval,
+                    style="bold" if label in ("micro", "macro") else None,
+                )
+            table.add_section()
+        tables.append(table)
+    return tables
+
+
+def _print_outcome(outcome, title: str) -> None:
+    console.print(title, style="bold")
+    for table in _score_tables(outcome.evaluations):
+        console.print(table)
+    for kind, path in outcome.files.items():
+        console.print(f"{kind}: {path}")
+
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="spaCy config (default configs/spancat.cfg).")]
+
+
+PatternsOption = Annotated[
+    Optional[Path], typer.Option("--patterns", help="Rule patterns JSONL (default guidelines/patterns.jsonl).")
+]
+
+
+FoldsOption = Annotated[
+    Optional[int], typer.Option("--folds", help="K folds by article (default: leave one article out).")
+]
+
+
+BootstrapOption = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the 95% intervals.")]
+
+
+@app.command("convert")
+def convert_cli(
+    out: Annotated[Path, typer.Argument(help="DocBin file to write (e.g. corpus/train.spacy).")],
+    gold: GoldOption = None,
+    strict: Annotated[bool, typer.Option("--strict", help="A span off token boundaries is an error.")] = False,
+) -> None:
+    """Convert gold to a spaCy DocBin (spans in doc.spans["sc"]) and list every span that had to move."""
+    from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs
+    from annotate.corpus import atomic_write_bytes, read_gold
+
+    settings = project_settings()
+    docs, audit = to_spacy_docs(blank_pipeline(settings.lang), read_gold(gold or settings.gold), strict=strict)
+    for entry in audit:
+        typer.echo(str(entry), err=True)
+    atomic_write_bytes(out, docbin_bytes(docs))
+    typer.echo(f"Wrote {out}: {len(docs)} articles, {sum(len(d.spans['sc']) for d in docs)} spans, {len(audit)} moved")
+
+
+@app.command("train")
+def train_cli(
+    gold: GoldOption = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Pipeline folder (default models/spancat).")] = None,
+    seed: SeedOption = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Train the span pipeline on all gold; save it with annotate_meta.json (hashes, versions, scores)."""
+    from annotate.experiment import checked_gold
+    from annotate.train import train
+
+    settings = project_settings()
+    schema = project_schema()
+    docs = checked_gold(gold or settings.gold, schema, settings.lang)
+    output = out or settings.models / "spancat"
+    with console.status(f"training on {len(docs)} articles"):
+        result = train(
+            docs,
+            output,
+            config_path=_config_path(config),
+            labels=schema.names,
+            schema_sha256=schema.sha256,
+            seed=seed,
+            lang=settings.lang,
+        )
+    micro = result.meta["scores_on_training_data"]["strict"]["micro"]
+    typer.echo(f"Saved {output} in {result.meta['train_seconds']} s (model {result.meta['model_sha256'][:12]})")
+    typer.echo(f"strict F1 on its own training data (a fit check, not held out): {micro['f1']:.3f}")
+
+
+@app.command("cv")
+def cv_cli(
+    folds: FoldsOption = None,
+    gold: GoldOption = None,
+    seed: SeedOption = 0,
+    config: ConfigOption = None,
+    patterns: PatternsOption = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default reports/cv).")] = None,
+    bootstrap: BootstrapOption = 1000,
+) -> None:
+    """Cross-validate rules, model and both by article; write pooled predictions JSONL and reports."""
+    _cross_validate(gold, out or project_settings().reports / "cv", folds, seed, config, patterns, bootstrap)
+
+
+def _cross_validate(gold, out, folds, seed, config, patterns, bootstrap) -> None:
+    """What `cv` and `run` share: check the gold, cross-validate the three systems, print the table."""
+    from annotate.experiment import checked_gold, cross_validation_report
+
+    settings = project_settings()
+    schema = project_schema()
+    docs = checked_gold(gold or settings.gold, schema, settings.lang)
+    console.print(f"{gold or settings.gold}: OK ({len(docs)} articles, {sum(len(d.spans) for d in docs)} spans)")
+    outcome = cross_validation_report(
+        docs,
+        out,
+        schema=schema,
+        config_path=_config_path(config),
+        patterns_path=_patterns_path(patterns),
+        folds=folds,
+        seed=seed,
+        lang=settings.lang,
+        bootstrap=bootstrap,
+        progress=_progress,
+    )
+    _print_outcome(outcome, f"Cross-validated scores ({len(outcome.source['folds'])} folds by article)")
+
+
+@app.command("evaluate")
+def evaluate_cli(
+    model_or_predictions: Annotated[
+        Path, typer.Argument(help="A saved pipeline folder, or predictions JSONL in gold format.")
+    ],
+    gold: GoldOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout instead of tables.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default reports/evaluate).")] = None,
+    bootstrap: BootstrapOption = 1000,
+    seed: SeedOption = 0,
+) -> None:
+    """Score a model or predictions against gold: strict/exact/partial/type, 95% CIs, confusions, errors."""
+    from annotate.corpus import read_gold
+    from annotate.errors import InputError
+    from annotate.experiment import evaluate_target
+
+    settings = project_settings()
+    if not model_or_predictions.exists():
+        raise InputError(f"{model_or_predictions}: no such model folder or predictions file")
+    outcome = evaluate_target(
+        model_or_predictions,
+        read_gold(gold or settings.gold),
+        out or settings.reports / "evaluate",
+        schema=project_schema(),
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    if as_json:
+        typer.echo(outcome.files["metrics"].read_text(encoding="utf-8"), nl=False)
+        return
+    _print_outcome(outcome, f"Scores of {model_or_predictions}")
+
+
+@app.command("run")
+def run_cli(
+    folds: FoldsOption = None,
+    seed: SeedOption = 0,
+    bootstrap: BootstrapOption = 1000,
+) -> None:
+    """The main job: check gold, cross-validate rules/model/both, print the table, write reports/."""
+    import time
+
+    began = time.perf_counter()
+    _cross_validate(None, project_settings().reports, folds, seed, None, None, bootstrap)
+    console.print(f"annotate run took {time.perf_counter() - began:.0f} s")
