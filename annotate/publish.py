@@ -24,7 +24,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
@@ -38,7 +38,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from spacy.language import Language
 from spacy.training import biluo_to_iob, iob_to_biluo, offsets_to_biluo_tags, tags_to_entities
 
-from annotate import __version__
+from annotate import __version__, privacy
 from annotate.corpus import gold_files, gold_sha256, read_gold
 from annotate.errors import GoldError, HubError, PublishError
 from annotate.gold import check_gold
@@ -290,6 +290,7 @@ class CardFacts:
     agreement: dict | None = None
     agreement_name: str = ""
     layers: dict[str, int] = field(default_factory=dict)
+    pseudonymous: bool = True
 
 
 def _is_url(source: str) -> bool:
@@ -576,7 +577,13 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
     annotators = Counter(doc.annotator or "(not recorded)" for doc in docs)
     parts += [
         "## Annotators and agreement",
-        "The gold annotation of each article, and who made it:",
+        "The gold annotation of each article, and who made it"
+        + (
+            " (annotators are named by stable pseudonyms, `annotator-1`, `annotator-2`, …; who is who is "
+            "kept by the project and not published):"
+            if facts.pseudonymous
+            else ":"
+        ),
         _table(["annotator", "articles"], sorted(annotators.items())),
         agreement_section(facts.agreement, facts.agreement_name),
         "## Sources and copyright",
@@ -723,12 +730,18 @@ def publish(
     license: str = "other",
     pretty_name: str = "News spans",
     language: str = "en",
+    real_names: bool = False,
+    pseudonyms_path: str | Path | None = None,
 ) -> Published:
     """Check the gold, then write both views as parquet plus ``README.md`` into ``out_dir``.
 
     Everything is written into a temporary folder beside ``out_dir`` and renamed into place at the
     end, so a refused gold or a failure leaves ``out_dir`` as it was. An earlier output of this
     function in ``out_dir`` is replaced; any other non-empty folder is refused.
+
+    Annotators (in the data and in the card's agreement figures) are published as pseudonyms
+    (``annotator-1``, …) kept stable in ``pseudonyms_path`` (see :mod:`annotate.privacy`), unless
+    ``real_names``.
     """
     out_dir = Path(out_dir)
     gold_path = Path(gold_path)
@@ -748,6 +761,9 @@ def publish(
     if guidelines_path is not None and Path(guidelines_path).is_file():
         guidelines_text = Path(guidelines_path).read_text(encoding="utf-8")
     agreement = _read_agreement(Path(agreement_path)) if agreement_path is not None else None
+    sha = gold_sha256(docs)
+    if not real_names:
+        docs, agreement = _pseudonymous(docs, agreement, pseudonyms_path)
     plan = plan_splits((doc.id for doc in docs), split_seed)
     views = build_views(docs, schema, nlp, plan, include_text=include_text)
     facts = CardFacts(
@@ -757,7 +773,7 @@ def publish(
         date=day,
         date_source=day_source,
         gold_name=gold_path.name,
-        gold_sha256=gold_sha256(docs),
+        gold_sha256=sha,
         schema=schema,
         split_plan=plan,
         include_text=include_text,
@@ -766,6 +782,7 @@ def publish(
         agreement=agreement,
         agreement_name=Path(agreement_path).name if agreement_path is not None else "",
         layers=layer_counts(docs, schema),
+        pseudonymous=not real_names,
     )
     files = {view: {split: f"{view}/{split}-00000-of-00001.parquet" for split in plan.splits} for view in VIEWS}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -792,6 +809,19 @@ def publish(
         for split, ids in plan.splits.items()
     }
     return Published(out_dir, written, plan, span_counts, facts.gold_sha256, day, day_source)
+
+
+def _pseudonymous(
+    docs: list[AnnotatedDoc], agreement: dict | None, path: str | Path | None
+) -> tuple[list[AnnotatedDoc], dict | None]:
+    """The gold and the agreement figures with every annotator replaced by a stable pseudonym."""
+    names = {doc.annotator for doc in docs} | set((agreement or {}).get("annotators") or [])
+    for pair in (agreement or {}).get("pairs") or []:
+        names.update(pair.get("annotators") or [] if isinstance(pair, dict) else [])
+    names = {name for name in names if isinstance(name, str) and name}
+    mapping = privacy.pseudonyms(names, Path(path)) if path is not None else privacy.extend_mapping({}, names)
+    renamed = [replace(doc, annotator=mapping.get(doc.annotator, doc.annotator)) for doc in docs]
+    return renamed, privacy.replace_names(agreement, mapping) if agreement is not None else None
 
 
 def _umask() -> int:
