@@ -815,12 +815,15 @@ def _pseudonymous(
     docs: list[AnnotatedDoc], agreement: dict | None, path: str | Path | None
 ) -> tuple[list[AnnotatedDoc], dict | None]:
     """The gold and the agreement figures with every annotator replaced by a stable pseudonym."""
-    names = {doc.annotator for doc in docs} | set((agreement or {}).get("annotators") or [])
+    names = {name for doc in docs for name in doc.annotator.split(",")}  # adjudicated: "alice,bob"
+    names |= set((agreement or {}).get("annotators") or [])
     for pair in (agreement or {}).get("pairs") or []:
         names.update(pair.get("annotators") or [] if isinstance(pair, dict) else [])
     names = {name for name in names if isinstance(name, str) and name}
     mapping = privacy.pseudonyms(names, Path(path)) if path is not None else privacy.extend_mapping({}, names)
-    renamed = [replace(doc, annotator=mapping.get(doc.annotator, doc.annotator)) for doc in docs]
+    renamed = [
+        replace(doc, annotator=",".join(mapping.get(name, name) for name in doc.annotator.split(","))) for doc in docs
+    ]
     return renamed, privacy.replace_names(agreement, mapping) if agreement is not None else None
 
 

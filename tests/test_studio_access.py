@@ -1,0 +1,110 @@
+"""Who can reach the local server and its data: `.studio/` for its owner only, `--host`, the login shown again.
+
+Against the real Label Studio of the test session (tests/studio_server.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+from annotate import server, studio
+from annotate.cli import app
+from annotate.errors import StudioAuthError
+
+pytest_plugins = ["tests.studio_server"]
+pytestmark = pytest.mark.studio
+
+
+@pytest.fixture
+def in_project(local_studio, monkeypatch):
+    """Run commands from the test server's project folder, with no URL or key in the environment."""
+    monkeypatch.chdir(local_studio.root)
+    for name in (studio.URL_ENV, studio.KEY_ENV):
+        monkeypatch.delenv(name, raising=False)
+    return local_studio
+
+
+def test_the_whole_studio_folder_is_for_its_owner_only(in_project):
+    paths = server.StudioPaths(in_project.root)
+    for folder in (paths.folder, paths.data):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for path in (paths.credentials, paths.log, paths.data / "label_studio.sqlite3"):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    written = [p for p in paths.data.rglob("*") if p.is_file()]
+    assert written and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in written)
+
+
+@pytest.mark.parametrize("folder", ["folder", "data"])
+def test_up_and_status_refuse_a_studio_folder_others_can_read(in_project, folder):
+    paths = server.StudioPaths(in_project.root)
+    target = getattr(paths, folder)
+    target.chmod(0o755)
+    try:
+        status = CliRunner().invoke(app, ["studio", "status"])
+        assert status.exit_code == 1
+        assert status.output.strip() == (
+            f"Error: {target}: readable by other users (mode 755); it holds the API token, "
+            f"so run chmod -R go-rwx {paths.folder}"
+        )
+        with pytest.raises(StudioAuthError, match="readable by other users"):
+            server.up(in_project.root, port=in_project.port)
+    finally:
+        target.chmod(0o700)
+
+
+def test_status_shows_the_url_and_the_login_again(in_project):
+    result = CliRunner().invoke(app, ["studio", "status"])
+    assert result.exit_code == 0, result.output
+    credentials = server.read_credentials(server.StudioPaths(in_project.root).credentials)
+    assert f"Log in at {in_project.url} as {credentials.email} with password {credentials.password}" in result.output
+    assert credentials.token not in result.output
+
+
+def test_localhost_is_the_same_local_server(in_project, monkeypatch):
+    monkeypatch.setenv(studio.URL_ENV, f"http://localhost:{in_project.port}/")
+    result = CliRunner().invoke(app, ["studio", "status"])
+    assert result.exit_code == 0, result.output
+    assert "API key accepted (user admin@annotate.local)" in result.output
+    assert server.same_server("http://[::1]:8080", "http://127.0.0.1:8080")
+    assert not server.same_server("http://localhost:8081", "http://127.0.0.1:8080")
+    assert not server.same_server("https://127.0.0.1:8080", "http://127.0.0.1:8080")
+
+
+def test_a_notebook_in_the_project_connects_without_arguments(in_project):
+    assert studio.connect().whoami() == "admin@annotate.local"
+
+
+def test_host_other_than_loopback_warns_and_names_the_address(in_project):
+    result = CliRunner().invoke(app, ["studio", "up", "--host", "0.0.0.0", "--port", str(in_project.port)])
+    assert "Warning: listening on 0.0.0.0: anyone who can reach this machine" in result.output
+    # The session's server already runs here, so `up` finds it rather than starting a second one.
+    assert result.exit_code == 0, result.output
+    assert f"Label Studio already running at {in_project.url}" in result.output
+
+
+def _outside_address() -> str | None:
+    """This machine's address on its network (None when it has only loopback)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent for a UDP connect
+        address = probe.getsockname()[0]
+        return None if address.startswith("127.") else address
+    return None
+
+
+@pytest.mark.slow
+def test_up_on_all_addresses_answers_from_the_network_address(tmp_path):
+    port = server.free_port()
+    info = server.up(tmp_path, port=port, host="0.0.0.0", timeout=300)
+    try:
+        assert info.url == f"http://127.0.0.1:{port}" and server.health(info.url)
+        address = _outside_address()
+        if address is not None:
+            assert server.health(f"http://{address}:{port}")
+        assert stat.S_IMODE(server.StudioPaths(tmp_path).folder.stat().st_mode) == 0o700
+    finally:
+        assert server.down(tmp_path) == info.pid
