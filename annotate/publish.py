@@ -6,7 +6,7 @@ splits, label meanings, how the tag columns work, provenance) goes into the file
 
 - ``spans`` view: one row per article, its spans as a list of ``{start, end, label, text}``;
   overlapping spans are kept as they are.
-- ``tokens`` view: spaCy tokens and BIO tags, one ``Sequence(ClassLabel)`` column per label.
+- ``tokens`` view: spaCy tokens and BIO tags, one ``List(ClassLabel)`` column per label.
   BIO cannot hold two overlapping spans in one column, so each label gets its own column, and a
   label whose spans overlap each other gets extra layer columns. No span is lost in either view.
 """
@@ -455,6 +455,17 @@ def card_metadata(facts: CardFacts, views: dict[str, DatasetDict], files: dict[s
     return data.to_yaml()
 
 
+def _overlap_note(facts: CardFacts) -> str:
+    """What overlaps: spans of different labels may; the guidelines say one label never overlaps itself."""
+    same = [name for name, count in facts.layers.items() if count > 1]
+    if not same:
+        return "Spans of different labels may overlap; spans of one label never overlap each other."
+    return (
+        "Spans of different labels may overlap. The guidelines say a label never overlaps itself, yet this copy "
+        f"has overlapping spans of the same label ({', '.join(same)}), kept as annotated."
+    )
+
+
 def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
     """The card's text: labels, views, splits and folds, counts, annotators, sources, provenance."""
     schema, plan = facts.schema, facts.split_plan
@@ -470,8 +481,8 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
         f"# {facts.pretty_name}",
         CARD_MARKER,
         f"Hand-annotated spans in {len(docs)} news article{'s' if len(docs) != 1 else ''} "
-        f"(language: `{facts.language}`), with {len(names)} labels: {', '.join(names)}. Spans may overlap, "
-        f"within a label and across labels. {text_note}",
+        f"(language: `{facts.language}`), with {len(names)} labels: {', '.join(names)}. {_overlap_note(facts)} "
+        f"{text_note}",
         "## Labels",
         "Label meanings come from the project's label schema (`guidelines/labels.toml`); the label order "
         "is the `ClassLabel` index order.",
@@ -523,7 +534,8 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
         f"- **`{TOKENS}`**: one row per article: `id`, `text_sha256`, "
         + ("`tokens`, " if facts.include_text else "")
         + "`token_start`, `token_end` (code-point offsets of each token) and BIO tag columns, each a "
-        f"`Sequence(ClassLabel)` over the tokens: {', '.join(f'`{c}`' for c in tag_columns)}. Tokens come from "
+        "`List(ClassLabel)` (`Sequence(ClassLabel)` in datasets before 4) over the tokens: "
+        f"{', '.join(f'`{c}`' for c in tag_columns)}. Tokens come from "
         f'spaCy {spacy.__version__}\'s `spacy.blank("{facts.language}")` tokenizer; whitespace other than a '
         "single space is its own token. BIO cannot hold two overlapping spans in one column, so every label "
         "has its own column (an ACTOR inside an ATTRIBUTION shows in both). " + layer_note + " A span is a "

@@ -54,6 +54,36 @@ class Project:
     annotators_per_task: int = 1
 
 
+@dataclass(frozen=True)
+class ProjectSummary:
+    """A project as the server lists it: what ``annotate studio projects`` shows."""
+
+    project: Project
+    tasks: int = 0
+    annotated: int = 0
+    predictions: int = 0
+
+    @property
+    def title(self) -> str:
+        return self.project.title
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> ProjectSummary:
+        project = Project(
+            int(item["id"]),
+            str(item.get("title") or ""),
+            str(item.get("label_config") or ""),
+            str(item.get("expert_instruction") or ""),
+            int(item.get("maximum_annotations") or 1),
+        )
+        return cls(
+            project,
+            int(item.get("task_number") or 0),
+            int(item.get("num_tasks_with_annotations") or 0),
+            int(item.get("total_predictions_number") or 0),
+        )
+
+
 class Studio:
     """A connection to one Label Studio server. The key is kept out of ``repr`` and every message."""
 
@@ -139,28 +169,38 @@ class Studio:
 
     # --- projects --------------------------------------------------------------------------------
 
-    def find_project(self, title: str) -> Project | None:
-        def search() -> list:
-            return [p for p in self._client.projects.list(title=title, page_size=100) if p.title == title]
+    def projects(self, title: str | None = None) -> list[ProjectSummary]:
+        """Every project on the server (or those whose title contains ``title``), with its counts.
 
-        found = self._read(f"looking up project {title!r}", search)
+        Pages are followed by their ``next`` link, never asked for past the end: Label Studio logs
+        a traceback ("Invalid page") for each such request, as the SDK's pager makes on every list.
+        """
+        found: list[ProjectSummary] = []
+        page = 1
+        while True:
+            params: dict[str, Any] = {"page_size": 100, "page": page} | ({"title": title} if title else {})
+            answer = self._request("listing projects", "GET", "api/projects", params=params)
+            results = answer.get("results", []) if isinstance(answer, dict) else list(answer or [])
+            found.extend(ProjectSummary.from_api(item) for item in results)
+            if not isinstance(answer, dict) or not answer.get("next") or not results:
+                return found
+            page += 1
+
+    def find_project(self, title: str) -> Project | None:
+        found = [p for p in self.projects(title) if p.title == title]
         if len(found) > 1:
             raise StudioProjectError(f"{len(found)} projects are titled {title!r} on {self.url}; rename all but one")
-        if not found:
-            return None
-        found_project = found[0]
-        return Project(
-            found_project.id,
-            found_project.title,
-            found_project.label_config or "",
-            found_project.expert_instruction or "",
-            found_project.maximum_annotations or 1,
-        )
+        return found[0].project if found else None
 
     def project(self, title: str) -> Project:
         found = self.find_project(title)
         if found is None:
-            raise StudioProjectError(f"no project titled {title!r} on {self.url} (run `annotate push` first)")
+            titles = sorted(p.title for p in self.projects())
+            there = f"projects there: {', '.join(repr(t) for t in titles[:20])}{', …' if len(titles) > 20 else ''}"
+            raise StudioProjectError(
+                f"no project titled {title!r} on {self.url} ({there if titles else 'no projects there'}; "
+                f"`annotate studio projects` lists them, `annotate push` creates one)"
+            )
         return found
 
     def create_project(self, title: str, config: str, instructions: str) -> Project:
@@ -624,6 +664,8 @@ class PullReport:
     diff: lsformat.GoldDiff = field(default_factory=lsformat.GoldDiff)
     gold_sha256: str = ""
     kept: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    per_article: dict[str, lsformat.GoldDiff] = field(default_factory=dict)
 
 
 def project_slug(title: str) -> str:
@@ -678,6 +720,7 @@ def pull(
     policy: str = lsformat.DEFAULT_POLICY,
     replace: bool = False,
     origins: Mapping[str, str] | None = None,
+    dry_run: bool = False,
 ) -> PullReport:
     """Export the project, validate every span, keep the raw export, write pulled annotations and gold.
 
@@ -686,7 +729,8 @@ def pull(
     The pulled documents update the previous gold; its other documents are kept (listed in
     ``kept``) unless ``replace``, which writes only what the project holds. Each document's
     ``source`` names where its text came from (``origins``: doc id → seed file, else the previous
-    gold's source), then the project and task.
+    gold's source), then the project and task. ``dry_run`` validates and compares but writes
+    nothing, and reports the changes per article (``per_article``).
     """
     if policy not in lsformat.POLICIES:
         raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
@@ -695,15 +739,27 @@ def pull(
     with ThreadPoolExecutor(max_workers=1) as background:
         # The previous gold is read while the server builds the export (the download mostly waits).
         earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
-        reading = _checked_export(studio, project, schema, f"nothing written ({gold_path} left as it was)", snapshot)
+        reading = _checked_export(
+            studio, project, schema, f"nothing written ({gold_path} left as it was)", None if dry_run else snapshot
+        )
     previous: list[AnnotatedDoc] = earlier.result()
     known = {doc.id: lsformat.source_origin(doc.source) for doc in previous if lsformat.source_origin(doc.source)}
     known |= dict(origins or {})
     pulled_gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title, known)
     gold, kept = (pulled_gold, []) if replace else lsformat.merge_gold(previous, pulled_gold)
     diff = lsformat.diff_gold(previous, gold)
-    write_pulled(pulled_path, reading.annotations)
-    sha = write_gold(gold_path, gold)
+    per_article: dict[str, lsformat.GoldDiff] = {}
+    if dry_run:
+        sha = ""
+        before = {doc.id: doc for doc in previous}
+        for doc in gold:
+            if before.get(doc.id) != doc:
+                per_article[doc.id] = lsformat.diff_gold([before[doc.id]] if doc.id in before else [], [doc])
+        for doc_id in diff.docs_removed:
+            per_article[doc_id] = lsformat.diff_gold([before[doc_id]], [])
+    else:
+        write_pulled(pulled_path, reading.annotations)
+        sha = write_gold(gold_path, gold)
     return PullReport(
         project=title,
         policy=policy,
@@ -722,6 +778,8 @@ def pull(
         diff=diff,
         gold_sha256=sha,
         kept=kept,
+        dry_run=dry_run,
+        per_article=per_article,
     )
 
 
@@ -825,6 +883,7 @@ def send_review(
 __all__ = [
     "Predictor",
     "Project",
+    "ProjectSummary",
     "PullReport",
     "PulledAnnotation",
     "ProjectAnnotations",

@@ -106,7 +106,8 @@ def publish_cli(
     date: Annotated[
         Optional[str],
         typer.Option(
-            help="Date for the card, YYYY-MM-DD (default: SOURCE_DATE_EPOCH, else the gold's git commit date)."
+            help="Date for the card, YYYY-MM-DD (default: SOURCE_DATE_EPOCH, else the gold's git commit date, "
+            "else the gold file's modification date)."
         ),
     ] = None,
     license: Annotated[

@@ -110,6 +110,23 @@ def studio_status_cli() -> None:
         _echo_login(root, url)
 
 
+@studio_app.command("projects")
+def studio_projects_cli() -> None:
+    """The projects on the server (LABEL_STUDIO_URL or the local one) with task, annotated and prediction counts."""
+    from annotate import studio
+
+    connection = studio.connect(root=project_settings().root)
+    found = connection.projects()
+    if not found:
+        typer.echo(f"No projects on {connection.url} yet (annotate push creates one)")
+        return
+    table = Table("id", "title", "tasks", "annotated", "predictions", title=f"Projects on {connection.url}")
+    for summary in sorted(found, key=lambda s: s.project.id):
+        counts = (summary.tasks, summary.annotated, summary.predictions)
+        table.add_row(str(summary.project.id), summary.title, *(str(n) for n in counts))
+    console.print(table)
+
+
 @app.command("push")
 def push_cli(
     sources: Annotated[Optional[list[Path]], typer.Argument(help="Article files or folders (default: seeds).")] = None,
@@ -198,6 +215,9 @@ def pull_cli(
             "--replace", help="Gold becomes only what the project holds (default: update the labeled, keep the rest)."
         ),
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change in gold, per label and article; write nothing.")
+    ] = False,
 ) -> None:
     """Export annotations, validate every span, keep all annotators' work, update gold atomically."""
     from annotate import studio
@@ -218,6 +238,7 @@ def pull_cli(
             policy=policy,
             replace=replace,
             origins=seed_origins(settings),
+            dry_run=dry_run,
         )
     except PullError as exc:
         echo_span_problems(exc)
@@ -253,8 +274,18 @@ def pull_cli(
             typer.echo(f"Documents {name}: {len(ids)} ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})")
     if report.kept:
         shown = ", ".join(report.kept[:5]) + (", …" if len(report.kept) > 5 else "")
+        verb = "Would keep" if report.dry_run else "Kept"
         typer.echo(
-            f"Kept {len(report.kept)} article(s) of the previous gold that the project has no gold annotation for "
+            f"{verb} {len(report.kept)} article(s) of the previous gold that the project has no gold annotation for "
             f"({shown}); `annotate pull --replace` writes only what the project holds"
         )
+    if report.dry_run:
+        articles = Table("article", "label", "added", "removed", "changed", "unchanged", title="Changes per article")
+        for doc_id, change in sorted(report.per_article.items()):
+            for label in change.labels:
+                counts = (change.added[label], change.removed[label], change.changed[label], change.unchanged[label])
+                articles.add_row(doc_id, label, *(str(n) for n in counts))
+        console.print(articles)
+        typer.echo(f"Dry run: nothing written; {report.gold_path} would hold {report.gold_docs} article(s)")
+        return
     typer.echo(f"Wrote {report.gold_path} (sha256 {report.gold_sha256[:12]}), {report.pulled_path}, {report.snapshot}")

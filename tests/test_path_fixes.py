@@ -1,0 +1,55 @@
+"""What a careful user checks without a server: one model identity, honest evaluation and provenance."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from annotate.cli import app
+from annotate.corpus import read_gold
+from annotate.predict import META_FILE, model_version, pipeline_sha256
+from annotate.settings import load_settings
+from annotate.train import library_versions
+
+
+def test_one_model_one_hash_in_train_meta_and_label_studio(ruler_model_dir):
+    before = model_version(ruler_model_dir)
+    digest = pipeline_sha256(ruler_model_dir)
+    assert before == f"model-best-{digest[:12]}"
+    (ruler_model_dir / META_FILE).write_text(json.dumps({"model_sha256": digest}), encoding="utf-8")
+    assert model_version(ruler_model_dir) == before, "train writes its meta file after hashing; it is no part of it"
+
+
+def test_evaluating_a_model_on_its_own_training_articles_says_it_is_a_fit_check(
+    ruler_model_dir, project_root, tmp_path, monkeypatch
+):
+    gold = read_gold(load_settings(project_root).gold)
+    articles = [doc.id for doc in gold[:3]]
+    (ruler_model_dir / META_FILE).write_text(json.dumps({"articles": articles}), encoding="utf-8")
+    monkeypatch.chdir(project_root)
+    runner = CliRunner()
+    command = ["evaluate", str(ruler_model_dir), "--out", str(tmp_path / "seen"), "--bootstrap", "0"]
+    seen = runner.invoke(app, command)
+    assert seen.exit_code == 0, seen.output
+    assert (
+        f"Warning: {ruler_model_dir} was trained on 3 of these {len(gold)} gold article(s) (annotate_meta.json): "
+        "the scores are a fit check, not held-out"
+    ) in seen.stderr
+    metrics = json.loads((tmp_path / "seen" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["provenance"]["trained_on_gold"] == 3
+    (ruler_model_dir / META_FILE).write_text(json.dumps({"articles": ["elsewhere"]}), encoding="utf-8")
+    command[3] = str(tmp_path / "unseen")
+    unseen = runner.invoke(app, command)
+    assert unseen.exit_code == 0 and "fit check" not in unseen.stderr
+
+
+def test_provenance_names_only_what_the_scores_depend_on():
+    versions = library_versions()
+    assert "not installed" not in versions.values()
+    assert {"python", "spacy", "thinc", "numpy", "news-annotate"} <= set(versions)
+
+
+def test_publish_date_help_names_every_fallback():
+    result = CliRunner().invoke(app, ["publish", "--help"], terminal_width=200)
+    assert "else the gold file's modification date" in " ".join(result.output.split())
