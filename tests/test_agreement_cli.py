@@ -79,7 +79,8 @@ def test_adjudicate_writes_gold_and_conflicts(project):
     gold, conflicts = tmp_path / "gold" / "gold.jsonl", tmp_path / "conflicts.jsonl"
     result = invoke("adjudicate", pulled, "--articles", articles, "--out", gold, "--conflicts-out", conflicts)
     assert result.exit_code == 0, result.output
-    assert f"Wrote {gold}: 1 article(s) adjudicated, 2 span(s); 0 from ground truth, min-agree 2 for the rest" in result.stdout
+    wrote = f"Wrote {gold}: 1 article(s) adjudicated, 2 span(s); 0 from ground truth, min-agree 2 for the rest"
+    assert wrote in result.stdout
     assert "doc: [0:10] ACTOR 'Hamas said': marked by bob; not by alice, carol" in result.stdout
     (doc,) = read_gold(gold)
     assert doc.spans == (HAMAS, TALKS) and doc.text == TEXT
