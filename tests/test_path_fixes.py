@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from annotate.cli import app
+from annotate.cli.labeling import _next_steps
 from annotate.corpus import read_gold
 from annotate.predict import META_FILE, model_version, pipeline_sha256
 from annotate.settings import load_settings
@@ -53,3 +57,17 @@ def test_provenance_names_only_what_the_scores_depend_on():
 def test_publish_date_help_names_every_fallback():
     result = CliRunner().invoke(app, ["publish", "--help"], terminal_width=200)
     assert "else the gold file's modification date" in " ".join(result.output.split())
+
+
+def test_next_step_after_make_studio_says_how_to_put_annotate_on_path(monkeypatch, tmp_path):
+    beside = Path(sys.executable).with_name("annotate")
+    if not beside.is_file():
+        pytest.skip("the annotate script is not installed beside this Python")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert _next_steps() == (
+        f"Next: source {beside.with_name('activate')}   (puts annotate on PATH), "
+        "then: annotate push   (then label in the browser, then: annotate pull)"
+    )
+    monkeypatch.setenv("PATH", str(beside.parent))
+    assert _next_steps() == "Next: annotate push   (then label in the browser, then: annotate pull)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -50,7 +51,7 @@ def studio_up_cli(
     typer.echo(f"Label Studio {state} at {info.url} (pid {info.pid}, data in {info.data})")
     _echo_login(root, info.url)
     typer.echo(f"API token kept in {server.StudioPaths(root).credentials} (mode 0600)")
-    typer.echo(f"Next: {_annotate_command()} push   (then label in the browser, then: {_annotate_command()} pull)")
+    typer.echo(_next_steps())
 
 
 def _echo_login(root: Path, url: str) -> None:
@@ -60,21 +61,20 @@ def _echo_login(root: Path, url: str) -> None:
     typer.echo(f"Log in at {url} as {credentials.email} with password {credentials.password}")
 
 
-def _annotate_command() -> str:
-    """How to run ``annotate`` from here: plain when it is on PATH, else the script beside this Python."""
+def _next_steps() -> str:
+    """What to run next; when ``annotate`` is not on PATH (after ``make studio``), how to get it there first."""
     import shutil
     import sys
 
+    steps = "annotate push   (then label in the browser, then: annotate pull)"
     beside = Path(sys.executable).with_name("annotate")
     on_path = shutil.which("annotate")
-    if on_path and Path(on_path).resolve() == beside.resolve():
-        return "annotate"
-    if beside.is_file():
-        try:
-            return str(beside.relative_to(Path.cwd()))
-        except ValueError:
-            return str(beside)
-    return "annotate"
+    if not beside.is_file() or (on_path and Path(on_path).resolve() == beside.resolve()):
+        return f"Next: {steps}"
+    activate = beside.with_name("activate")
+    with contextlib.suppress(ValueError):
+        activate = activate.relative_to(Path.cwd())
+    return f"Next: source {activate}   (puts annotate on PATH), then: {steps}"
 
 
 @studio_app.command("down")
