@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 
 from annotate import server, studio
 from annotate.cli import app
+from annotate.corpus import write_gold
 from annotate.errors import StudioAuthError
+from annotate.labels import load_schema
+from annotate.records import AnnotatedDoc, Article, Span
+from tests.conftest import ROOT
+
+SCHEMA_FILE = ROOT / "guidelines" / "labels.toml"
+SCHEMA = load_schema(SCHEMA_FILE)
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
@@ -108,3 +115,55 @@ def test_up_on_all_addresses_answers_from_the_network_address(tmp_path):
         assert stat.S_IMODE(server.StudioPaths(tmp_path).folder.stat().st_mode) == 0o700
     finally:
         assert server.down(tmp_path) == info.pid
+
+
+@pytest.fixture
+def project_elsewhere(local_studio, tmp_path, monkeypatch):
+    """A project folder of its own that talks to the session's server through the environment."""
+    (tmp_path / "pyproject.toml").write_text(f'[tool.annotate]\nschema = "{SCHEMA_FILE}"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(studio.URL_ENV, local_studio.url)
+    monkeypatch.setenv(studio.KEY_ENV, local_studio.token)
+    return local_studio.connect()
+
+
+def test_projects_lists_counts_and_an_unknown_project_names_the_known_ones(project_elsewhere, ruler_model_dir):
+    connection, title = project_elsewhere, "Counted projects here"
+    text = "Hamas said Israel must go."
+    articles = [Article("one", text), Article("two", "Israel said no.")]
+    studio.push(connection, articles, title=title, schema=SCHEMA)
+    predictor = studio.load_predictor(ruler_model_dir, SCHEMA)
+    studio.push(connection, articles[:1], title=title, schema=SCHEMA, predictor=predictor)
+    index = connection.task_index(connection.project(title))
+    connection.annotate(index["one"][0][0], [Span.from_offsets(text, 0, 5, "ACTOR")])
+    (summary,) = [p for p in connection.projects() if p.title == title]
+    assert (summary.tasks, summary.annotated, summary.predictions) == (2, 1, 1)
+    listed = CliRunner().invoke(app, ["studio", "projects"], terminal_width=200)
+    assert listed.exit_code == 0, listed.output
+    (row,) = [line for line in listed.output.splitlines() if title in line]
+    assert [cell.strip() for cell in row.split("│") if cell.strip()][1:] == [title, "2", "1", "1"]
+    unknown = CliRunner().invoke(app, ["pull", "--project", "Not a project", "--dry-run"])
+    assert unknown.exit_code == 1
+    assert f"'{title}'" in unknown.stderr and "`annotate studio projects` lists them" in unknown.stderr
+
+
+def test_pull_dry_run_shows_the_changes_and_writes_nothing(project_elsewhere, tmp_path):
+    connection, title = project_elsewhere, "Dry run project"
+    text = "Hamas said Israel must go."
+    studio.push(connection, [Article("dry", text)], title=title, schema=SCHEMA)
+    (task,) = [entries[0][0] for entries in connection.task_index(connection.project(title)).values()]
+    connection.annotate(task, [Span.from_offsets(text, 0, 5, "ACTOR"), Span.from_offsets(text, 11, 17, "ACTOR")])
+    gold = tmp_path / "gold.jsonl"
+    hamas = Span.from_offsets(text, 0, 5, "ACTOR")
+    write_gold(gold, [AnnotatedDoc("dry", text, (hamas,)), AnnotatedDoc("kept", "Kept.")])
+    before = gold.read_bytes()
+    arguments = ["pull", "--project", title, "--gold", str(gold), "--snapshots", str(tmp_path / "snapshots")]
+    arguments += ["--pulled", str(tmp_path / "pulled.jsonl"), "--dry-run"]
+    result = CliRunner().invoke(app, arguments, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert gold.read_bytes() == before
+    assert not (tmp_path / "snapshots").exists() and not (tmp_path / "pulled.jsonl").exists()
+    rows = [[cell.strip() for cell in line.split("│") if cell.strip()] for line in result.output.splitlines()]
+    assert ["dry", "ACTOR", "1", "0", "0", "1"] in rows
+    assert "Would keep 1 article(s) of the previous gold" in result.output
+    assert f"Dry run: nothing written; {gold} would hold 2 article(s)" in result.output
