@@ -179,7 +179,8 @@ class Studio:
         page = 1
         while True:
             params: dict[str, Any] = {"page_size": 100, "page": page} | ({"title": title} if title else {})
-            answer = self._request("listing projects", "GET", "api/projects", params=params)
+            action = f"looking up project {title!r}" if title else "listing projects"
+            answer = self._request(action, "GET", "api/projects", params=params)
             results = answer.get("results", []) if isinstance(answer, dict) else list(answer or [])
             found.extend(ProjectSummary.from_api(item) for item in results)
             if not isinstance(answer, dict) or not answer.get("next") or not results:
