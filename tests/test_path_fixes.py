@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from annotate.corpus import read_gold
 from annotate.predict import META_FILE, model_version, pipeline_sha256
 from annotate.settings import load_settings
 from annotate.train import library_versions
+from tests.conftest import ROOT
 
 
 def test_one_model_one_hash_in_train_meta_and_label_studio(ruler_model_dir):
@@ -71,3 +73,38 @@ def test_next_step_after_make_studio_says_how_to_put_annotate_on_path(monkeypatc
     )
     monkeypatch.setenv("PATH", str(beside.parent))
     assert _next_steps() == "Next: annotate push   (then label in the browser, then: annotate pull)"
+
+
+def _documented_command_lines():
+    """Every ``annotate …`` line in a fenced block of the README and docs/, with where it is."""
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```[a-z]*\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S):
+            for line in block.splitlines():
+                line = line.removeprefix("$ ").strip()
+                if line.startswith("annotate "):
+                    yield f"{path.name}: {line}", line.split("#", 1)[0]
+
+
+def test_every_documented_command_and_option_exists():
+    """Docs and commands cannot drift apart: each documented subcommand and --option is a real one."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+    problems = []
+    lines = list(_documented_command_lines())
+    assert len(lines) > 20 and any("annotate pull" in line for _, line in lines)
+    lines.append(("a drifted line", "annotate pull --no-such-option"))
+    for where, line in lines:
+        command, words = root, line.split()[1:]
+        while hasattr(command, "commands") and words and words[0] in command.commands:
+            command = command.commands[words.pop(0)]
+        if hasattr(command, "commands"):
+            problems.append(f"{where}: no such command")
+            continue
+        known = {option for param in command.params for option in (*param.opts, *param.secondary_opts)}
+        problems += [
+            f"{where}: {option} is not an option"
+            for option in re.findall(r"--[a-z][a-z0-9-]*", line)
+            if option not in known | {"--help"}
+        ]
+    assert problems == ["a drifted line: --no-such-option is not an option"]
