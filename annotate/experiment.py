@@ -20,7 +20,15 @@ from annotate.labels import Schema
 from annotate.records import AnnotatedDoc
 from annotate.report import predictions_sha256, provenance, write_reports
 from annotate.rules import load_patterns
-from annotate.train import SYSTEMS, Progress, cross_validate, load_pipeline, pipeline_sha256, predict
+from annotate.train import (
+    SYSTEMS,
+    Progress,
+    cross_validate,
+    load_pipeline,
+    pipeline_sha256,
+    predict,
+    training_articles,
+)
 
 
 @dataclass
@@ -120,7 +128,8 @@ def evaluate_target(
     began = time.perf_counter()
     if target.is_dir():
         predicted = predict(load_pipeline(target), list(gold), f"model {target}")
-        identity = {"model": str(target), "model_sha256": pipeline_sha256(target)}
+        seen = set(training_articles(target)) & {doc.id for doc in gold}
+        identity = {"model": str(target), "model_sha256": pipeline_sha256(target), "trained_on_gold": len(seen)}
         name = "model"
     else:
         predicted = read_gold(target)

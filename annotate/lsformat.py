@@ -324,10 +324,43 @@ POLICIES: dict[str, Callable[[list[PulledAnnotation]], PulledAnnotation | None]]
 DEFAULT_POLICY = "ground-truth-then-latest"
 
 
+def pulled_source(project: str, task_id: int, origin: str = "") -> str:
+    """A pulled document's ``source``: where its text came from, then the Label Studio project and task."""
+    where = f"{SOURCE_PREFIX}:{project} task {task_id}"
+    return f"{origin} | {where}" if origin else where
+
+
+def source_origin(source: str) -> str:
+    """Where a gold document's text came from (a seed file, a URL), without the Label Studio part."""
+    if source.startswith(SOURCE_PREFIX):
+        return ""
+    return source.split(f" | {SOURCE_PREFIX}", 1)[0]
+
+
+def with_origins(docs: Iterable[AnnotatedDoc], origins: Mapping[str, str]) -> list[AnnotatedDoc]:
+    """Documents whose ``source`` lacks where the text came from get it put in front (``origin | …``)."""
+    found = []
+    for doc in docs:
+        origin = origins.get(doc.id, "")
+        if origin and not source_origin(doc.source):
+            doc = AnnotatedDoc(doc.id, doc.text, doc.spans, doc.annotator, f"{origin} | {doc.source}", doc.text_sha256)
+        found.append(doc)
+    return found
+
+
 def gold_from_pulled(
-    annotations: Iterable[PulledAnnotation], texts: Mapping[str, str], policy: str, project: str
+    annotations: Iterable[PulledAnnotation],
+    texts: Mapping[str, str],
+    policy: str,
+    project: str,
+    origins: Mapping[str, str] | None = None,
 ) -> list[AnnotatedDoc]:
-    """One gold document per task that the policy picks an annotation for; cancelled ones never count."""
+    """One gold document per task that the policy picks an annotation for; cancelled ones never count.
+
+    ``origins`` (doc id → seed file or URL) keeps in each document's ``source`` where its text
+    came from, next to the project and task it was annotated in.
+    """
+    origins = origins or {}
     choose = POLICIES[policy]
     per_doc: dict[str, list[PulledAnnotation]] = defaultdict(list)
     for annotation in annotations:
@@ -343,11 +376,27 @@ def gold_from_pulled(
                     text=texts[doc_id],
                     spans=chosen.spans,
                     annotator=chosen.annotator,
-                    source=f"{SOURCE_PREFIX}:{project}",
+                    source=pulled_source(project, chosen.task_id, origins.get(doc_id, "")),
                     text_sha256=chosen.text_sha256,
                 )
             )
     return gold
+
+
+def merge_gold(
+    previous: Iterable[AnnotatedDoc], pulled: Iterable[AnnotatedDoc]
+) -> tuple[list[AnnotatedDoc], list[str]]:
+    """The previous gold with the pulled documents put in: pulled ones replace theirs, the rest are kept.
+
+    Returns the merged gold (sorted by id) and the ids kept from the previous gold, so a pull of a
+    project where only some articles are labeled updates those and loses none of the others.
+    """
+    merged = {doc.id: doc for doc in previous}
+    kept = set(merged)
+    for doc in pulled:
+        merged[doc.id] = doc
+        kept.discard(doc.id)
+    return [merged[doc_id] for doc_id in sorted(merged)], sorted(kept)
 
 
 # --- difference to the previous gold ---------------------------------------------------------------

@@ -23,13 +23,26 @@ class Predictor:
     model_version: str
 
 
-def model_version(model_dir: Path) -> str:
-    """The folder name plus a hash of every file in it: a retrained model gets a new version."""
+META_FILE = "annotate_meta.json"
+
+
+def pipeline_sha256(path: str | Path) -> str:
+    """A model's identity: a hash of a saved pipeline's files (names and bytes), our meta file excluded.
+
+    The one hash everywhere: ``annotate train`` prints it, ``annotate_meta.json`` records it as
+    ``model_sha256``, and Label Studio shows its first 12 digits in the model version.
+    """
+    path = Path(path)
     digest = hashlib.sha256()
-    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(model_dir)).encode())
-        digest.update(path.read_bytes())
-    return f"{model_dir.resolve().name}-{digest.hexdigest()[:12]}"
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != META_FILE):
+        digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def model_version(model_dir: Path) -> str:
+    """The folder name plus the model's hash (:func:`pipeline_sha256`): a retrained model gets a new version."""
+    return f"{Path(model_dir).resolve().name}-{pipeline_sha256(model_dir)[:12]}"
 
 
 def load_predictor(model_dir: Path, schema: Schema) -> Predictor:

@@ -6,7 +6,7 @@ splits, label meanings, how the tag columns work, provenance) goes into the file
 
 - ``spans`` view: one row per article, its spans as a list of ``{start, end, label, text}``;
   overlapping spans are kept as they are.
-- ``tokens`` view: spaCy tokens and BIO tags, one ``Sequence(ClassLabel)`` column per label.
+- ``tokens`` view: spaCy tokens and BIO tags, one ``List(ClassLabel)`` column per label.
   BIO cannot hold two overlapping spans in one column, so each label gets its own column, and a
   label whose spans overlap each other gets extra layer columns. No span is lost in either view.
 """
@@ -24,7 +24,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
@@ -38,7 +38,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from spacy.language import Language
 from spacy.training import biluo_to_iob, iob_to_biluo, offsets_to_biluo_tags, tags_to_entities
 
-from annotate import __version__
+from annotate import __version__, privacy
 from annotate.corpus import gold_files, gold_sha256, read_gold
 from annotate.errors import GoldError, HubError, PublishError
 from annotate.gold import check_gold
@@ -290,6 +290,7 @@ class CardFacts:
     agreement: dict | None = None
     agreement_name: str = ""
     layers: dict[str, int] = field(default_factory=dict)
+    pseudonymous: bool = True
 
 
 def _is_url(source: str) -> bool:
@@ -454,6 +455,17 @@ def card_metadata(facts: CardFacts, views: dict[str, DatasetDict], files: dict[s
     return data.to_yaml()
 
 
+def _overlap_note(facts: CardFacts) -> str:
+    """What overlaps: spans of different labels may; the guidelines say one label never overlaps itself."""
+    same = [name for name, count in facts.layers.items() if count > 1]
+    if not same:
+        return "Spans of different labels may overlap; spans of one label never overlap each other."
+    return (
+        "Spans of different labels may overlap. The guidelines say a label never overlaps itself, yet this copy "
+        f"has overlapping spans of the same label ({', '.join(same)}), kept as annotated."
+    )
+
+
 def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
     """The card's text: labels, views, splits and folds, counts, annotators, sources, provenance."""
     schema, plan = facts.schema, facts.split_plan
@@ -469,8 +481,8 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
         f"# {facts.pretty_name}",
         CARD_MARKER,
         f"Hand-annotated spans in {len(docs)} news article{'s' if len(docs) != 1 else ''} "
-        f"(language: `{facts.language}`), with {len(names)} labels: {', '.join(names)}. Spans may overlap, "
-        f"within a label and across labels. {text_note}",
+        f"(language: `{facts.language}`), with {len(names)} labels: {', '.join(names)}. {_overlap_note(facts)} "
+        f"{text_note}",
         "## Labels",
         "Label meanings come from the project's label schema (`guidelines/labels.toml`); the label order "
         "is the `ClassLabel` index order.",
@@ -522,7 +534,8 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
         f"- **`{TOKENS}`**: one row per article: `id`, `text_sha256`, "
         + ("`tokens`, " if facts.include_text else "")
         + "`token_start`, `token_end` (code-point offsets of each token) and BIO tag columns, each a "
-        f"`Sequence(ClassLabel)` over the tokens: {', '.join(f'`{c}`' for c in tag_columns)}. Tokens come from "
+        "`List(ClassLabel)` (`Sequence(ClassLabel)` in datasets before 4) over the tokens: "
+        f"{', '.join(f'`{c}`' for c in tag_columns)}. Tokens come from "
         f'spaCy {spacy.__version__}\'s `spacy.blank("{facts.language}")` tokenizer; whitespace other than a '
         "single space is its own token. BIO cannot hold two overlapping spans in one column, so every label "
         "has its own column (an ACTOR inside an ATTRIBUTION shows in both). " + layer_note + " A span is a "
@@ -576,7 +589,13 @@ def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
     annotators = Counter(doc.annotator or "(not recorded)" for doc in docs)
     parts += [
         "## Annotators and agreement",
-        "The gold annotation of each article, and who made it:",
+        "The gold annotation of each article, and who made it"
+        + (
+            " (annotators are named by stable pseudonyms, `annotator-1`, `annotator-2`, …; who is who is "
+            "kept by the project and not published):"
+            if facts.pseudonymous
+            else ":"
+        ),
         _table(["annotator", "articles"], sorted(annotators.items())),
         agreement_section(facts.agreement, facts.agreement_name),
         "## Sources and copyright",
@@ -723,12 +742,18 @@ def publish(
     license: str = "other",
     pretty_name: str = "News spans",
     language: str = "en",
+    real_names: bool = False,
+    pseudonyms_path: str | Path | None = None,
 ) -> Published:
     """Check the gold, then write both views as parquet plus ``README.md`` into ``out_dir``.
 
     Everything is written into a temporary folder beside ``out_dir`` and renamed into place at the
     end, so a refused gold or a failure leaves ``out_dir`` as it was. An earlier output of this
     function in ``out_dir`` is replaced; any other non-empty folder is refused.
+
+    Annotators (in the data and in the card's agreement figures) are published as pseudonyms
+    (``annotator-1``, …) kept stable in ``pseudonyms_path`` (see :mod:`annotate.privacy`), unless
+    ``real_names``.
     """
     out_dir = Path(out_dir)
     gold_path = Path(gold_path)
@@ -748,6 +773,9 @@ def publish(
     if guidelines_path is not None and Path(guidelines_path).is_file():
         guidelines_text = Path(guidelines_path).read_text(encoding="utf-8")
     agreement = _read_agreement(Path(agreement_path)) if agreement_path is not None else None
+    sha = gold_sha256(docs)
+    if not real_names:
+        docs, agreement = _pseudonymous(docs, agreement, pseudonyms_path)
     plan = plan_splits((doc.id for doc in docs), split_seed)
     views = build_views(docs, schema, nlp, plan, include_text=include_text)
     facts = CardFacts(
@@ -757,7 +785,7 @@ def publish(
         date=day,
         date_source=day_source,
         gold_name=gold_path.name,
-        gold_sha256=gold_sha256(docs),
+        gold_sha256=sha,
         schema=schema,
         split_plan=plan,
         include_text=include_text,
@@ -766,6 +794,7 @@ def publish(
         agreement=agreement,
         agreement_name=Path(agreement_path).name if agreement_path is not None else "",
         layers=layer_counts(docs, schema),
+        pseudonymous=not real_names,
     )
     files = {view: {split: f"{view}/{split}-00000-of-00001.parquet" for split in plan.splits} for view in VIEWS}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -792,6 +821,22 @@ def publish(
         for split, ids in plan.splits.items()
     }
     return Published(out_dir, written, plan, span_counts, facts.gold_sha256, day, day_source)
+
+
+def _pseudonymous(
+    docs: list[AnnotatedDoc], agreement: dict | None, path: str | Path | None
+) -> tuple[list[AnnotatedDoc], dict | None]:
+    """The gold and the agreement figures with every annotator replaced by a stable pseudonym."""
+    names = {name for doc in docs for name in doc.annotator.split(",")}  # adjudicated: "alice,bob"
+    names |= set((agreement or {}).get("annotators") or [])
+    for pair in (agreement or {}).get("pairs") or []:
+        names.update(pair.get("annotators") or [] if isinstance(pair, dict) else [])
+    names = {name for name in names if isinstance(name, str) and name}
+    mapping = privacy.pseudonyms(names, Path(path)) if path is not None else privacy.extend_mapping({}, names)
+    renamed = [
+        replace(doc, annotator=",".join(mapping.get(name, name) for name in doc.annotator.split(","))) for doc in docs
+    ]
+    return renamed, privacy.replace_names(agreement, mapping) if agreement is not None else None
 
 
 def _umask() -> int:

@@ -101,6 +101,43 @@ def read_credentials(path: Path) -> Credentials:
         raise StudioAuthError(f"{path}: credentials lack email, password or token") from None
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_private(paths: StudioPaths) -> None:
+    """Refuse a ``.studio/`` (or its data folder) others can enter: the database holds the API token too."""
+    for folder in (paths.folder, paths.data):
+        try:
+            mode = folder.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            raise StudioAuthError(
+                f"{folder}: readable by other users (mode {mode & 0o777:o}); it holds the API token, "
+                f"so run chmod -R go-rwx {paths.folder}"
+            )
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL this machine uses to reach a server listening on ``host`` (all addresses: via loopback)."""
+    reachable = HOST if host in ("0.0.0.0", "::", "") else host
+    return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
+
+
+def same_server(url: str, other: str) -> bool:
+    """Whether two URLs name the same server: ``localhost``, ``127.0.0.1`` and ``::1`` count as one host."""
+    from urllib.parse import urlsplit
+
+    first, second = urlsplit(url.strip()), urlsplit(other.strip())
+    hosts = [(part.hostname or "").lower() for part in (first, second)]
+    hosts = ["127.0.0.1" if host in LOOPBACK else host for host in hosts]
+    try:
+        ports = [part.port or (443 if part.scheme == "https" else 80) for part in (first, second)]
+    except ValueError:
+        return False
+    return first.scheme == second.scheme and hosts[0] == hosts[1] and ports[0] == ports[1]
+
+
 def _create_credentials(path: Path) -> Credentials:
     credentials = Credentials(ADMIN_EMAIL, secrets.token_urlsafe(18), secrets.token_hex(20))
     text = json.dumps({"email": credentials.email, "password": credentials.password, "token": credentials.token})
@@ -229,28 +266,34 @@ def local_url(root: Path) -> str | None:
     return None
 
 
-def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0) -> ServerInfo:
-    """Start the local server (or find it running) and wait until it answers on its own port."""
+def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0, host: str = HOST) -> ServerInfo:
+    """Start the local server (or find it running) and wait until it answers on its own port.
+
+    ``host`` is the address it listens on: 127.0.0.1 (this machine only) unless another is given
+    for annotators on other machines. ``.studio/`` is made readable by its owner only, and
+    refused if others can read it.
+    """
     paths = StudioPaths(root)
-    paths.folder.mkdir(parents=True, exist_ok=True)
+    paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_private(paths)
     state = _read_state(paths)
     if state and _is_our_server(int(state["pid"]), paths.data):
         email = read_credentials(paths.credentials).email
         return ServerInfo(state["url"], int(state["pid"]), int(state["port"]), paths.data, email, already_running=True)
-    if not port_is_free(port):
+    if not port_is_free(port, host):
         raise PortBusyError(
-            f"port {port} on {HOST} is already in use; stop what uses it or choose another with --port "
+            f"port {port} on {host} is already in use; stop what uses it or choose another with --port "
             f"(Label Studio would silently move to port {port + 1})"
         )
     executable = label_studio_executable()
     first_start = not (paths.data / "label_studio.sqlite3").exists()
     credentials = _create_credentials(paths.credentials) if first_start else read_credentials(paths.credentials)
     for folder in (paths.data, paths.data / "config", paths.data / "tmp"):
-        folder.mkdir(parents=True, exist_ok=True)
-    url = f"http://{HOST}:{port}"
-    command = [executable, "start", "--no-browser", "--internal-host", HOST, "--port", str(port)]
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url = client_url(host, port)
+    command = [executable, "start", "--no-browser", "--internal-host", host, "--port", str(port)]
     command += ["--data-dir", str(paths.data)]
-    with open(paths.log, "ab") as log:
+    with open(os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -259,8 +302,9 @@ def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0) -> ServerIn
             env=server_environment(paths.data, credentials),
             cwd=paths.folder,
             start_new_session=True,
+            umask=0o077,  # the database, exports and uploads it writes: owner only
         )
-    atomic_write_text(paths.state, json.dumps({"pid": process.pid, "port": port, "url": url}) + "\n")
+    atomic_write_text(paths.state, json.dumps({"pid": process.pid, "port": port, "url": url, "host": host}) + "\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -352,6 +396,7 @@ class ServerStatus:
 def status(url: str, root: Path) -> ServerStatus:
     """Whether ``url`` answers and which Label Studio version it runs."""
     paths = StudioPaths(root)
+    check_private(paths)
     state = _read_state(paths)
     pid = int(state["pid"]) if state and _is_our_server(int(state.get("pid", 0)), paths.data) else None
     answering = health(url)

@@ -54,6 +54,36 @@ class Project:
     annotators_per_task: int = 1
 
 
+@dataclass(frozen=True)
+class ProjectSummary:
+    """A project as the server lists it: what ``annotate studio projects`` shows."""
+
+    project: Project
+    tasks: int = 0
+    annotated: int = 0
+    predictions: int = 0
+
+    @property
+    def title(self) -> str:
+        return self.project.title
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> ProjectSummary:
+        project = Project(
+            int(item["id"]),
+            str(item.get("title") or ""),
+            str(item.get("label_config") or ""),
+            str(item.get("expert_instruction") or ""),
+            int(item.get("maximum_annotations") or 1),
+        )
+        return cls(
+            project,
+            int(item.get("task_number") or 0),
+            int(item.get("num_tasks_with_annotations") or 0),
+            int(item.get("total_predictions_number") or 0),
+        )
+
+
 class Studio:
     """A connection to one Label Studio server. The key is kept out of ``repr`` and every message."""
 
@@ -139,28 +169,39 @@ class Studio:
 
     # --- projects --------------------------------------------------------------------------------
 
-    def find_project(self, title: str) -> Project | None:
-        def search() -> list:
-            return [p for p in self._client.projects.list(title=title, page_size=100) if p.title == title]
+    def projects(self, title: str | None = None) -> list[ProjectSummary]:
+        """Every project on the server (or those whose title contains ``title``), with its counts.
 
-        found = self._read(f"looking up project {title!r}", search)
+        Pages are followed by their ``next`` link, never asked for past the end: Label Studio logs
+        a traceback ("Invalid page") for each such request, as the SDK's pager makes on every list.
+        """
+        found: list[ProjectSummary] = []
+        page = 1
+        while True:
+            params: dict[str, Any] = {"page_size": 100, "page": page} | ({"title": title} if title else {})
+            action = f"looking up project {title!r}" if title else "listing projects"
+            answer = self._request(action, "GET", "api/projects", params=params)
+            results = answer.get("results", []) if isinstance(answer, dict) else list(answer or [])
+            found.extend(ProjectSummary.from_api(item) for item in results)
+            if not isinstance(answer, dict) or not answer.get("next") or not results:
+                return found
+            page += 1
+
+    def find_project(self, title: str) -> Project | None:
+        found = [p for p in self.projects(title) if p.title == title]
         if len(found) > 1:
             raise StudioProjectError(f"{len(found)} projects are titled {title!r} on {self.url}; rename all but one")
-        if not found:
-            return None
-        found_project = found[0]
-        return Project(
-            found_project.id,
-            found_project.title,
-            found_project.label_config or "",
-            found_project.expert_instruction or "",
-            found_project.maximum_annotations or 1,
-        )
+        return found[0].project if found else None
 
     def project(self, title: str) -> Project:
         found = self.find_project(title)
         if found is None:
-            raise StudioProjectError(f"no project titled {title!r} on {self.url} (run `annotate push` first)")
+            titles = sorted(p.title for p in self.projects())
+            there = f"projects there: {', '.join(repr(t) for t in titles[:20])}{', …' if len(titles) > 20 else ''}"
+            raise StudioProjectError(
+                f"no project titled {title!r} on {self.url} ({there if titles else 'no projects there'}; "
+                f"`annotate studio projects` lists them, `annotate push` creates one)"
+            )
         return found
 
     def create_project(self, title: str, config: str, instructions: str) -> Project:
@@ -360,18 +401,22 @@ def connect(url: str | None = None, api_key: str | None = None, root: Path | Non
     """Connect to ``url`` (else ``LABEL_STUDIO_URL``, else the local server of ``annotate studio up``).
 
     The key comes from ``api_key``, else ``LABEL_STUDIO_API_KEY``, else — for the local server
-    only — the credentials file that ``studio up`` wrote (mode 0600).
+    only, however its URL is spelled (``localhost`` or ``127.0.0.1``) — the credentials file that
+    ``studio up`` wrote (mode 0600). ``root`` is the project folder (default: the one holding the
+    working directory), so a notebook in the project finds the local server as the CLI does.
     """
     from annotate import server
+    from annotate.settings import find_root
 
+    root = root if root is not None else find_root()
     url = url or os.environ.get(URL_ENV, "")
     api_key = api_key or os.environ.get(KEY_ENV, "")
-    local = server.local_url(root) if root is not None else None
+    local = server.local_url(root)
     if not url:
         if local is None:
             raise StudioUnreachable(f"no Label Studio to talk to: run `annotate studio up`, or set {URL_ENV}")
         url = local
-    if not api_key and root is not None and url.rstrip("/") == (local or "").rstrip("/"):
+    if not api_key and local is not None and server.same_server(url, local):
         api_key = server.read_credentials(server.StudioPaths(root).credentials).token
     return Studio(url, api_key)
 
@@ -391,6 +436,9 @@ class PushReport:
     duplicated_in_studio: list[str] = field(default_factory=list)
     with_predictions: int = 0
     model_version: str = ""
+    predictions_added: int = 0
+    predictions_updated: int = 0
+    predictions_unchanged: int = 0
     retries: int = 0
     annotators_per_task: int = 1
     annotators_per_task_updated: bool = False
@@ -487,7 +535,55 @@ def push(
         _import_batch(studio, project, todo[start : start + batch_size], predictor, attempts, backoff_s, report)
         if progress:
             progress(report.imported, total)
+    if predictor is not None:
+        skip = {a.id for a in todo} | set(report.text_changed)
+        present = [a for a in articles if a.id in index and a.id not in skip]
+        _predict_present(studio, project, present, index, predictor, batch_size, report)
+        if present or report.imported:
+            studio.show_predictions_of(project, predictor.model_version)
     return report
+
+
+def _predict_present(
+    studio: Studio,
+    project: Project,
+    articles: Sequence[Article],
+    index: Mapping[str, list[tuple[int, str]]],
+    predictor: Predictor,
+    batch_size: int,
+    report: PushReport,
+) -> None:
+    """Give tasks that were already there this model version's predictions: added, updated or kept.
+
+    A task keeps a prediction of this version that says the same; one that differs is replaced
+    (deleted, then imported anew); predictions of other versions are left alone.
+    """
+    if not articles:
+        return
+    version = predictor.model_version
+    wanted: dict[int, dict] = {}
+    for start in range(0, len(articles), batch_size):
+        batch = articles[start : start + batch_size]
+        for article, spans in zip(batch, predictor.predict([a.text for a in batch]), strict=True):
+            for task_id, _ in index[article.id]:
+                wanted[task_id] = _prediction(spans, version)
+    had: set[int] = set()
+    kept: set[int] = set()
+    for stored in sorted(studio.project_predictions(project), key=lambda p: int(p["id"])):
+        task_id = int(stored["task"])
+        if stored.get("model_version") != version or task_id not in wanted:
+            continue
+        had.add(task_id)
+        if task_id not in kept and lsformat.same_prediction(stored, wanted[task_id]):
+            kept.add(task_id)
+        else:
+            studio.delete_prediction(int(stored["id"]))
+    missing = [{"task": task_id, **payload} for task_id, payload in wanted.items() if task_id not in kept]
+    for start in range(0, len(missing), batch_size):
+        studio.import_predictions(project, missing[start : start + batch_size])
+    report.predictions_unchanged = len(kept)
+    report.predictions_updated = len(had - kept)
+    report.predictions_added = len(wanted) - len(had)
 
 
 def _import_batch(
@@ -568,6 +664,9 @@ class PullReport:
     repairs: list[Problem] = field(default_factory=list)
     diff: lsformat.GoldDiff = field(default_factory=lsformat.GoldDiff)
     gold_sha256: str = ""
+    kept: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    per_article: dict[str, lsformat.GoldDiff] = field(default_factory=dict)
 
 
 def project_slug(title: str) -> str:
@@ -585,31 +684,29 @@ def _checked_export(
 ) -> lsformat.ExportReading:
     """Export the project and validate every span; any problem raises :class:`PullError` listing them all.
 
-    With ``snapshot``, the raw export is kept there (compressed while the export is parsed: zlib
-    releases the GIL). ``consequence`` ends the error message: what was (not) done because of it.
+    With ``snapshot``, the raw export is kept there once it passed (compressed while the export is
+    parsed: zlib releases the GIL). ``consequence`` ends the error message: what was (not) done.
     """
     raw = studio.export_json(project)
     users = studio.users()
     with ThreadPoolExecutor(max_workers=1) as background:
         saved = (
-            background.submit(lambda: atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0)))
-            if snapshot is not None
-            else None
+            background.submit(lambda: gzip.compress(raw, compresslevel=3, mtime=0)) if snapshot is not None else None
         )
         try:
             tasks = json.loads(raw)
         except ValueError:
             tasks = None
         reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
-        if saved is not None:
-            saved.result()
+        compressed = saved.result() if saved is not None else None
     if reading is None:
-        kept = f" (kept in {snapshot})" if snapshot is not None else ""
-        raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list{kept}")
+        raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list; {consequence}")
     if reading.problems:
         raise PullError(
             f"{len(reading.problems)} problem(s) in project {project.title!r}; {consequence}", reading.problems
         )
+    if compressed is not None:
+        atomic_write_bytes(snapshot, compressed)  # only an export that passed: a refused pull writes nothing
     return reading
 
 
@@ -622,13 +719,19 @@ def pull(
     pulled_path: Path,
     snapshots: Path,
     policy: str = lsformat.DEFAULT_POLICY,
-    allow_removed: bool = False,
+    replace: bool = False,
+    origins: Mapping[str, str] | None = None,
+    dry_run: bool = False,
 ) -> PullReport:
-    """Export the project, keep the raw export, validate every span, write pulled annotations and gold.
+    """Export the project, validate every span, keep the raw export, write pulled annotations and gold.
 
     Any span that fails validation (and cannot be repaired from UTF-16 offsets) stops the pull with
-    every problem listed: the raw export is kept, pulled and gold files are left as they were. So
-    does a gold that would lose documents the previous gold had, unless ``allow_removed``.
+    every problem listed: nothing is written (no snapshot, pulled and gold files as they were).
+    The pulled documents update the previous gold; its other documents are kept (listed in
+    ``kept``) unless ``replace``, which writes only what the project holds. Each document's
+    ``source`` names where its text came from (``origins``: doc id → seed file, else the previous
+    gold's source), then the project and task. ``dry_run`` validates and compares but writes
+    nothing, and reports the changes per article (``per_article``).
     """
     if policy not in lsformat.POLICIES:
         raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
@@ -638,20 +741,26 @@ def pull(
         # The previous gold is read while the server builds the export (the download mostly waits).
         earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
         reading = _checked_export(
-            studio, project, schema, f"nothing written to {gold_path} (raw export kept in {snapshot})", snapshot
+            studio, project, schema, f"nothing written ({gold_path} left as it was)", None if dry_run else snapshot
         )
     previous: list[AnnotatedDoc] = earlier.result()
-    gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title)
+    known = {doc.id: lsformat.source_origin(doc.source) for doc in previous if lsformat.source_origin(doc.source)}
+    known |= dict(origins or {})
+    pulled_gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title, known)
+    gold, kept = (pulled_gold, []) if replace else lsformat.merge_gold(previous, pulled_gold)
     diff = lsformat.diff_gold(previous, gold)
-    if diff.docs_removed and not allow_removed:
-        shown = ", ".join(diff.docs_removed[:5]) + (", …" if len(diff.docs_removed) > 5 else "")
-        raise PullError(
-            f"pulling {title!r} would remove {len(diff.docs_removed)} document(s) from {gold_path} ({shown}): "
-            f"they have no annotation the {policy!r} policy takes; nothing written. Use --allow-removed to "
-            f"accept, or --gold to write elsewhere"
-        )
-    write_pulled(pulled_path, reading.annotations)
-    sha = write_gold(gold_path, gold)
+    per_article: dict[str, lsformat.GoldDiff] = {}
+    if dry_run:
+        sha = ""
+        before = {doc.id: doc for doc in previous}
+        for doc in gold:
+            if before.get(doc.id) != doc:
+                per_article[doc.id] = lsformat.diff_gold([before[doc.id]] if doc.id in before else [], [doc])
+        for doc_id in diff.docs_removed:
+            per_article[doc_id] = lsformat.diff_gold([before[doc_id]], [])
+    else:
+        write_pulled(pulled_path, reading.annotations)
+        sha = write_gold(gold_path, gold)
     return PullReport(
         project=title,
         policy=policy,
@@ -669,6 +778,9 @@ def pull(
         repairs=reading.repairs,
         diff=diff,
         gold_sha256=sha,
+        kept=kept,
+        dry_run=dry_run,
+        per_article=per_article,
     )
 
 
@@ -772,6 +884,7 @@ def send_review(
 __all__ = [
     "Predictor",
     "Project",
+    "ProjectSummary",
     "PullReport",
     "PulledAnnotation",
     "ProjectAnnotations",

@@ -31,11 +31,11 @@ from annotate.convert import docbin_bytes, to_spacy_docs, with_predictions
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
 from annotate.errors import TrainingError
 from annotate.evaluate import evaluate
+from annotate.predict import META_FILE, pipeline_sha256  # noqa: F401  (the model's identity; part of this API)
 from annotate.records import AnnotatedDoc
 from annotate.rules import add_rules, rule_pipeline
 
 SYSTEMS = ("rules", "model", "both")
-META_FILE = "annotate_meta.json"
 Progress = Callable[[str], None]
 
 
@@ -44,7 +44,7 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for name in ("spacy", "thinc", "numpy", "nervaluate", "news-annotate"):
+    for name in ("spacy", "thinc", "numpy", "news-annotate"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -52,14 +52,14 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def pipeline_sha256(path: str | Path) -> str:
-    """A hash of a saved pipeline's files (names and bytes), our meta file excluded."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != META_FILE):
-        digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
+def training_articles(model_dir: str | Path) -> list[str]:
+    """The ids of the articles a saved model was trained on (from its ``annotate_meta.json``; [] if unknown)."""
+    try:
+        meta = json.loads((Path(model_dir) / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    articles = meta.get("articles") if isinstance(meta, dict) else None
+    return [str(doc_id) for doc_id in articles] if isinstance(articles, list) else []
 
 
 def _one_line(exc: Exception) -> str:

@@ -79,7 +79,8 @@ def test_adjudicate_writes_gold_and_conflicts(project):
     gold, conflicts = tmp_path / "gold" / "gold.jsonl", tmp_path / "conflicts.jsonl"
     result = invoke("adjudicate", pulled, "--articles", articles, "--out", gold, "--conflicts-out", conflicts)
     assert result.exit_code == 0, result.output
-    assert f"Wrote {gold}: 1 article(s), 2 span(s); 0 from ground truth, min-agree 2 for the rest" in result.stdout
+    wrote = f"Wrote {gold}: 1 article(s) adjudicated, 2 span(s); 0 from ground truth, min-agree 2 for the rest"
+    assert wrote in result.stdout
     assert "doc: [0:10] ACTOR 'Hamas said': marked by bob; not by alice, carol" in result.stdout
     (doc,) = read_gold(gold)
     assert doc.spans == (HAMAS, TALKS) and doc.text == TEXT
@@ -99,18 +100,20 @@ def test_adjudicate_refuses_a_changed_article_and_keeps_the_old_gold(project):
     assert gold.read_text(encoding="utf-8") == "previous gold\n"
 
 
-def test_adjudicate_will_not_drop_articles_of_existing_gold_unless_told(project):
+def test_adjudicate_updates_its_articles_and_keeps_the_rest_of_the_gold_unless_replace(project):
     tmp_path, pulled, articles = project
     gold = tmp_path / "gold.jsonl"
-    write_gold(gold, [AnnotatedDoc("curated", "Curated by hand."), AnnotatedDoc("doc", TEXT)])
-    before = gold.read_bytes()
+    curated = AnnotatedDoc("curated", "Curated by hand.", annotator="gold-v1", source="seeds/curated.txt")
+    write_gold(gold, [curated, AnnotatedDoc("doc", TEXT, source="seeds/doc.txt")])
     result = invoke("adjudicate", pulled, "--articles", articles, "--out", gold)
-    assert result.exit_code == 1
-    assert result.stderr == (
-        f"Error: {gold}: holds 1 article(s) this adjudication does not (curated); "
-        "write elsewhere with --out, or pass --replace\n"
-    )
-    assert gold.read_bytes() == before
+    assert result.exit_code == 0, result.output
+    assert (
+        "Kept 1 article(s) of the previous gold that were not adjudicated (curated); "
+        "--replace writes only the adjudicated ones"
+    ) in result.stdout
+    merged = {doc.id: doc for doc in read_gold(gold)}
+    assert merged["curated"] == curated
+    assert merged["doc"].source.startswith("seeds/doc.txt | label-studio adjudicated: ")
     assert invoke("adjudicate", pulled, "--articles", articles, "--out", gold, "--replace").exit_code == 0
     assert [doc.id for doc in read_gold(gold)] == ["doc"]
 
@@ -179,7 +182,8 @@ def test_figures_written_by_agreement_reach_the_dataset_card_of_publish(project,
     assert published.exit_code == 0, published.output
     card = (root / "dataset" / "README.md").read_text(encoding="utf-8")
     summary = json.loads((root / "reports" / "agreement.json").read_text(encoding="utf-8"))["summary"]
-    assert "annotated independently by two or more of 3 annotators (alice, bob, carol)" in card
+    assert "annotated independently by two or more of 3 annotators (annotator-1, annotator-2, annotator-3)" in card
+    assert "alice" not in card, "annotators are published as pseudonyms"
     assert f"| span F1, strict (mean over pairs) | {summary['strict_f1_mean']:.3f} |" in card
 
 

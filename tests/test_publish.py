@@ -272,7 +272,7 @@ def test_card_says_what_a_reader_needs(published, gold_file):
     assert gold_sha256(docs) in card and SCHEMA.sha256 in card
     assert "remain the copyright of their publishers" in card
     assert "https://example.org/news/a" in card
-    assert "| alice | 2 |" in card and "| bob | 1 |" in card
+    assert "| annotator-1 | 2 |" in card and "| annotator-2 | 1 |" in card  # pseudonyms by default
     assert "single `test` split" in card and "| 2 | " in card  # three leave-one-article-out folds
 
 
@@ -409,16 +409,16 @@ def test_figures_of_annotate_agreement_reach_the_card(gold_file, tmp_path):
     card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
 
     pair = report.pairs[0]
-    assert "1 article(s) annotated independently by two or more of 2 annotators (alice, bob)" in card
+    assert "1 article(s) annotated independently by two or more of 2 annotators (annotator-1, annotator-2)" in card
     assert f"| span F1, strict (mean over pairs) | {pair.strict_overall.f1:.3f} |" in card
-    assert f"| alice vs bob | 1 | {pair.strict_overall.f1:.3f} | {pair.partial_overall.f1:.3f} |" in card
+    assert f"| annotator-1 vs annotator-2 | 1 | {pair.strict_overall.f1:.3f} | {pair.partial_overall.f1:.3f} |" in card
     assert "| DEMAND | undefined |" in card  # nobody marked a DEMAND: alpha is undefined, not 0 or 1
 
 
 def test_other_agreement_json_is_shown_as_it_is(gold_file, tmp_path):
     figures = tmp_path / "agreement.json"
     figures.write_text(json.dumps({"pairs": {"alice+bob": {"strict_f1": 0.81234}}}), encoding="utf-8")
-    publish_to(tmp_path / "out", gold_file, agreement_path=figures)
+    publish_to(tmp_path / "out", gold_file, agreement_path=figures, real_names=True)
     assert "| pairs.alice+bob.strict_f1 | 0.812 |" in (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
 
 

@@ -80,7 +80,7 @@ def test_round_trip_pulled_gold_equals_the_gold(connection, settings, schema, ti
     assert _content(read_gold(tmp_path / "gold.jsonl")) == _content(gold)
     assert pulled.repairs == [] and pulled.gold_docs == len(gold)
     assert sum(pulled.diff.added.values()) == sum(len(d.spans) for d in gold)
-    assert all(d.source == f"label-studio:{title}" for d in read_gold(tmp_path / "gold.jsonl"))
+    assert all(d.source == f"label-studio:{title} task {tasks[d.id]}" for d in read_gold(tmp_path / "gold.jsonl"))
     again = _pull(connection, title, schema, tmp_path)
     assert again.diff.is_empty and sum(again.diff.unchanged.values()) == sum(len(d.spans) for d in gold)
     assert len(list((tmp_path / "snapshots").rglob("*.json.gz"))) == 2
@@ -174,31 +174,60 @@ def test_two_annotators_cancelled_and_draft(connection, schema, title, tmp_path)
     assert any(a.annotation_id == first_id for a in pulled)
 
 
-def test_pull_refuses_to_drop_documents_from_the_previous_gold(connection, schema, title, tmp_path):
+def test_pull_updates_the_labeled_articles_and_keeps_the_rest_unless_replace(connection, schema, title, tmp_path):
     text = "Hamas said Israel"
     studio.push(connection, [Article("kept", text), Article("unlabelled", text)], title=title, schema=schema)
     tasks = _task_ids(connection, title)
     connection.annotate(tasks["kept"], [Span.from_offsets(text, 0, 5, "ACTOR")])
-    previous = [
-        AnnotatedDoc("kept", text),
-        AnnotatedDoc("unlabelled", text, (Span.from_offsets(text, 11, 17, "ACTOR"),)),
-    ]
+    unlabelled = AnnotatedDoc("unlabelled", text, (Span.from_offsets(text, 11, 17, "ACTOR"),), "gold-v1", "seeds/u.txt")
+    previous = [AnnotatedDoc("kept", text, source="seeds/kept.txt"), unlabelled]
     write_gold(tmp_path / "gold.jsonl", previous)
-    before = (tmp_path / "gold.jsonl").read_bytes()
-    with pytest.raises(PullError, match="would remove 1 document\\(s\\) from .* \\(unlabelled\\)"):
-        _pull(connection, title, schema, tmp_path)
-    assert (tmp_path / "gold.jsonl").read_bytes() == before
-    report = studio.pull(
+    report = _pull(connection, title, schema, tmp_path)
+    assert report.kept == ["unlabelled"] and report.diff.docs_removed == []
+    assert dict(report.diff.added) == {"ACTOR": 1} and dict(report.diff.unchanged) == {"ACTOR": 1}
+    merged = {doc.id: doc for doc in read_gold(tmp_path / "gold.jsonl")}
+    assert merged["unlabelled"] == unlabelled, "an article the project did not label keeps its gold"
+    assert merged["kept"].spans == (Span.from_offsets(text, 0, 5, "ACTOR"),)
+    assert merged["kept"].source == f"seeds/kept.txt | label-studio:{title} task {tasks['kept']}"
+    replaced = studio.pull(
         connection,
         title=title,
         schema=schema,
         gold_path=tmp_path / "gold.jsonl",
         pulled_path=tmp_path / "pulled.jsonl",
         snapshots=tmp_path / "snapshots",
-        allow_removed=True,
+        replace=True,
+        origins={"kept": "elsewhere/kept.txt"},
     )
-    assert report.diff.docs_removed == ["unlabelled"] and dict(report.diff.added) == {"ACTOR": 1}
-    assert [doc.id for doc in read_gold(tmp_path / "gold.jsonl")] == ["kept"]
+    assert replaced.diff.docs_removed == ["unlabelled"] and replaced.kept == []
+    (only,) = read_gold(tmp_path / "gold.jsonl")
+    assert only.id == "kept" and only.source == f"elsewhere/kept.txt | label-studio:{title} task {tasks['kept']}"
+
+
+def test_push_with_predictions_onto_tasks_already_there(connection, schema, title, ruler_model_dir, tmp_path):
+    text = "Talks 😀: Hamas and Israel."
+    articles = [Article("a", text), Article("b", "Hamas said so.")]
+    studio.push(connection, articles, title=title, schema=schema)
+    predictor = studio.load_predictor(ruler_model_dir, schema)
+    first = studio.push(connection, articles, title=title, schema=schema, predictor=predictor)
+    assert (first.imported, first.predictions_added, first.predictions_updated) == (0, 2, 0)
+    tasks = _task_ids(connection, title)
+    (prediction,) = connection.predictions(tasks["a"])
+    assert prediction["model_version"] == predictor.model_version
+    again = studio.push(connection, articles, title=title, schema=schema, predictor=predictor)
+    assert (again.predictions_added, again.predictions_updated, again.predictions_unchanged) == (0, 0, 2)
+    # A stale prediction of the same version (say, from an interrupted run) is replaced, not doubled.
+    stale = connection.project(title)
+    (current,) = connection.predictions(tasks["b"])
+    connection.delete_prediction(int(current["id"]))
+    connection.import_predictions(
+        stale, [{"task": tasks["b"], **lsformat.prediction_payload([], predictor.model_version, 0.5)}]
+    )
+    fixed = studio.push(connection, articles, title=title, schema=schema, predictor=predictor)
+    assert (fixed.predictions_added, fixed.predictions_updated, fixed.predictions_unchanged) == (0, 1, 1)
+    assert len(connection.predictions(tasks["b"])) == 1
+    shown = connection.next_task(connection.project(title))
+    assert shown is not None and [p["model_version"] for p in shown.get("predictions", [])] == [predictor.model_version]
 
 
 def test_emoji_before_a_span_in_code_points_and_in_utf16(connection, schema, title, tmp_path):
@@ -240,7 +269,7 @@ def test_unknown_label_and_text_mismatch_stop_the_pull_and_keep_gold(connection,
     ]
     assert (tmp_path / "gold.jsonl").read_bytes() == before
     assert not (tmp_path / "pulled.jsonl").exists()
-    assert len(list((tmp_path / "snapshots").rglob("*.json.gz"))) == 1
+    assert not (tmp_path / "snapshots").exists(), "a refused pull writes no snapshot"
 
 
 def test_schema_change_that_orphans_used_labels_is_refused(connection, schema, title, tmp_path):

@@ -80,3 +80,15 @@ def echo_repairs(repairs) -> None:
     """Spans whose UTF-16 offsets were read as code points are reported, never repaired silently."""
     for repair in repairs:
         typer.echo(f"Repaired: {repair}", err=True)
+
+
+def seed_origins(settings) -> dict[str, str]:
+    """Article id → its seed file, relative to the project (what a pulled document's ``source`` names first)."""
+    seeds = settings.seeds
+    if not seeds.is_dir():
+        return {}
+    try:
+        folder = seeds.resolve().relative_to(settings.root.resolve()).as_posix()
+    except ValueError:  # seeds outside the project: its folder name, never an absolute path with a home folder
+        folder = seeds.name
+    return {path.stem: f"{folder}/{path.name}" for path in sorted(seeds.glob("*.txt"))}

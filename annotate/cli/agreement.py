@@ -9,7 +9,15 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from annotate.cli._util import app, console, echo_repairs, echo_span_problems, project_schema, project_settings
+from annotate.cli._util import (
+    app,
+    console,
+    echo_repairs,
+    echo_span_problems,
+    project_schema,
+    project_settings,
+    seed_origins,
+)
 
 PulledFile = Annotated[
     Optional[Path],
@@ -172,7 +180,10 @@ def adjudicate_cli(
     ] = None,
     show: Annotated[int, typer.Option(help="How many conflicts to list.")] = 50,
     replace: Annotated[
-        bool, typer.Option("--replace", help="Overwrite gold even if it holds articles this adjudication lacks.")
+        bool,
+        typer.Option(
+            "--replace", help="Gold becomes only what was adjudicated (default: update those articles, keep the rest)."
+        ),
     ] = False,
     review: Annotated[
         bool,
@@ -185,6 +196,7 @@ def adjudicate_cli(
     from annotate.adjudicate import adjudicate, review_items
     from annotate.corpus import atomic_write_text, read_gold, write_gold
     from annotate.errors import AgreementError
+    from annotate.lsformat import merge_gold, source_origin, with_origins
 
     if review and project is None:
         raise AgreementError("--review needs --project NAME: the Label Studio project to send the conflicts to")
@@ -193,14 +205,11 @@ def adjudicate_cli(
     annotations, texts, _ = _annotations_from(pulled, project if pulled is None else None, articles)
     result = adjudicate(annotations, texts, min_agree)
     out = out or project_settings().gold
-    if out.exists() and not replace:
-        kept = {doc.id for doc in result.gold}
-        lost = sorted(doc.id for doc in read_gold(out) if doc.id not in kept)
-        if lost:
-            raise AgreementError(
-                f"{out}: holds {len(lost)} article(s) this adjudication does not ({', '.join(lost[:5])}"
-                f"{', …' if len(lost) > 5 else ''}); write elsewhere with --out, or pass --replace"
-            )
+    previous = read_gold(out) if out.exists() else []
+    origins = {doc.id: source_origin(doc.source) for doc in previous} | seed_origins(project_settings())
+    gold, kept = with_origins(result.gold, origins), []
+    if not replace:
+        gold, kept = merge_gold(previous, gold)
     sent = None
     if review:
         from annotate import studio
@@ -215,12 +224,17 @@ def adjudicate_cli(
     if conflicts_out is not None:
         lines = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in result.conflicts)
         atomic_write_text(conflicts_out, lines)
-    write_gold(out, result.gold)
+    write_gold(out, gold)
     spans = sum(len(doc.spans) for doc in result.gold)
     typer.echo(
-        f"Wrote {out}: {len(result.gold)} article(s), {spans} span(s); "
+        f"Wrote {out}: {len(result.gold)} article(s) adjudicated, {spans} span(s); "
         f"{len(result.from_ground_truth)} from ground truth, min-agree {result.min_agree} for the rest"
     )
+    if kept:
+        typer.echo(
+            f"Kept {len(kept)} article(s) of the previous gold that were not adjudicated "
+            f"({', '.join(kept[:5])}{', …' if len(kept) > 5 else ''}); --replace writes only the adjudicated ones"
+        )
     if result.undecided:
         typer.echo(
             f"Undecided (fewer than {result.min_agree} annotators, no ground truth; not in gold): "

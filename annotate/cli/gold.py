@@ -106,7 +106,8 @@ def publish_cli(
     date: Annotated[
         Optional[str],
         typer.Option(
-            help="Date for the card, YYYY-MM-DD (default: SOURCE_DATE_EPOCH, else the gold's git commit date)."
+            help="Date for the card, YYYY-MM-DD (default: SOURCE_DATE_EPOCH, else the gold's git commit date, "
+            "else the gold file's modification date)."
         ),
     ] = None,
     license: Annotated[
@@ -119,8 +120,16 @@ def publish_cli(
         ),
     ] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the Hub repo as private.")] = False,
+    real_names: Annotated[
+        bool,
+        typer.Option(
+            "--real-names",
+            help="Publish annotators as Label Studio names them (e-mails) instead of pseudonyms (annotator-1, …).",
+        ),
+    ] = False,
 ) -> None:
     """Write the gold as a Hugging Face dataset: spans and tokens views as parquet, plus a dataset card."""
+    from annotate import privacy
     from annotate.convert import blank_pipeline
     from annotate.publish import publish, push_to_hub
 
@@ -140,7 +149,13 @@ def publish_cli(
         license=license,
         pretty_name=settings.project,
         language=settings.lang,
+        real_names=real_names,
+        pseudonyms_path=privacy.mapping_path(settings.root),
     )
+    if real_names:
+        typer.echo("Warning: annotators are published under their real names (--real-names)", err=True)
+    else:
+        typer.echo(f"Annotators published as pseudonyms; who is who stays in {privacy.mapping_path(settings.root)}")
     table = Table("split", "articles", "spans", title=f"Published {out_dir}")
     for split, doc_ids in published.split_plan.splits.items():
         table.add_row(split, str(len(doc_ids)), str(sum(published.span_counts[split].values())))

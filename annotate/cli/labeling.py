@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,26 +18,63 @@ from annotate.cli._util import (
     err_console,
     project_schema,
     project_settings,
+    seed_origins,
     studio_app,
 )
 
 
 @studio_app.command("up")
 def studio_up_cli(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; a busy port is an error.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to listen on; a busy port is an error.")] = 8080,
+    host: Annotated[
+        str,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Address to listen on (default 127.0.0.1, this machine only); another lets annotators on "
+            "other machines in, see docs/studio.md.",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Start a local Label Studio on 127.0.0.1 (admin account and API token made on first start)."""
     from annotate import server
 
     root = project_settings().root
+    if host not in server.LOOPBACK:
+        typer.echo(
+            f"Warning: listening on {host}: anyone who can reach this machine on port {port} sees the login page, "
+            "over plain HTTP; use it only on a network you trust (docs/studio.md: a team server)",
+            err=True,
+        )
     with console.status("Starting Label Studio (the first start takes about a minute)…"):
-        info = server.up(root, port=port)
-    credentials = server.read_credentials(server.StudioPaths(root).credentials)
+        info = server.up(root, port=port, host=host)
     state = "already running" if info.already_running else "started"
     typer.echo(f"Label Studio {state} at {info.url} (pid {info.pid}, data in {info.data})")
-    typer.echo(f"Log in as {credentials.email} with password {credentials.password}")
+    _echo_login(root, info.url)
     typer.echo(f"API token kept in {server.StudioPaths(root).credentials} (mode 0600)")
-    typer.echo("Next: annotate push   (then label in the browser, then: annotate pull)")
+    typer.echo(_next_steps())
+
+
+def _echo_login(root: Path, url: str) -> None:
+    from annotate import server
+
+    credentials = server.read_credentials(server.StudioPaths(root).credentials)
+    typer.echo(f"Log in at {url} as {credentials.email} with password {credentials.password}")
+
+
+def _next_steps() -> str:
+    """What to run next; when ``annotate`` is not on PATH (after ``make studio``), how to get it there first."""
+    import shutil
+    import sys
+
+    steps = "annotate push   (then label in the browser, then: annotate pull)"
+    beside = Path(sys.executable).with_name("annotate")
+    on_path = shutil.which("annotate")
+    if not beside.is_file() or (on_path and Path(on_path).resolve() == beside.resolve()):
+        return f"Next: {steps}"
+    activate = beside.with_name("activate")
+    with contextlib.suppress(ValueError):
+        activate = activate.relative_to(Path.cwd())
+    return f"Next: source {activate}   (puts annotate on PATH), then: {steps}"
 
 
 @studio_app.command("down")
@@ -68,6 +106,25 @@ def studio_status_cli() -> None:
     typer.echo(f"{url}: answering, Label Studio {found.version or '(version not reported)'}{local}")
     user = studio.connect(url, root=root).whoami()
     typer.echo(f"API key accepted (user {user})")
+    if found.local_pid and server.same_server(url, server.local_url(root) or ""):
+        _echo_login(root, url)
+
+
+@studio_app.command("projects")
+def studio_projects_cli() -> None:
+    """The projects on the server (LABEL_STUDIO_URL or the local one) with task, annotated and prediction counts."""
+    from annotate import studio
+
+    connection = studio.connect(root=project_settings().root)
+    found = connection.projects()
+    if not found:
+        typer.echo(f"No projects on {connection.url} yet (annotate push creates one)")
+        return
+    table = Table("id", "title", "tasks", "annotated", "predictions", title=f"Projects on {connection.url}")
+    for summary in sorted(found, key=lambda s: s.project.id):
+        counts = (summary.tasks, summary.annotated, summary.predictions)
+        table.add_row(str(summary.project.id), summary.title, *(str(n) for n in counts))
+    console.print(table)
 
 
 @app.command("push")
@@ -129,6 +186,11 @@ def push_cli(
     typer.echo(f"{report.imported} article(s) imported, {report.already_present} already there")
     if report.with_predictions:
         typer.echo(f"{report.with_predictions} with predictions from {report.model_version}")
+    if report.predictions_added or report.predictions_updated or report.predictions_unchanged:
+        typer.echo(
+            f"Predictions from {report.model_version} on tasks already there: {report.predictions_added} added, "
+            f"{report.predictions_updated} updated, {report.predictions_unchanged} unchanged"
+        )
     for doc_id in report.duplicated_in_studio:
         typer.echo(f"Warning: {doc_id} is in more than one task of {title!r}", err=True)
     if report.text_changed:
@@ -147,11 +209,17 @@ def pull_cli(
     gold: Annotated[Optional[Path], typer.Option(help="Gold JSONL to write (default: settings).")] = None,
     pulled: Annotated[Optional[Path], typer.Option(help="Where every annotation is kept as JSONL.")] = None,
     snapshots: Annotated[Optional[Path], typer.Option(help="Folder for the compressed raw exports.")] = None,
-    allow_removed: Annotated[
-        bool, typer.Option("--allow-removed", help="Write gold even if documents of the previous gold drop out.")
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Gold becomes only what the project holds (default: update the labeled, keep the rest)."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change in gold, per label and article; write nothing.")
     ] = False,
 ) -> None:
-    """Export annotations, validate every span, keep all annotators' work, write gold atomically."""
+    """Export annotations, validate every span, keep all annotators' work, update gold atomically."""
     from annotate import studio
     from annotate.errors import PullError
 
@@ -168,7 +236,9 @@ def pull_cli(
             pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
             snapshots=snapshots or settings.root / "snapshots",
             policy=policy,
-            allow_removed=allow_removed,
+            replace=replace,
+            origins=seed_origins(settings),
+            dry_run=dry_run,
         )
     except PullError as exc:
         echo_span_problems(exc)
@@ -202,4 +272,20 @@ def pull_cli(
     ):
         if ids:
             typer.echo(f"Documents {name}: {len(ids)} ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})")
+    if report.kept:
+        shown = ", ".join(report.kept[:5]) + (", …" if len(report.kept) > 5 else "")
+        verb = "Would keep" if report.dry_run else "Kept"
+        typer.echo(
+            f"{verb} {len(report.kept)} article(s) of the previous gold that the project has no gold annotation for "
+            f"({shown}); `annotate pull --replace` writes only what the project holds"
+        )
+    if report.dry_run:
+        articles = Table("article", "label", "added", "removed", "changed", "unchanged", title="Changes per article")
+        for doc_id, change in sorted(report.per_article.items()):
+            for label in change.labels:
+                counts = (change.added[label], change.removed[label], change.changed[label], change.unchanged[label])
+                articles.add_row(doc_id, label, *(str(n) for n in counts))
+        console.print(articles)
+        typer.echo(f"Dry run: nothing written; {report.gold_path} would hold {report.gold_docs} article(s)")
+        return
     typer.echo(f"Wrote {report.gold_path} (sha256 {report.gold_sha256[:12]}), {report.pulled_path}, {report.snapshot}")

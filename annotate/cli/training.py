@@ -186,6 +186,14 @@ def evaluate_cli(
         bootstrap=bootstrap,
         seed=seed,
     )
+    seen = outcome.source.get("trained_on_gold", 0)
+    if seen:
+        typer.echo(
+            f"Warning: {model_or_predictions} was trained on {seen} of these {outcome.source['articles']} gold "
+            "article(s) (annotate_meta.json): the scores are a fit check, not held-out; `annotate cv` gives "
+            "held-out figures",
+            err=True,
+        )
     if as_json:
         typer.echo(outcome.files["metrics"].read_text(encoding="utf-8"), nl=False)
         return
