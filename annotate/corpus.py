@@ -13,7 +13,7 @@ from pathlib import Path
 
 from annotate.errors import InputError
 from annotate.records import AnnotatedDoc, Article, PulledAnnotation
-from annotate.targets import os_reason, path_kind, read_bytes, write_files
+from annotate.targets import check_file_target, os_reason, path_kind, read_bytes, write_files
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
@@ -176,7 +176,7 @@ def _string(record: dict, key: str, where: str, *, required: bool = True, empty:
     value = record.get(key)
     if not isinstance(value, str):
         raise InputError(f"{where}: '{key}' missing or not a string")
-    if not empty and not (value.strip() if key.endswith("id") else value):
+    if not empty and not value:
         raise InputError(f"{where}: '{key}' is empty")
 
 
@@ -271,10 +271,31 @@ def _pulled_record(record: dict, where: str) -> PulledAnnotation:
             continue
         if not kinds[kind](record.get(key)):
             raise InputError(f"{where}: '{key}' missing or not a {kind}")
-    if not record["doc_id"].strip():
+    if not record["doc_id"]:
         raise InputError(f"{where}: 'doc_id' is empty")
     _check_spans(record.get("spans", []), where)
     return PulledAnnotation.from_dict(record)
+
+
+def check_pull_targets(pulled_path: str | Path, gold_path: str | Path, snapshot: str | Path) -> None:
+    """Before a pull exports anything: every file it will write is absent or one that pull wrote."""
+    check_file_target(pulled_path, recognise=is_pulled_file, what="file of pulled annotations", force_flag=None)
+    check_file_target(gold_path, recognise=is_gold_file, what="gold file", force_flag=None)
+    check_file_target(snapshot)
+
+
+def write_pulled_and_gold(
+    pulled_path: str | Path,
+    annotations: Iterable[PulledAnnotation],
+    gold_path: str | Path,
+    docs: Iterable[AnnotatedDoc],
+) -> str:
+    """Write both files or neither (:func:`annotate.targets.write_files`); returns the gold hash."""
+    ordered = sorted(annotations, key=lambda a: (a.doc_id, a.task_id, a.annotation_id))
+    pulled = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in ordered)
+    gold = gold_jsonl(docs)
+    write_files([(pulled_path, encode_text(pulled, str(pulled_path))), (gold_path, encode_text(gold, str(gold_path)))])
+    return hashlib.sha256(gold.encode("utf-8")).hexdigest()
 
 
 def read_pulled(path: str | Path) -> list[PulledAnnotation]:
@@ -289,3 +310,30 @@ def read_pulled(path: str | Path) -> list[PulledAnnotation]:
         where = f"{path}:{number}"
         annotations.append(_pulled_record(_json_object(line, where), where))
     return annotations
+
+
+def jsonl_with_keys(*keys: str):
+    """A recogniser for :func:`annotate.targets.check_file_target`: every line a JSON object holding ``keys``.
+
+    An empty file counts (a command writes one when it has nothing to list).
+    """
+
+    def recognise(path: Path) -> bool:
+        lines = _decode(read_bytes(path), str(path)).split("\n")
+        return all(set(keys) <= set(_json_object(line, str(path))) for line in lines if line.strip())
+
+    return recognise
+
+
+def json_with_keys(*keys: str):
+    """A recogniser: the file is one JSON object holding ``keys``."""
+
+    def recognise(path: Path) -> bool:
+        record = json.loads(_decode(read_bytes(path), str(path)))
+        return isinstance(record, dict) and set(keys) <= set(record)
+
+    return recognise
+
+
+is_gold_file = jsonl_with_keys("id", "text", "spans")
+is_pulled_file = jsonl_with_keys("task_id", "annotation_id", "doc_id", "annotator")

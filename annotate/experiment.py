@@ -15,7 +15,7 @@ from annotate.convert import blank_pipeline
 from annotate.corpus import read_gold
 from annotate.errors import GoldError
 from annotate.evaluate import Evaluation, evaluate
-from annotate.gold import check_gold
+from annotate.gold import check_gold, validated_gold
 from annotate.labels import Schema
 from annotate.records import AnnotatedDoc
 from annotate.report import predictions_sha256, provenance, write_reports
@@ -123,7 +123,7 @@ def evaluate_target(
         identity = {"model": str(target), "model_sha256": pipeline_sha256(target)}
         name = "model"
     else:
-        predicted = read_gold(target)
+        predicted = validated_gold(target, schema, predictions=True)
         identity = {"predictions": str(target), "predictions_sha256": _file_sha256(target)}
         name = "predictions"
     evaluation = evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)

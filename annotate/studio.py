@@ -25,12 +25,20 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import httpx
+import pydantic
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from annotate import lsformat
-from annotate.corpus import atomic_write_bytes, read_gold, write_gold, write_pulled
-from annotate.errors import PullError, StudioAuthError, StudioError, StudioProjectError, StudioUnreachable
+from annotate.corpus import atomic_write_bytes, check_pull_targets, read_gold, write_pulled_and_gold
+from annotate.errors import (
+    PullError,
+    StudioAuthError,
+    StudioError,
+    StudioProjectError,
+    StudioUnreachable,
+    redact_url,
+)
 from annotate.labels import Schema, label_studio_config, labels_in_config
 from annotate.predict import Predictor, load_predictor, model_version  # noqa: F401  (part of this module's API)
 from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span, text_sha256
@@ -42,6 +50,8 @@ URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
 DEFAULT_BATCH = 5000
 READ_TIMEOUT_S = 300.0
+ANSWER_TIMEOUT_S = 15.0  # how long the first request may take before the server counts as not answering
+TITLE_LENGTH = (3, 50)  # what Label Studio accepts for a project title
 _TASK_FIELDS = {"fields": "task_only", "include": "id,data"}
 
 
@@ -57,16 +67,43 @@ class Project:
 class Studio:
     """A connection to one Label Studio server. The key is kept out of ``repr`` and every message."""
 
-    def __init__(self, url: str, api_key: str, *, timeout: float = READ_TIMEOUT_S) -> None:
+    def __init__(
+        self, url: str, api_key: str, *, timeout: float = READ_TIMEOUT_S, answer_timeout: float = ANSWER_TIMEOUT_S
+    ) -> None:
+        url = checked_url(url)
+        self.url = redact_url(url).rstrip("/")  # what messages show: never a user:password@
         if not api_key:
-            raise StudioAuthError(f"no API key for Label Studio at {url}: set {KEY_ENV} (or run `annotate studio up`)")
-        self.url = url.rstrip("/")
+            raise StudioAuthError(
+                f"no API key for Label Studio at {self.url}: set {KEY_ENV} (or run `annotate studio up`)"
+            )
+        if api_key != api_key.strip() or any(c.isspace() for c in api_key):
+            raise StudioAuthError(f"{KEY_ENV} holds a space or line break (copied with a newline?); remove it")
         self.read_backoff_s = 0.5
         self._key = api_key
+        self._probe(url.rstrip("/"), answer_timeout)
         self._client = self._call(
             "connect",
-            lambda: LabelStudio(base_url=self.url, api_key=api_key, max_retries=0, timeout=timeout),
+            lambda: LabelStudio(base_url=url.rstrip("/"), api_key=api_key, max_retries=0, timeout=timeout),
         )
+
+    def _probe(self, url: str, timeout: float) -> None:
+        """One quick unauthenticated GET, so a server that never answers or is not HTTP fails in seconds."""
+        try:
+            httpx.get(f"{url}/health", timeout=timeout)
+        except httpx.TimeoutException:
+            error: StudioError = StudioUnreachable(
+                f"Label Studio at {self.url} did not answer within {timeout:.0f} s; is the address right?"
+            )
+        except (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.DecodingError):
+            error = StudioUnreachable(f"{self.url} does not speak HTTP; is {URL_ENV} the Label Studio address?")
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
+            error = StudioUnreachable(
+                f"cannot reach Label Studio at {self.url} ({type(exc).__name__}); is it running? "
+                "(`annotate studio status`)"
+            )
+        else:
+            return
+        raise error
 
     def __repr__(self) -> str:
         return f"Studio(url={self.url!r})"
@@ -96,6 +133,13 @@ class Studio:
             error = self._api_error(action, exc.response.status_code, "")
         except httpx.HTTPError as exc:
             error = StudioError(f"Label Studio at {self.url}: {type(exc).__name__} during {action}")
+        except httpx.InvalidURL:
+            error = StudioError(f"{self.url}: not a valid URL for Label Studio ({URL_ENV})")
+        except (pydantic.ValidationError, ValueError) as exc:
+            error = StudioError(
+                f"Label Studio at {self.url} answered {action} with something that is not its API "
+                f"({type(exc).__name__}); is {URL_ENV} the Label Studio address?"
+            )
         raise error  # outside the except blocks: no chained SDK exception can carry headers along
 
     def _api_error(self, action: str, status: int | None, body: Any) -> StudioError:
@@ -104,7 +148,7 @@ class Studio:
                 f"Label Studio at {self.url} refused the API key (HTTP {status} during {action}); "
                 f"check {KEY_ENV} (a legacy token or a personal access token)"
             )
-        detail = body.get("detail") or body.get("validation_errors") if isinstance(body, dict) else body
+        detail = body.get("validation_errors") or body.get("detail") if isinstance(body, dict) else body
         detail = self._scrub(re.sub(r"\s+", " ", str(detail or ""))[:300])
         message = f"Label Studio at {self.url} answered HTTP {status} during {action}: {detail}".rstrip(": ")
         if status is not None and (status >= 500 or status in (408, 429)):
@@ -164,6 +208,11 @@ class Studio:
         return found
 
     def create_project(self, title: str, config: str, instructions: str) -> Project:
+        if not TITLE_LENGTH[0] <= len(title.strip()) <= TITLE_LENGTH[1]:
+            raise StudioProjectError(
+                f"project title {title!r} has {len(title.strip())} characters; Label Studio needs "
+                f"{TITLE_LENGTH[0]} to {TITLE_LENGTH[1]} (--project, or project in [tool.annotate])"
+            )
         created = self._call(
             f"creating project {title!r}",
             lambda: self._client.projects.create(
@@ -354,6 +403,20 @@ class Studio:
             return b"".join(chunks)
 
         return self._read(f"exporting project {project.title!r}", download)
+
+
+def checked_url(url: str) -> str:
+    """An http(s) URL with a host; anything else is our one-line error naming the URL (user-info redacted)."""
+    shown = redact_url(url)
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        raise StudioUnreachable(f"{URL_ENV} {shown!r} must start with http:// or https://")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError, UnicodeError):
+        raise StudioUnreachable(f"{URL_ENV} {shown!r} is not a valid URL") from None
+    if not parsed.host:
+        raise StudioUnreachable(f"{URL_ENV} {shown!r} names no host")
+    return url
 
 
 def connect(url: str | None = None, api_key: str | None = None, root: Path | None = None) -> Studio:
@@ -634,6 +697,7 @@ def pull(
         raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
     project = studio.project(title)
     snapshot = snapshot_path(snapshots, title)
+    check_pull_targets(pulled_path, gold_path, snapshot)
     with ThreadPoolExecutor(max_workers=1) as background:
         # The previous gold is read while the server builds the export (the download mostly waits).
         earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
@@ -650,8 +714,7 @@ def pull(
             f"they have no annotation the {policy!r} policy takes; nothing written. Use --allow-removed to "
             f"accept, or --gold to write elsewhere"
         )
-    write_pulled(pulled_path, reading.annotations)
-    sha = write_gold(gold_path, gold)
+    sha = write_pulled_and_gold(pulled_path, reading.annotations, gold_path, gold)
     return PullReport(
         project=title,
         policy=policy,

@@ -80,12 +80,18 @@ def _check_parents(path: Path) -> None:
 
 
 def check_file_target(
-    path: str | Path, *, recognise: Recognise | None = None, what: str = "file", force: bool = False
+    path: str | Path,
+    *,
+    recognise: Recognise | None = None,
+    what: str = "file",
+    force: bool = False,
+    force_flag: str | None = "--force",
 ) -> None:
     """Refuse, before anything is written, a target this command must not replace.
 
     ``recognise`` says whether an existing regular file is one this command wrote (then it may be
-    replaced); without it any regular file may be. ``force`` replaces an unrecognised regular file.
+    replaced); without it any regular file may be. ``force`` replaces an unrecognised regular file;
+    ``force_flag`` is how the user asks for that (None: the command has no such flag).
     """
     path = Path(path)
     _check_parents(path)
@@ -99,11 +105,15 @@ def check_file_target(
     if not stat.S_ISREG(info.st_mode):
         raise TargetError(f"{path}: is not a regular file; not replacing it")
     if recognise is not None and not force and not _recognised(recognise, path):
-        raise TargetError(f"{path}: exists and is not a {what} this command wrote; choose another path or pass --force")
+        hint = f" or pass {force_flag}" if force_flag else ""
+        raise TargetError(f"{path}: exists and is not a {what} this command wrote; choose another path{hint}")
 
 
-def check_folder_target(path: str | Path, *, marker: str, what: str, force: bool = False) -> None:
-    """Refuse a folder target that is not absent, empty, or marked as ours by the file ``marker``."""
+def check_folder_target(path: str | Path, *, marker: str | None, what: str, force: bool = False) -> None:
+    """Refuse a folder target that is not absent, empty, or marked as ours by the file ``marker``.
+
+    With ``marker`` None only the kind of the target is checked (the caller recognises its content).
+    """
     path = Path(path)
     _check_parents(path)
     info = _lstat(path)
@@ -112,7 +122,9 @@ def check_folder_target(path: str | Path, *, marker: str, what: str, force: bool
     if stat.S_ISLNK(info.st_mode):
         raise TargetError(f"{path}: is a symbolic link; not replacing it (give the real folder or another path)")
     if not stat.S_ISDIR(info.st_mode):
-        raise TargetError(f"{path}: is a file, not a folder; give a folder for the {what}")
+        raise TargetError(f"{path}: is a file; give a folder")
+    if marker is None:
+        return
     try:
         empty = not any(path.iterdir())
         ours = (path / marker).is_file()
