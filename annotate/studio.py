@@ -96,11 +96,8 @@ class Studio:
             )
         except (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.DecodingError):
             error = StudioUnreachable(f"{self.url} does not speak HTTP; is {URL_ENV} the Label Studio address?")
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
-            error = StudioUnreachable(
-                f"cannot reach Label Studio at {self.url} ({type(exc).__name__}); is it running? "
-                "(`annotate studio status`)"
-            )
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError):
+            return  # nothing listening and the like: the first real request names it, with its action
         else:
             return
         raise error

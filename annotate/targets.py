@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from annotate.errors import AnnotateError, InputError, TargetError
+from annotate.errors import InputError, TargetError
 
 Recognise = Callable[[Path], bool]
 
@@ -140,7 +140,7 @@ def check_folder_target(path: str | Path, *, marker: str | None, what: str, forc
 def _recognised(recognise: Recognise, path: Path) -> bool:
     try:
         return bool(recognise(path))
-    except (AnnotateError, OSError, ValueError, RecursionError):
+    except Exception:  # whatever stops it being read as ours (a parse error of any library) means it is not
         return False
 
 
