@@ -32,6 +32,7 @@ STUDIO_DIR = ".studio"
 DEFAULT_PORT = 8080
 HOST = "127.0.0.1"
 ADMIN_EMAIL = "admin@annotate.local"
+PID_MAX = 4_194_304  # the largest pid Linux hands out (2**22)
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def _is_our_server(pid: int | None, data: Path) -> bool:
 def _state_pid(state: dict | None) -> int | None:
     """The pid in ``server.json`` if it is a plausible one we started: an integer above 1, not us or our group."""
     pid = state.get("pid") if isinstance(state, dict) else None
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1:
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 1 < pid <= PID_MAX:
         return None
     if pid in (os.getpid(), os.getpgrp()):
         return None

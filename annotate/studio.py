@@ -205,11 +205,7 @@ class Studio:
         return found
 
     def create_project(self, title: str, config: str, instructions: str) -> Project:
-        if not TITLE_LENGTH[0] <= len(title.strip()) <= TITLE_LENGTH[1]:
-            raise StudioProjectError(
-                f"project title {title!r} has {len(title.strip())} characters; Label Studio needs "
-                f"{TITLE_LENGTH[0]} to {TITLE_LENGTH[1]} (--project, or project in [tool.annotate])"
-            )
+        check_title(title)
         created = self._call(
             f"creating project {title!r}",
             lambda: self._client.projects.create(
@@ -402,6 +398,15 @@ class Studio:
         return self._read(f"exporting project {project.title!r}", download)
 
 
+def check_title(title: str) -> None:
+    """Label Studio refuses a title outside 3–50 characters with a bare "Validation error"; say why first."""
+    if not TITLE_LENGTH[0] <= len(title.strip()) <= TITLE_LENGTH[1]:
+        raise StudioProjectError(
+            f"project title {title!r} has {len(title.strip())} characters; Label Studio needs "
+            f"{TITLE_LENGTH[0]} to {TITLE_LENGTH[1]} (--project, or project in [tool.annotate])"
+        )
+
+
 def checked_url(url: str) -> str:
     """An http(s) URL with a host; anything else is our one-line error naming the URL (user-info redacted)."""
     shown = redact_url(url)
@@ -524,6 +529,7 @@ def push(
     """
     if annotators_per_task is not None and annotators_per_task < 1:
         raise StudioProjectError(f"annotators per task must be at least 1, not {annotators_per_task}")
+    check_title(title)
     project, done = ensure_project(studio, title, schema, instructions, force)
     report = PushReport(
         title,

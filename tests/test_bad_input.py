@@ -32,7 +32,7 @@ GOLD = AnnotatedDoc(
     "test",
 )
 runner = CliRunner()
-examples = settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+examples = settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 # --- the project every test runs in, and how a refusal is recognised --------------------------
@@ -445,3 +445,164 @@ def test_os_errors_are_one_line_naming_the_file(project):
         result = invoke(*command)
         assert_refused(result)
         assert "file name too long" in result.output
+
+
+# --- studio down trusts nothing it cannot identify ------------------------------------------------
+
+STATES = [
+    b"",
+    b"{}",
+    b'{"pid": 0}',
+    b'{"pid": "12"}',
+    b'{"pid": true}',
+    b'{"pid": -1}',
+    b'{"pid": 1.5}',
+    b"[1, 2]",
+    b'{"pid": 99999999999999999999}',
+    b"\xff",
+]
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_studio_down_never_signals_a_pid_it_cannot_identify(project, state):
+    """Run in a session of its own: were its own process group signalled, only it would die (and fail here)."""
+    import subprocess
+    import sys
+
+    (project / ".studio").mkdir()
+    (project / ".studio" / "server.json").write_bytes(state)
+    done = subprocess.run(
+        [sys.executable, "-m", "annotate", "studio", "down"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done
+    assert "Traceback" not in done.stderr
+    if done.returncode == 1:
+        assert done.stderr.startswith("Error: ") and len(done.stderr.splitlines()) == 1
+
+
+def test_studio_down_leaves_a_live_process_that_is_not_its_server_alone(project):
+    import subprocess
+    import sys
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        (project / ".studio").mkdir()
+        (project / ".studio" / "server.json").write_text(json.dumps({"pid": sleeper.pid, "port": 1}), "utf-8")
+        result = invoke("studio", "down")
+        assert result.exit_code == 0 and "No local Label Studio was running" in result.output
+        assert sleeper.poll() is None
+        own = {"pid": os.getpid(), "port": 1}
+        (project / ".studio" / "server.json").write_text(json.dumps(own), "utf-8")
+        assert_refused(invoke("studio", "down"))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# --- Label Studio addresses, keys and titles ------------------------------------------------------
+
+
+def _closed_port() -> int:
+    from annotate.server import free_port
+
+    return free_port()
+
+
+def test_user_info_in_the_url_is_never_printed(project, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_URL", f"http://user:s3cret@127.0.0.1:{_closed_port()}")
+    result = invoke("push")
+    assert_refused(result)
+    assert "s3cret" not in result.output and "user:" not in result.output
+    assert "http://***@127.0.0.1:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("localhost:8080", "must start with http:// or https://"),
+        ("http://", "names no host"),
+        ("http://[::1", "is not a valid URL"),
+    ],
+)
+def test_a_malformed_url_has_its_own_message(project, monkeypatch, url, reason):
+    monkeypatch.setenv("LABEL_STUDIO_URL", url)
+    result = invoke("push")
+    assert_refused(result)
+    assert reason in result.output
+
+
+def test_a_key_with_a_trailing_newline_has_its_own_message(project, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "abc123\n")
+    result = invoke("push")
+    assert_refused(result)
+    assert "holds a space or line break" in result.output and "abc123" not in result.output
+
+
+def test_a_short_project_title_has_its_own_message(project):
+    result = invoke("push", "--project", "ab")
+    assert_refused(result)
+    assert "project title 'ab' has 2 characters; Label Studio needs 3 to 50" in result.output
+
+
+def _serve(reply: bytes | None):
+    """A local TCP server that accepts and then sends ``reply`` and closes, or (None) never answers."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+
+    def run() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            if reply is not None:
+                connection.recv(4096)
+                connection.sendall(reply)
+                connection.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return listener, held
+
+
+def test_a_server_that_never_answers_is_a_bounded_wait():
+    import time
+
+    from annotate.errors import StudioUnreachable
+    from annotate.studio import Studio
+
+    listener, held = _serve(None)
+    try:
+        began = time.monotonic()
+        with pytest.raises(StudioUnreachable, match="did not answer within 1 s"):
+            Studio(f"http://127.0.0.1:{listener.getsockname()[1]}", "key", answer_timeout=1.0)
+        assert time.monotonic() - began < 10
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_a_server_that_is_not_http_is_named_so():
+    from annotate.errors import StudioUnreachable
+    from annotate.studio import Studio
+
+    listener, held = _serve(b"SSH-2.0-OpenSSH_9.6\r\n")
+    try:
+        with pytest.raises(StudioUnreachable, match="does not speak HTTP"):
+            Studio(f"http://127.0.0.1:{listener.getsockname()[1]}", "key", answer_timeout=5.0)
+    finally:
+        listener.close()
