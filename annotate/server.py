@@ -249,6 +249,8 @@ def local_url(root: Path) -> str | None:
 
 def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0) -> ServerInfo:
     """Start the local server (or find it running) and wait until it answers on its own port."""
+    if not 1 <= port <= 65535:
+        raise StudioServerError(f"port {port} is not a TCP port (1 to 65535); choose another with --port")
     paths = StudioPaths(root)
     paths.folder.mkdir(parents=True, exist_ok=True)
     state = _read_state(paths)

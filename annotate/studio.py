@@ -132,6 +132,8 @@ class Studio:
             error = StudioError(f"Label Studio at {self.url}: {type(exc).__name__} during {action}")
         except httpx.InvalidURL:
             error = StudioError(f"{self.url}: not a valid URL for Label Studio ({URL_ENV})")
+        except UnicodeError:
+            error = StudioError(f"{action}: holds text that is not valid Unicode (a lone surrogate?); nothing sent")
         except (pydantic.ValidationError, ValueError) as exc:
             error = StudioError(
                 f"Label Studio at {self.url} answered {action} with something that is not its API "

@@ -606,3 +606,24 @@ def test_a_server_that_is_not_http_is_named_so():
             Studio(f"http://127.0.0.1:{listener.getsockname()[1]}", "key", answer_timeout=5.0)
     finally:
         listener.close()
+
+
+# --- numbers and text on the command line ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        (("evaluate", "gold/gold.jsonl", "--bootstrap", "-5", "--out", "r"), "--bootstrap must be 0"),
+        (("cv", "--bootstrap", "-1", "--out", "r"), "--bootstrap must be 0"),
+        (("studio", "up", "--port", "99999"), "port 99999 is not a TCP port"),
+        (("studio", "up", "--port", "0"), "port 0 is not a TCP port"),
+        (("push", "--project", "ab\udcff"), "not valid Unicode"),
+    ],
+)
+def test_option_values_out_of_range_are_refused_before_any_work(project, command, reason):
+    before = snapshot(project)
+    result = invoke(*command)
+    assert_refused(result)
+    assert reason in result.output
+    assert snapshot(project) == before
