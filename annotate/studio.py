@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 import httpx
-import pydantic
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
@@ -134,7 +133,7 @@ class Studio:
             error = StudioError(f"{self.url}: not a valid URL for Label Studio ({URL_ENV})")
         except UnicodeError:
             error = StudioError(f"{action}: holds text that is not valid Unicode (a lone surrogate?); nothing sent")
-        except (pydantic.ValidationError, ValueError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic's too: not the API's shape
             error = StudioError(
                 f"Label Studio at {self.url} answered {action} with something that is not its API "
                 f"({type(exc).__name__}); is {URL_ENV} the Label Studio address?"

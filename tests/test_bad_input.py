@@ -627,3 +627,36 @@ def test_option_values_out_of_range_are_refused_before_any_work(project, command
     assert_refused(result)
     assert reason in result.output
     assert snapshot(project) == before
+
+
+def test_a_server_that_answers_something_else_than_the_api_is_one_line():
+    """An HTTP server that is not Label Studio: pydantic and JSON errors in the SDK become our one line."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from annotate.errors import StudioError
+    from annotate.studio import Studio
+
+    class Other(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            body = b"[1, 2, 3]" if "whoami" in self.path else b"<html>not an API</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        connection = Studio(f"http://127.0.0.1:{httpd.server_address[1]}", "key")
+        with pytest.raises(StudioError, match="with something that is not its API"):
+            connection.whoami()
+        with pytest.raises(StudioError, match="answered HTTP 200 during looking up project 'Some project': <html>"):
+            connection.find_project("Some project")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -227,7 +227,7 @@ def test_unknown_label_and_text_mismatch_stop_the_pull_and_keep_gold(connection,
     unknown["value"]["labels"] = ["PERSON"]
     mismatch = lsformat.span_result(Span(11, 17, "ACTOR", "Israeli"))
     annotation = connection.annotate(task, results=[unknown, mismatch])
-    before = b'{"previous": "gold"}\n'
+    before = b'{"id": "previous", "text": "Old gold.", "spans": []}\n'
     (tmp_path / "gold.jsonl").write_bytes(before)
     with pytest.raises(PullError) as failure:
         _pull(connection, title, schema, tmp_path)
