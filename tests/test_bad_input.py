@@ -660,3 +660,10 @@ def test_a_server_that_answers_something_else_than_the_api_is_one_line():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_studio_status_names_a_url_without_a_scheme(project, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_URL", "user:pw@localhost:8080")
+    result = invoke("studio", "status")
+    assert_refused(result)
+    assert "must start with http:// or https://" in result.output and "pw" not in result.output

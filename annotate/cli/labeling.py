@@ -61,7 +61,7 @@ def studio_status_cli() -> None:
     if not url:
         typer.echo(f"No local Label Studio running and {studio.URL_ENV} is not set (start one: annotate studio up)")
         raise typer.Exit(1)
-    found = server.status(url, root)
+    found = server.status(studio.checked_url(url), root)
     shown = redact_url(url)
     if not found.answering:
         typer.echo(f"{shown}: not answering")
