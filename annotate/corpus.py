@@ -111,6 +111,13 @@ def _json_object(line: str, where: str) -> dict:
     return record
 
 
+def jsonl_records(path: str | Path, what: str = "JSONL file") -> list[tuple[str, dict]]:
+    """Every non-blank line of a JSONL file as ``(file:line, object)``, checked as every reader here checks them."""
+    path = Path(path)
+    lines = _decode(read_bytes(path, what), str(path)).split("\n")
+    return [(f"{path}:{n}", _json_object(line, f"{path}:{n}")) for n, line in enumerate(lines, start=1) if line.strip()]
+
+
 def _source_files(sources: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for source in sources:

@@ -62,6 +62,8 @@ def load_schema(path: str | Path) -> Schema:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SchemaError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise SchemaError(f"{path}: TOML nested too deeply") from None
     entries = data.get("label")
     if not isinstance(entries, list) or not entries:
         raise SchemaError(f"{path}: no [[label]] entries")

@@ -719,6 +719,8 @@ def _read_agreement(path: Path) -> dict:
         raise PublishError(f"{path}: cannot read the agreement figures ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise PublishError(f"{path}: agreement figures are not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise PublishError(f"{path}: agreement figures are not UTF-8 JSON of a sane depth") from None
     if not isinstance(figures, dict):
         raise PublishError(f"{path}: agreement figures must be a JSON object")
     return figures

@@ -92,7 +92,7 @@ def read_credentials(path: Path) -> Credentials:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudioAuthError(f"{path}: no local credentials (run `annotate studio up` first)") from None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise StudioAuthError(f"{path}: cannot read the local credentials") from None
     if mode & 0o077:
         raise StudioAuthError(f"{path}: readable by other users (mode {mode & 0o777:o}); run chmod 600 on it")

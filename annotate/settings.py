@@ -63,6 +63,8 @@ def load_settings(root: Path | None = None) -> Settings:
             table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("annotate", {})
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{pyproject}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise SettingsError(f"{pyproject}: TOML nested too deeply") from None
         except OSError as exc:
             raise SettingsError(f"{pyproject}: cannot read ({exc.strerror or type(exc).__name__})") from None
         if not isinstance(table, dict):

@@ -667,3 +667,29 @@ def test_studio_status_names_a_url_without_a_scheme(project, monkeypatch):
     result = invoke("studio", "status")
     assert_refused(result)
     assert "must start with http:// or https://" in result.output and "pw" not in result.output
+
+
+@examples
+@given(data=random_input)
+def test_the_patterns_reader_refuses_what_is_not_patterns(tmp_path_factory, data):
+    from annotate.errors import InputError
+    from annotate.rules import load_patterns
+
+    path = tmp_path_factory.mktemp("patterns") / "patterns.jsonl"
+    path.write_bytes(data)
+    try:
+        load_patterns(path, ["ACTOR", "DEMAND", "FIGURE", "ATTRIBUTION"])
+    except InputError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", b"\xff\xfe", b"[[label]]\nname = 5\n"],
+)
+def test_toml_nested_too_deeply_or_not_text_is_one_line(project, data):
+    (project / "guidelines" / "labels.toml").write_bytes(data)
+    refused_and_unchanged(project, "schema", "show")
+    shutil.copy(ROOT / "guidelines" / "labels.toml", project / "guidelines" / "labels.toml")
+    (project / "pyproject.toml").write_bytes(b"[tool.annotate]\n" + data.replace(b"[[label]]", b""))
+    refused_and_unchanged(project, "schema", "show")
