@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -76,13 +77,15 @@ def _read_jsonl(path: Path) -> list[Article]:
     return articles
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     """JSON objects with a key written twice are refused: json would silently keep the last one."""
-    record = {}
-    for key, value in pairs:
-        if key in record:
-            raise _DuplicateKey(key)
-        record[key] = value
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
     return record
 
 
@@ -103,7 +106,8 @@ def _json_object(line: str, where: str) -> dict:
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON object per line")
     try:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
+        if _SURROGATE_ESCAPE.search(line):  # decoded UTF-8 has none: only a \\uD800-style escape makes one
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InputError(f"{where}: holds a lone surrogate {exc.object[exc.start]!r} (not valid Unicode)") from None
     except RecursionError:
