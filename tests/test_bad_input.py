@@ -349,18 +349,31 @@ def test_train_refuses_a_folder_without_a_model_before_training(project):
 
 
 def test_adjudicate_writes_conflicts_and_gold_together_or_neither(project):
-    (project / "gold" / "gold.jsonl").chmod(0o644)
-    blocked = project / "blocked"
-    blocked.mkdir()
-    blocked.chmod(0o500)
-    try:
-        before = snapshot(project)
-        result = invoke("adjudicate", "pulled.jsonl", "--articles", "seeds", "--conflicts-out", "blocked/c.jsonl")
-        if os.geteuid() != 0:  # root writes into a read-only folder anyway
-            assert_refused(result)
-            assert snapshot(project) == before
-    finally:
-        blocked.chmod(0o700)
+    (project / "c.jsonl").mkdir()
+    refused_and_unchanged(project, "adjudicate", "pulled.jsonl", "--articles", "seeds", "--conflicts-out", "c.jsonl")
+
+
+def test_write_files_replaces_nothing_when_the_second_write_fails(tmp_path, monkeypatch):
+    """A full disk on the second file: the first, already staged, is not renamed into place either."""
+    import annotate.targets as targets
+    from annotate.errors import TargetError
+
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("old first\n", encoding="utf-8")
+    second.write_text("old second\n", encoding="utf-8")
+    synced = []
+
+    def fsync(descriptor: int) -> None:
+        synced.append(descriptor)
+        if len(synced) == 2:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(targets.os, "fsync", fsync)
+    with pytest.raises(TargetError, match="second.jsonl: cannot write \\(No space left on device\\); nothing"):
+        targets.write_files([(first, b"new first\n"), (second, b"new second\n")])
+    assert first.read_text(encoding="utf-8") == "old first\n"
+    assert second.read_text(encoding="utf-8") == "old second\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.jsonl", "second.jsonl"]
 
 
 def test_write_files_replaces_nothing_when_one_target_is_refused(tmp_path):
