@@ -665,7 +665,7 @@ def _checked_export(
         )
         try:
             tasks = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             tasks = None
         reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
         if saved is not None:
