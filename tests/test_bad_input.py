@@ -706,3 +706,11 @@ def test_toml_nested_too_deeply_or_not_text_is_one_line(project, data):
     shutil.copy(ROOT / "guidelines" / "labels.toml", project / "guidelines" / "labels.toml")
     (project / "pyproject.toml").write_bytes(b"[tool.annotate]\n" + data.replace(b"[[label]]", b""))
     refused_and_unchanged(project, "schema", "show")
+
+
+def test_an_os_error_no_reader_translated_is_still_one_line(project):
+    """The CLI's last-resort net (the readers and writers translate what they know first)."""
+    from annotate.server import free_port
+
+    (project / ".studio").write_text("not a folder\n", encoding="utf-8")
+    refused_and_unchanged(project, "studio", "up", "--port", str(free_port()))
