@@ -223,11 +223,7 @@ def read_gold_located(path: str | Path) -> list[tuple[str, AnnotatedDoc]]:
     """Read gold JSONL with each document's ``file:line``, for problems that point at it."""
     located = []
     for file in gold_files(path):
-        for number, line in enumerate(_decode(read_bytes(file, "gold file"), str(file)).split("\n"), start=1):
-            if not line.strip():
-                continue
-            where = f"{file}:{number}"
-            located.append((where, gold_record(_json_object(line, where), where)))
+        located.extend((where, gold_record(record, where)) for where, record in jsonl_records(file, "gold file"))
     return located
 
 
@@ -314,13 +310,7 @@ def read_pulled(path: str | Path) -> list[PulledAnnotation]:
     path = Path(path)
     if path_kind(path) != "file":
         raise InputError(f"{path}: no such file of pulled annotations")
-    annotations = []
-    for number, line in enumerate(_decode(read_bytes(path, "pulled file"), str(path)).split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        annotations.append(_pulled_record(_json_object(line, where), where))
-    return annotations
+    return [_pulled_record(record, where) for where, record in jsonl_records(path, "pulled file")]
 
 
 def jsonl_with_keys(*keys: str):
