@@ -714,3 +714,41 @@ def test_an_os_error_no_reader_translated_is_still_one_line(project):
 
     (project / ".studio").write_text("not a folder\n", encoding="utf-8")
     refused_and_unchanged(project, "studio", "up", "--port", str(free_port()))
+
+
+SOURCE_KINDS = ["missing", "missing parent", "empty folder", "under a file", "dangling link", "link to a folder"]
+
+
+def make_source(project: Path, kind: str) -> Path:
+    """A path to read from that holds nothing readable as input."""
+    source = project / "sources" / "input.jsonl"
+    source.parent.mkdir(exist_ok=True)
+    if kind == "missing parent":
+        source = project / "sources" / "no" / "such" / "input.jsonl"
+    elif kind == "empty folder":
+        source.mkdir()
+    elif kind == "under a file":
+        source.write_text("a file\n", encoding="utf-8")
+        source = source / "input.jsonl"
+    elif kind == "dangling link":
+        source.symlink_to(project / "nowhere")
+    elif kind == "link to a folder":
+        (project / "empty").mkdir(exist_ok=True)
+        source.symlink_to(project / "empty")
+    return source
+
+
+@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(SOURCE_KINDS))
+def test_every_reader_refuses_a_path_that_holds_no_input(project, kind):
+    shutil.rmtree(project / "sources", ignore_errors=True)
+    source = make_source(project, kind)
+    for command in [
+        *_gold_readers(source),
+        ("agreement", source),
+        ("adjudicate", source, "--out", "g.jsonl"),
+        ("agreement", "pulled.jsonl", "--articles", source),
+        ("push", source),
+        ("evaluate", source, "--out", "r"),
+    ]:
+        refused_and_unchanged(project, *command)
