@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import spacy
 from spacy.language import Language
@@ -19,9 +20,24 @@ from annotate.records import AnnotatedDoc, Span
 SPAN_KEY = "sc"
 
 
+def is_docbin(path: Path) -> bool:
+    """Whether ``path`` holds a spaCy DocBin (what ``annotate convert`` writes), so it may be replaced."""
+    DocBin().from_bytes(Path(path).read_bytes())
+    return True
+
+
 def blank_pipeline(lang: str = "en") -> Language:
-    """The tokenizer every conversion uses: a blank spaCy pipeline (no downloaded model)."""
-    return spacy.blank(lang)
+    """The tokenizer every conversion uses: a blank spaCy pipeline (no downloaded model).
+
+    Tokenizing is linear in the text, so the 1,000,000-character guard spaCy keeps for parsers
+    (its error E088) is lifted here; an unknown language code (E048) is our one-line error.
+    """
+    try:
+        nlp = spacy.blank(lang)
+    except (ImportError, ValueError, TypeError):
+        raise ConversionError(f"language {lang!r} is not one spaCy knows (set lang in [tool.annotate])") from None
+    nlp.max_length = max(nlp.max_length, 100_000_000)
+    return nlp
 
 
 @dataclass(frozen=True)

@@ -8,48 +8,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from annotate.errors import InputError
 from annotate.records import AnnotatedDoc, Article, PulledAnnotation
-
-
-def _default_mode(path: Path) -> int:
-    """Keep an existing file's permissions; a new file gets the usual 0666 less the umask."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+from annotate.targets import check_file_target, os_reason, path_kind, read_bytes, write_files
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:
     """Write to a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     ``mode`` sets the file's permissions (e.g. 0o600 for secrets); by default an existing file
-    keeps its own and a new one follows the umask, as if written in place.
+    keeps its own and a new one follows the umask, as if written in place. A symbolic link, a
+    folder, a device or a path under a regular file is refused (:mod:`annotate.targets`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(handle, _default_mode(path) if mode is None else mode)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_files([(path, data)], mode)
 
 
 def atomic_write_text(path: str | Path, text: str, mode: int | None = None) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode)
+    atomic_write_bytes(path, encode_text(text, str(path)), mode)
+
+
+def encode_text(text: str, where: str) -> bytes:
+    """UTF-8 bytes of ``text``; a lone surrogate (not valid Unicode) is an InputError, not a traceback."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{where}: text holds a lone surrogate {text[exc.start]!r} (not valid Unicode)") from None
 
 
 def _decode(raw: bytes, where: str) -> str:
@@ -69,13 +56,13 @@ def _article(article_id: str, text: str, meta: dict, where: str) -> Article:
 
 
 def _read_txt(path: Path) -> list[Article]:
-    text = _decode(path.read_bytes(), str(path))
+    text = _decode(read_bytes(path, "article file"), str(path))
     return [_article(path.stem, text, {"source_file": path.name}, str(path))]
 
 
 def _read_jsonl(path: Path) -> list[Article]:
     articles = []
-    for number, line in enumerate(_decode(path.read_bytes(), str(path)).split("\n"), start=1):
+    for number, line in enumerate(_decode(read_bytes(path, "article file"), str(path)).split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -90,29 +77,70 @@ def _read_jsonl(path: Path) -> list[Article]:
     return articles
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """JSON objects with a key written twice are refused: json would silently keep the last one."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return record
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
 def _json_object(line: str, where: str) -> dict:
+    """One JSONL line as an object: no key twice, not nested past Python's limit, no lone surrogates."""
     try:
-        record = json.loads(line)
+        record = json.loads(line, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise InputError(f"{where}: key {exc.args[0]!r} appears twice in one object") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply") from None
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON object per line")
+    try:
+        if _SURROGATE_ESCAPE.search(line):  # decoded UTF-8 has none: only a \\uD800-style escape makes one
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{where}: holds a lone surrogate {exc.object[exc.start]!r} (not valid Unicode)") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply") from None
     return record
+
+
+def jsonl_records(path: str | Path, what: str = "JSONL file") -> list[tuple[str, dict]]:
+    """Every non-blank line of a JSONL file as ``(file:line, object)``, checked as every reader here checks them."""
+    path = Path(path)
+    lines = _decode(read_bytes(path, what), str(path)).split("\n")
+    return [(f"{path}:{n}", _json_object(line, f"{path}:{n}")) for n, line in enumerate(lines, start=1) if line.strip()]
 
 
 def _source_files(sources: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for source in sources:
         source = Path(source)
-        if source.is_dir():
-            found = sorted(p for p in source.iterdir() if p.suffix in {".txt", ".jsonl"} and p.is_file())
+        kind = path_kind(source)
+        if kind == "folder":
+            try:
+                found = sorted(p for p in source.iterdir() if p.suffix in {".txt", ".jsonl"} and path_kind(p) == "file")
+            except OSError as exc:
+                raise InputError(f"{source}: cannot list this folder ({os_reason(exc)})") from None
             if not found:
                 raise InputError(f"{source}: no .txt or .jsonl files in this folder")
             files.extend(found)
-        elif source.is_file():
+        elif kind == "file":
             if source.suffix not in {".txt", ".jsonl"}:
                 raise InputError(f"{source}: expected a .txt or .jsonl file")
             files.append(source)
+        elif kind == "other":
+            raise InputError(f"{source}: not a regular file or folder")
         else:
             raise InputError(f"{source}: no such file or folder")
     return files
@@ -138,34 +166,64 @@ def read_articles(sources: Sequence[str | Path]) -> list[Article]:
 def gold_files(path: str | Path) -> list[Path]:
     """The JSONL files a gold path names: the file itself, or every ``*.jsonl`` in a folder."""
     path = Path(path)
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
+    kind = path_kind(path)
+    if kind == "folder":
+        try:
+            files = sorted(p for p in path.glob("*.jsonl") if path_kind(p) == "file")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot list this folder ({os_reason(exc)})") from None
         if not files:
             raise InputError(f"{path}: no .jsonl gold files in this folder")
         return files
-    if not path.is_file():
-        raise InputError(f"{path}: no such gold file")
+    if kind != "file":
+        raise InputError(f"{path}: no such gold file" if kind == "missing" else f"{path}: not a regular file")
     return [path]
+
+
+def _string(record: dict, key: str, where: str, *, required: bool = True, empty: bool = False) -> None:
+    """``record[key]`` must be a string (non-empty unless ``empty``); optional keys may be absent."""
+    if key not in record and not required:
+        return
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise InputError(f"{where}: '{key}' missing or not a string")
+    if not empty and not value:
+        raise InputError(f"{where}: '{key}' is empty")
+
+
+def _offset(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_spans(spans: object, where: str) -> None:
+    if not isinstance(spans, list):
+        raise InputError(f"{where}: 'spans' missing or not a list")
+    for index, span in enumerate(spans):
+        if not isinstance(span, dict) or not all(k in span for k in ("start", "end", "label", "text")):
+            raise InputError(f"{where}: span #{index} needs start, end, label and text")
+        if not all(_offset(span[k]) for k in ("start", "end")):
+            raise InputError(f"{where}: span #{index} start and end must be integers")
+        if not isinstance(span["label"], str) or not span["label"]:
+            raise InputError(f"{where}: span #{index} label must be a non-empty string")
+        if not isinstance(span["text"], str):
+            raise InputError(f"{where}: span #{index} text must be a string")
+
+
+def gold_record(record: dict, where: str) -> AnnotatedDoc:
+    """One gold (or predictions) line, checked for structure: what every command that reads gold accepts."""
+    _string(record, "id", where)
+    _string(record, "text", where)
+    for key in ("annotator", "source", "text_sha256"):
+        _string(record, key, where, required=False, empty=True)
+    _check_spans(record.get("spans"), where)
+    return AnnotatedDoc.from_dict(record)
 
 
 def read_gold_located(path: str | Path) -> list[tuple[str, AnnotatedDoc]]:
     """Read gold JSONL with each document's ``file:line``, for problems that point at it."""
     located = []
     for file in gold_files(path):
-        for number, line in enumerate(_decode(file.read_bytes(), str(file)).split("\n"), start=1):
-            if not line.strip():
-                continue
-            where = f"{file}:{number}"
-            record = _json_object(line, where)
-            for key, kind in (("id", str), ("text", str), ("spans", list)):
-                if not isinstance(record.get(key), kind):
-                    raise InputError(f"{where}: '{key}' missing or not a {kind.__name__}")
-            for index, span in enumerate(record["spans"]):
-                if not isinstance(span, dict) or not all(k in span for k in ("start", "end", "label", "text")):
-                    raise InputError(f"{where}: span #{index} needs start, end, label and text")
-                if not all(isinstance(span[k], int) and not isinstance(span[k], bool) for k in ("start", "end")):
-                    raise InputError(f"{where}: span #{index} start and end must be integers")
-            located.append((where, AnnotatedDoc.from_dict(record)))
+        located.extend((where, gold_record(record, where)) for where, record in jsonl_records(file, "gold file"))
     return located
 
 
@@ -198,18 +256,85 @@ def write_pulled(path: str | Path, annotations: Iterable[PulledAnnotation]) -> N
     atomic_write_text(path, "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in ordered))
 
 
+_PULLED_FIELDS = {
+    "task_id": "integer",
+    "annotation_id": "integer",
+    "doc_id": "string",
+    "annotator": "string",
+    "ground_truth": "boolean",
+    "was_cancelled": "boolean",
+    "created_at": "string",
+    "updated_at": "string",
+    "text_sha256": "string",
+}
+
+
+def _pulled_record(record: dict, where: str) -> PulledAnnotation:
+    """Checked, never coerced: ``"false"`` is not a boolean and ``3.0`` is not an offset."""
+    kinds = {"integer": _offset, "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool)}
+    for key, kind in _PULLED_FIELDS.items():
+        required = key in ("task_id", "annotation_id", "doc_id", "annotator")
+        if key not in record and not required:
+            continue
+        if not kinds[kind](record.get(key)):
+            raise InputError(f"{where}: '{key}' missing or not a {kind}")
+    if not record["doc_id"]:
+        raise InputError(f"{where}: 'doc_id' is empty")
+    _check_spans(record.get("spans", []), where)
+    return PulledAnnotation.from_dict(record)
+
+
+def check_pull_targets(pulled_path: str | Path, gold_path: str | Path, snapshot: str | Path) -> None:
+    """Before a pull exports anything: every file it will write is absent or one that pull wrote."""
+    check_file_target(pulled_path, recognise=is_pulled_file, what="file of pulled annotations", force_flag=None)
+    check_file_target(gold_path, recognise=is_gold_file, what="gold file", force_flag=None)
+    check_file_target(snapshot)
+
+
+def write_pulled_and_gold(
+    pulled_path: str | Path,
+    annotations: Iterable[PulledAnnotation],
+    gold_path: str | Path,
+    docs: Iterable[AnnotatedDoc],
+) -> str:
+    """Write both files or neither (:func:`annotate.targets.write_files`); returns the gold hash."""
+    ordered = sorted(annotations, key=lambda a: (a.doc_id, a.task_id, a.annotation_id))
+    pulled = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in ordered)
+    gold = gold_jsonl(docs)
+    write_files([(pulled_path, encode_text(pulled, str(pulled_path))), (gold_path, encode_text(gold, str(gold_path)))])
+    return hashlib.sha256(gold.encode("utf-8")).hexdigest()
+
+
 def read_pulled(path: str | Path) -> list[PulledAnnotation]:
     """Read what :func:`write_pulled` wrote; structure errors name file and line."""
     path = Path(path)
-    if not path.is_file():
+    if path_kind(path) != "file":
         raise InputError(f"{path}: no such file of pulled annotations")
-    annotations = []
-    for number, line in enumerate(_decode(path.read_bytes(), str(path)).split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            annotations.append(PulledAnnotation.from_dict(_json_object(line, where)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{where}: not a pulled annotation ({exc})") from None
-    return annotations
+    return [_pulled_record(record, where) for where, record in jsonl_records(path, "pulled file")]
+
+
+def jsonl_with_keys(*keys: str):
+    """A recogniser for :func:`annotate.targets.check_file_target`: every line a JSON object holding ``keys``.
+
+    An empty file counts (a command writes one when it has nothing to list).
+    """
+
+    def recognise(path: Path) -> bool:
+        lines = _decode(read_bytes(path), str(path)).split("\n")
+        return all(set(keys) <= set(_json_object(line, str(path))) for line in lines if line.strip())
+
+    return recognise
+
+
+def json_with_keys(*keys: str):
+    """A recogniser: the file is one JSON object holding ``keys``."""
+
+    def recognise(path: Path) -> bool:
+        record = json.loads(_decode(read_bytes(path), str(path)))
+        return isinstance(record, dict) and set(keys) <= set(record)
+
+    return recognise
+
+
+is_gold_file = jsonl_with_keys("id", "text", "spans")
+is_pulled_file = jsonl_with_keys("task_id", "annotation_id", "doc_id", "annotator")

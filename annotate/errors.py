@@ -87,3 +87,18 @@ class EvaluationError(AnnotateError):
 
 class TrainingError(AnnotateError):
     """A pipeline cannot be trained, loaded or applied: bad config, too little gold, missing model."""
+
+
+class TargetError(AnnotateError):
+    """A command will not write here: the target is not absent and not something it wrote itself."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, for every message that shows a URL."""
+    scheme, separator, rest = str(url).partition("://")
+    if not separator:
+        scheme, rest = "", scheme
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    return f"{scheme}{separator}{authority}{slash}{path}"

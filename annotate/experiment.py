@@ -13,9 +13,9 @@ from pathlib import Path
 
 from annotate.convert import blank_pipeline
 from annotate.corpus import read_gold
-from annotate.errors import GoldError
+from annotate.errors import EvaluationError, GoldError
 from annotate.evaluate import Evaluation, evaluate
-from annotate.gold import check_gold
+from annotate.gold import check_gold, validated_gold
 from annotate.labels import Schema
 from annotate.records import AnnotatedDoc
 from annotate.report import predictions_sha256, provenance, write_reports
@@ -45,6 +45,12 @@ def _file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _check_bootstrap(bootstrap: int) -> None:
+    """Checked before any training starts, not minutes later when the intervals are computed."""
+    if bootstrap < 0:
+        raise EvaluationError(f"--bootstrap must be 0 (no intervals) or more, not {bootstrap}")
+
+
 def checked_gold(gold_path: str | Path, schema: Schema, lang: str = "en") -> list[AnnotatedDoc]:
     """Read gold after ``annotate gold check`` finds nothing wrong; otherwise a GoldError naming the first problem."""
     problems = check_gold(gold_path, schema, blank_pipeline(lang))
@@ -69,6 +75,7 @@ def cross_validation_report(
     progress: Progress | None = None,
 ) -> Outcome:
     """Cross-validate rules, model and both; evaluate the pooled predictions; write reports and predictions."""
+    _check_bootstrap(bootstrap)
     began = time.perf_counter()
     patterns = load_patterns(patterns_path, schema.names)
     result = cross_validate(
@@ -124,6 +131,7 @@ def evaluate_target(
     seed: int = 0,
 ) -> Outcome:
     """Evaluate a saved pipeline (a folder) or predictions in gold format (a JSONL file) against gold."""
+    _check_bootstrap(bootstrap)
     target = Path(target)
     began = time.perf_counter()
     if target.is_dir():
@@ -132,7 +140,7 @@ def evaluate_target(
         identity = {"model": str(target), "model_sha256": pipeline_sha256(target), "trained_on_gold": len(seen)}
         name = "model"
     else:
-        predicted = read_gold(target)
+        predicted = validated_gold(target, schema, predictions=True)
         identity = {"predictions": str(target), "predictions_sha256": _file_sha256(target)}
         name = "predictions"
     evaluation = evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -12,12 +12,13 @@ from spacy.language import Language
 
 from annotate.convert import misaligned_spans
 from annotate.corpus import read_gold_located
+from annotate.errors import GoldError
 from annotate.labels import Schema
 from annotate.records import AnnotatedDoc, Problem, text_sha256
 
 
-def span_problems(doc: AnnotatedDoc, schema: Schema, where: str) -> list[Problem]:
-    """Problems a tokenizer is not needed for: hash, offsets, text, label, whitespace, duplicates."""
+def offset_problems(doc: AnnotatedDoc, schema: Schema, where: str) -> list[Problem]:
+    """What any file of spans must satisfy, gold or predictions: hash, offsets inside the text, span text, label."""
     problems = []
     if doc.text_sha256 != text_sha256(doc.text):
         problems.append(Problem(where, "text_sha256 does not match the text (was the article edited?)", doc.id))
@@ -31,7 +32,15 @@ def span_problems(doc: AnnotatedDoc, schema: Schema, where: str) -> list[Problem
             continue
         if span.label not in schema:
             problems.append(Problem(where, f"label not in the schema ({', '.join(schema.names)})", doc.id, span))
-        if span.text != span.text.strip():
+    return problems
+
+
+def span_problems(doc: AnnotatedDoc, schema: Schema, where: str) -> list[Problem]:
+    """Problems a tokenizer is not needed for: hash, offsets, text, label, whitespace, duplicates."""
+    problems = offset_problems(doc, schema, where)
+    for span in doc.spans:
+        inside = 0 <= span.start < span.end <= len(doc.text)
+        if inside and span.text == doc.text[span.start : span.end] and span.text != span.text.strip():
             problems.append(Problem(where, "leading or trailing whitespace", doc.id, span))
     for span, count in Counter(doc.spans).items():
         if count > 1:
@@ -39,20 +48,50 @@ def span_problems(doc: AnnotatedDoc, schema: Schema, where: str) -> list[Problem
     return problems
 
 
-def check_gold(path: str | Path, schema: Schema, nlp: Language) -> list[Problem]:
-    """Every problem in a gold file or folder, one per span or article, in file order."""
-    located = read_gold_located(path)
+def _structure_problems(
+    located: list[tuple[str, AnnotatedDoc]], path: str | Path, schema: Schema, check: Callable
+) -> tuple[list[Problem], list[tuple[str, AnnotatedDoc]]]:
     problems: list[Problem] = []
+    if not located:
+        problems.append(Problem(str(path), "no articles (an empty gold file)"))
     first_seen: dict[str, str] = {}
     clean: list[tuple[str, AnnotatedDoc]] = []
     for where, doc in located:
         if doc.id in first_seen:
             problems.append(Problem(where, f"article id also used at {first_seen[doc.id]}", doc.id))
         first_seen.setdefault(doc.id, where)
-        found = span_problems(doc, schema, where)
+        found = check(doc, schema, where)
         problems.extend(found)
         if not found:
             clean.append((where, doc))
+    return problems, clean
+
+
+def validate_gold(path: str | Path, schema: Schema, *, predictions: bool = False) -> list[Problem]:
+    """Every problem short of token boundaries, in file order: what every command that reads gold checks.
+
+    ``predictions`` checks a file of predicted spans: the same, except that whitespace at a span's
+    edge and duplicates are a model's mistakes to be scored, not errors in the file.
+    """
+    check = offset_problems if predictions else span_problems
+    return _structure_problems(read_gold_located(path), path, schema, check)[0]
+
+
+def validated_gold(path: str | Path, schema: Schema, *, predictions: bool = False) -> list[AnnotatedDoc]:
+    """The gold (or predictions) once :func:`validate_gold` finds nothing; else a GoldError naming the first."""
+    problems = validate_gold(path, schema, predictions=predictions)
+    if problems:
+        what = "predictions" if predictions else "gold"
+        raise GoldError(
+            f"{len(problems)} problem(s) in the {what}; first: {problems[0]} (`annotate gold check` lists all)",
+            problems,
+        )
+    return [doc for _, doc in read_gold_located(path)]
+
+
+def check_gold(path: str | Path, schema: Schema, nlp: Language) -> list[Problem]:
+    """Every problem in a gold file or folder, one per span or article, in file order."""
+    problems, clean = _structure_problems(read_gold_located(path), path, schema, span_problems)
     for where, doc in clean:
         for miss in misaligned_spans(nlp, [doc]):
             hint = f"expand gives {miss.expanded.text!r}" if miss.expanded else "no token covers it"

@@ -62,14 +62,21 @@ def load_schema(path: str | Path) -> Schema:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SchemaError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise SchemaError(f"{path}: TOML nested too deeply") from None
     entries = data.get("label")
     if not isinstance(entries, list) or not entries:
         raise SchemaError(f"{path}: no [[label]] entries")
     labels: list[LabelDef] = []
     for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise SchemaError(f"{path}: label #{number} is not a table")
         missing = [key for key in ("name", "definition", "colour", "hotkey") if not entry.get(key)]
         if missing:
             raise SchemaError(f"{path}: label #{number} lacks {', '.join(missing)}")
+        wrong = [key for key in ("name", "definition", "colour", "hotkey") if not isinstance(entry[key], str)]
+        if wrong:
+            raise SchemaError(f"{path}: label #{number}: {', '.join(wrong)} must be text (in quotes)")
         label = LabelDef(*(str(entry[key]).strip() for key in ("name", "definition", "colour", "hotkey")))
         if not _LABEL_NAME.match(label.name):
             raise SchemaError(f"{path}: label name {label.name!r} must be upper-case letters, digits, _")
@@ -102,6 +109,11 @@ def label_studio_config(schema: Schema) -> str:
     ElementTree.SubElement(view, "Text", name=TO_NAME, value="$text")
     ElementTree.indent(view)
     return ElementTree.tostring(view, encoding="unicode") + "\n"
+
+
+def is_label_config(path: Path) -> bool:
+    """Whether ``path`` holds a Label Studio labeling config (a ``<View>``), so ``schema config`` may replace it."""
+    return ElementTree.fromstring(Path(path).read_text(encoding="utf-8")).tag == "View"
 
 
 def labels_in_config(config_xml: str) -> list[str]:

@@ -44,6 +44,7 @@ from annotate.errors import GoldError, HubError, PublishError
 from annotate.gold import check_gold
 from annotate.labels import Schema
 from annotate.records import AnnotatedDoc, Span, text_sha256
+from annotate.targets import check_folder_target
 
 SPANS = "spans"
 TOKENS = "tokens"
@@ -705,8 +706,12 @@ def _git_commit_date(path: Path) -> str:
 
 
 def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.is_file():
-        raise PublishError(f"{out_dir}: is a file; give a folder to publish into")
+    """Publish only into an absent or empty folder, or one holding nothing but an earlier publish.
+
+    Files the user added to an earlier publish (notes, a ``.git`` of the Hub clone) would be
+    deleted by the swap, so they are refused too; see docs/safety.md.
+    """
+    check_folder_target(out_dir, marker=None, what="dataset folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         readme = out_dir / "README.md"
         if not (readme.is_file() and CARD_MARKER in readme.read_text(encoding="utf-8", errors="replace")):
@@ -714,6 +719,16 @@ def _check_out_dir(out_dir: Path) -> None:
                 f"{out_dir}: folder is not empty and was not written by `annotate publish`; "
                 "choose a new or empty folder"
             )
+        foreign = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in _PUBLISHED_ENTRIES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise PublishError(
+                f"{out_dir}: holds files `annotate publish` did not write ({shown}), which replacing it would "
+                "delete; move them away or publish into a new folder"
+            )
+
+
+_PUBLISHED_ENTRIES = {"README.md", "GUIDELINES.md", *VIEWS}
 
 
 def _read_agreement(path: Path) -> dict:
@@ -723,6 +738,8 @@ def _read_agreement(path: Path) -> dict:
         raise PublishError(f"{path}: cannot read the agreement figures ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise PublishError(f"{path}: agreement figures are not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise PublishError(f"{path}: agreement figures are not UTF-8 JSON of a sane depth") from None
     if not isinstance(figures, dict):
         raise PublishError(f"{path}: agreement figures must be a JSON object")
     return figures

@@ -9,7 +9,6 @@ data: edit the JSONL, no retraining needed.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from spacy.tokens import Span as SpacySpan
 from spacy.util import filter_spans
 
 from annotate.convert import SPAN_KEY
+from annotate.corpus import jsonl_records
 from annotate.errors import InputError
 
 RULER_NAME = "rules"
@@ -33,21 +33,13 @@ _SKIP = re.compile(r"/skip(\d+)$")  # a pattern id ending "/skipN": the first N 
 def load_patterns(path: str | Path, labels: Iterable[str] | None = None) -> list[dict]:
     """Read SpanRuler patterns (one JSON object per line); each names a known label."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such patterns file")
     known = set(labels) if labels is not None else None
     patterns = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            pattern = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(pattern, dict) or "label" not in pattern or "pattern" not in pattern:
-            raise InputError(f"{path}:{number}: a pattern needs 'label' and 'pattern'")
+    for where, pattern in jsonl_records(path, "patterns file"):
+        if "label" not in pattern or not isinstance(pattern.get("pattern"), (str, list)):
+            raise InputError(f"{where}: a pattern needs 'label' and 'pattern' (a string or a list of token patterns)")
         if known is not None and pattern["label"] not in known:
-            raise InputError(f"{path}:{number}: label {pattern['label']!r} is not in the schema ({', '.join(known)})")
+            raise InputError(f"{where}: label {pattern['label']!r} is not in the schema ({', '.join(known)})")
         patterns.append(pattern)
     if not patterns:
         raise InputError(f"{path}: no patterns")

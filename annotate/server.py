@@ -32,6 +32,7 @@ STUDIO_DIR = ".studio"
 DEFAULT_PORT = 8080
 HOST = "127.0.0.1"
 ADMIN_EMAIL = "admin@annotate.local"
+PID_MAX = 4_194_304  # the largest pid Linux hands out (2**22)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def read_credentials(path: Path) -> Credentials:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudioAuthError(f"{path}: no local credentials (run `annotate studio up` first)") from None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise StudioAuthError(f"{path}: cannot read the local credentials") from None
     if mode & 0o077:
         raise StudioAuthError(f"{path}: readable by other users (mode {mode & 0o777:o}); run chmod 600 on it")
@@ -239,29 +240,46 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _is_our_server(pid: int, data: Path) -> bool:
-    """The pid is alive and runs label-studio with our data folder (guards against a reused pid)."""
-    if not _alive(pid):
+def _is_our_server(pid: int | None, data: Path) -> bool:
+    """The pid is alive, leads its own process group and runs label-studio with our data folder.
+
+    A pid that cannot be identified so (no /proc, a reused pid, this very process) is not ours,
+    so nothing is ever signalled on the word of ``server.json`` alone.
+    """
+    if pid is None or not _alive(pid):
         return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.is_file():
-        return True
-    arguments = cmdline.read_bytes().split(b"\0")
-    return any(b"label-studio" in a for a in arguments) and str(data).encode() in arguments
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        leads_group = os.getpgid(pid) == pid
+    except OSError:
+        return False
+    ours = any(b"label-studio" in a for a in arguments) and str(data).encode() in arguments
+    return ours and leads_group
+
+
+def _state_pid(state: dict | None) -> int | None:
+    """The pid in ``server.json`` if it is a plausible one we started: an integer above 1, not us or our group."""
+    pid = state.get("pid") if isinstance(state, dict) else None
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 1 < pid <= PID_MAX:
+        return None
+    if pid in (os.getpid(), os.getpgrp()):
+        return None
+    return pid
 
 
 def _read_state(paths: StudioPaths) -> dict | None:
     try:
-        return json.loads(paths.state.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        state = json.loads(paths.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def local_url(root: Path) -> str | None:
     """The URL of the server ``annotate studio up`` started here, if it is still running."""
     paths = StudioPaths(root)
     state = _read_state(paths)
-    if state and _is_our_server(int(state.get("pid", 0)), paths.data):
+    if state and _is_our_server(_state_pid(state), paths.data) and isinstance(state.get("url"), str):
         return str(state["url"])
     return None
 
@@ -273,13 +291,16 @@ def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0, host: str =
     for annotators on other machines. ``.studio/`` is made readable by its owner only, and
     refused if others can read it.
     """
+    if not 1 <= port <= 65535:
+        raise StudioServerError(f"port {port} is not a TCP port (1 to 65535); choose another with --port")
     paths = StudioPaths(root)
     paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_private(paths)
     state = _read_state(paths)
-    if state and _is_our_server(int(state["pid"]), paths.data):
+    pid = _state_pid(state)
+    if state and _is_our_server(pid, paths.data) and isinstance(state.get("port"), int):
         email = read_credentials(paths.credentials).email
-        return ServerInfo(state["url"], int(state["pid"]), int(state["port"]), paths.data, email, already_running=True)
+        return ServerInfo(str(state.get("url")), pid, state["port"], paths.data, email, already_running=True)
     if not port_is_free(port, host):
         raise PortBusyError(
             f"port {port} on {host} is already in use; stop what uses it or choose another with --port "
@@ -373,10 +394,15 @@ def _stop_pid(pid: int, timeout: float = 20.0) -> None:
 def down(root: Path) -> int | None:
     """Stop the server ``up`` started here; returns its pid, or None when none was running."""
     paths = StudioPaths(root)
-    state = _read_state(paths)
-    if not state:
+    if not paths.state.exists():
         return None
-    pid = int(state.get("pid", 0))
+    state = _read_state(paths)
+    pid = _state_pid(state)
+    if pid is None:
+        raise StudioServerError(
+            f"{paths.state}: holds no valid pid of a server `annotate studio up` started; nothing was stopped "
+            "(stop the server by hand if one runs, then delete this file)"
+        )
     if not _is_our_server(pid, paths.data):
         paths.state.unlink(missing_ok=True)
         return None
@@ -398,6 +424,6 @@ def status(url: str, root: Path) -> ServerStatus:
     paths = StudioPaths(root)
     check_private(paths)
     state = _read_state(paths)
-    pid = int(state["pid"]) if state and _is_our_server(int(state.get("pid", 0)), paths.data) else None
+    pid = _state_pid(state) if _is_our_server(_state_pid(state), paths.data) else None
     answering = health(url)
     return ServerStatus(url, answering, server_version(url) if answering else "", pid)

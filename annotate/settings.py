@@ -46,8 +46,11 @@ def find_root(start: Path | None = None) -> Path:
     start = (start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         candidate = folder / "pyproject.toml"
-        if candidate.is_file() and "[tool.annotate]" in candidate.read_text(encoding="utf-8"):
-            return folder
+        try:
+            if candidate.is_file() and "[tool.annotate]" in candidate.read_text(encoding="utf-8", errors="replace"):
+                return folder
+        except OSError as exc:
+            raise SettingsError(f"{candidate}: cannot read ({exc.strerror or type(exc).__name__})") from None
     return start
 
 
@@ -58,15 +61,24 @@ def load_settings(root: Path | None = None) -> Settings:
     if pyproject.is_file():
         try:
             table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("annotate", {})
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"{pyproject}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise SettingsError(f"{pyproject}: TOML nested too deeply") from None
+        except OSError as exc:
+            raise SettingsError(f"{pyproject}: cannot read ({exc.strerror or type(exc).__name__})") from None
+        if not isinstance(table, dict):
+            raise SettingsError(f"{pyproject}: [tool.annotate] must be a table")
     known = {f.name for f in fields(Settings)} - {"root"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise SettingsError(f"{pyproject}: unknown [tool.annotate] keys: {', '.join(unknown)}")
+    wrong = sorted(name for name, value in table.items() if not isinstance(value, str) or not value.strip())
+    if wrong:
+        raise SettingsError(f"{pyproject}: [tool.annotate] {', '.join(wrong)} must be non-empty text (in quotes)")
     values = {name: root / table.get(name, default) for name, default in _PATH_DEFAULTS.items()}
     settings = Settings(root=root, **values)
     for name in ("lang", "project"):
         if name in table:
-            settings = replace(settings, **{name: str(table[name])})
+            settings = replace(settings, **{name: table[name]})
     return settings

@@ -29,8 +29,15 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from annotate import lsformat
-from annotate.corpus import atomic_write_bytes, read_gold, write_gold, write_pulled
-from annotate.errors import PullError, StudioAuthError, StudioError, StudioProjectError, StudioUnreachable
+from annotate.corpus import atomic_write_bytes, check_pull_targets, read_gold, write_pulled_and_gold
+from annotate.errors import (
+    PullError,
+    StudioAuthError,
+    StudioError,
+    StudioProjectError,
+    StudioUnreachable,
+    redact_url,
+)
 from annotate.labels import Schema, label_studio_config, labels_in_config
 from annotate.predict import Predictor, load_predictor, model_version  # noqa: F401  (part of this module's API)
 from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span, text_sha256
@@ -42,6 +49,8 @@ URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
 DEFAULT_BATCH = 5000
 READ_TIMEOUT_S = 300.0
+ANSWER_TIMEOUT_S = 15.0  # how long the first request may take before the server counts as not answering
+TITLE_LENGTH = (3, 50)  # what Label Studio accepts for a project title
 _TASK_FIELDS = {"fields": "task_only", "include": "id,data"}
 
 
@@ -87,16 +96,40 @@ class ProjectSummary:
 class Studio:
     """A connection to one Label Studio server. The key is kept out of ``repr`` and every message."""
 
-    def __init__(self, url: str, api_key: str, *, timeout: float = READ_TIMEOUT_S) -> None:
+    def __init__(
+        self, url: str, api_key: str, *, timeout: float = READ_TIMEOUT_S, answer_timeout: float = ANSWER_TIMEOUT_S
+    ) -> None:
+        url = checked_url(url)
+        self.url = redact_url(url).rstrip("/")  # what messages show: never a user:password@
         if not api_key:
-            raise StudioAuthError(f"no API key for Label Studio at {url}: set {KEY_ENV} (or run `annotate studio up`)")
-        self.url = url.rstrip("/")
+            raise StudioAuthError(
+                f"no API key for Label Studio at {self.url}: set {KEY_ENV} (or run `annotate studio up`)"
+            )
+        if api_key != api_key.strip() or any(c.isspace() for c in api_key):
+            raise StudioAuthError(f"{KEY_ENV} holds a space or line break (copied with a newline?); remove it")
         self.read_backoff_s = 0.5
         self._key = api_key
+        self._probe(url.rstrip("/"), answer_timeout)
         self._client = self._call(
             "connect",
-            lambda: LabelStudio(base_url=self.url, api_key=api_key, max_retries=0, timeout=timeout),
+            lambda: LabelStudio(base_url=url.rstrip("/"), api_key=api_key, max_retries=0, timeout=timeout),
         )
+
+    def _probe(self, url: str, timeout: float) -> None:
+        """One quick unauthenticated GET, so a server that never answers or is not HTTP fails in seconds."""
+        try:
+            httpx.get(f"{url}/health", timeout=timeout)
+        except httpx.TimeoutException:
+            error: StudioError = StudioUnreachable(
+                f"Label Studio at {self.url} did not answer within {timeout:.0f} s; is the address right?"
+            )
+        except (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.DecodingError):
+            error = StudioUnreachable(f"{self.url} does not speak HTTP; is {URL_ENV} the Label Studio address?")
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError):
+            return  # nothing listening and the like: the first real request names it, with its action
+        else:
+            return
+        raise error
 
     def __repr__(self) -> str:
         return f"Studio(url={self.url!r})"
@@ -126,6 +159,15 @@ class Studio:
             error = self._api_error(action, exc.response.status_code, "")
         except httpx.HTTPError as exc:
             error = StudioError(f"Label Studio at {self.url}: {type(exc).__name__} during {action}")
+        except httpx.InvalidURL:
+            error = StudioError(f"{self.url}: not a valid URL for Label Studio ({URL_ENV})")
+        except UnicodeError:
+            error = StudioError(f"{action}: holds text that is not valid Unicode (a lone surrogate?); nothing sent")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic's too: not the API's shape
+            error = StudioError(
+                f"Label Studio at {self.url} answered {action} with something that is not its API "
+                f"({type(exc).__name__}); is {URL_ENV} the Label Studio address?"
+            )
         raise error  # outside the except blocks: no chained SDK exception can carry headers along
 
     def _api_error(self, action: str, status: int | None, body: Any) -> StudioError:
@@ -134,7 +176,7 @@ class Studio:
                 f"Label Studio at {self.url} refused the API key (HTTP {status} during {action}); "
                 f"check {KEY_ENV} (a legacy token or a personal access token)"
             )
-        detail = body.get("detail") or body.get("validation_errors") if isinstance(body, dict) else body
+        detail = body.get("validation_errors") or body.get("detail") if isinstance(body, dict) else body
         detail = self._scrub(re.sub(r"\s+", " ", str(detail or ""))[:300])
         message = f"Label Studio at {self.url} answered HTTP {status} during {action}: {detail}".rstrip(": ")
         if status is not None and (status >= 500 or status in (408, 429)):
@@ -205,6 +247,7 @@ class Studio:
         return found
 
     def create_project(self, title: str, config: str, instructions: str) -> Project:
+        check_title(title)
         created = self._call(
             f"creating project {title!r}",
             lambda: self._client.projects.create(
@@ -397,6 +440,29 @@ class Studio:
         return self._read(f"exporting project {project.title!r}", download)
 
 
+def check_title(title: str) -> None:
+    """Label Studio refuses a title outside 3–50 characters with a bare "Validation error"; say why first."""
+    if not TITLE_LENGTH[0] <= len(title.strip()) <= TITLE_LENGTH[1]:
+        raise StudioProjectError(
+            f"project title {title!r} has {len(title.strip())} characters; Label Studio needs "
+            f"{TITLE_LENGTH[0]} to {TITLE_LENGTH[1]} (--project, or project in [tool.annotate])"
+        )
+
+
+def checked_url(url: str) -> str:
+    """An http(s) URL with a host; anything else is our one-line error naming the URL (user-info redacted)."""
+    shown = redact_url(url)
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        raise StudioUnreachable(f"{URL_ENV} {shown!r} must start with http:// or https://")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError, UnicodeError):
+        raise StudioUnreachable(f"{URL_ENV} {shown!r} is not a valid URL") from None
+    if not parsed.host:
+        raise StudioUnreachable(f"{URL_ENV} {shown!r} names no host")
+    return url
+
+
 def connect(url: str | None = None, api_key: str | None = None, root: Path | None = None) -> Studio:
     """Connect to ``url`` (else ``LABEL_STUDIO_URL``, else the local server of ``annotate studio up``).
 
@@ -512,6 +578,7 @@ def push(
     """
     if annotators_per_task is not None and annotators_per_task < 1:
         raise StudioProjectError(f"annotators per task must be at least 1, not {annotators_per_task}")
+    check_title(title)
     project, done = ensure_project(studio, title, schema, instructions, force)
     report = PushReport(
         title,
@@ -695,7 +762,7 @@ def _checked_export(
         )
         try:
             tasks = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             tasks = None
         reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
         compressed = saved.result() if saved is not None else None
@@ -737,6 +804,7 @@ def pull(
         raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
     project = studio.project(title)
     snapshot = snapshot_path(snapshots, title)
+    check_pull_targets(pulled_path, gold_path, snapshot)
     with ThreadPoolExecutor(max_workers=1) as background:
         # The previous gold is read while the server builds the export (the download mostly waits).
         earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
@@ -759,8 +827,7 @@ def pull(
         for doc_id in diff.docs_removed:
             per_article[doc_id] = lsformat.diff_gold([before[doc_id]], [])
     else:
-        write_pulled(pulled_path, reading.annotations)
-        sha = write_gold(gold_path, gold)
+        sha = write_pulled_and_gold(pulled_path, reading.annotations, gold_path, gold)
     return PullReport(
         project=title,
         policy=policy,

@@ -27,13 +27,14 @@ from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_loop
 from spacy.util import load_config
 
-from annotate.convert import docbin_bytes, to_spacy_docs, with_predictions
+from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs, with_predictions
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
 from annotate.errors import TrainingError
 from annotate.evaluate import evaluate
 from annotate.predict import META_FILE, pipeline_sha256  # noqa: F401  (the model's identity; part of this API)
 from annotate.records import AnnotatedDoc
 from annotate.rules import add_rules, rule_pipeline
+from annotate.targets import check_folder_target
 
 SYSTEMS = ("rules", "model", "both")
 Progress = Callable[[str], None]
@@ -79,6 +80,8 @@ def _config(config_path: Path, train_path: Path, dev_path: Path, seed: int, labe
         )
     except Exception as exc:  # thinc raises ConfigValidationError / several parse errors
         raise TrainingError(f"{config_path}: cannot read the config ({_one_line(exc)})") from None
+    if not isinstance(config.get("components"), dict):
+        raise TrainingError(f"{config_path}: the config has no [components]")
     if "spancat" in config["components"]:
         config["initialize"]["components"]["spancat"] = {"labels": list(labels)}
     return config
@@ -102,7 +105,7 @@ def train_pipeline(
     """
     if not train_docs:
         raise TrainingError("no articles to train on")
-    nlp = spacy.blank(lang)
+    nlp = blank_pipeline(lang)
     docs, _ = to_spacy_docs(nlp, train_docs)
     if not any(len(doc.spans["sc"]) for doc in docs):
         raise TrainingError("the training articles have no spans")
@@ -132,7 +135,15 @@ def load_pipeline(path: str | Path) -> Language:
     path = Path(path)
     if not (path / "config.cfg").is_file():
         raise TrainingError(f"{path}: not a saved spaCy pipeline (no config.cfg); run `annotate train` first")
-    return spacy.load(path)
+    try:
+        return spacy.load(path)
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        raise TrainingError(f"{path}: cannot load the saved pipeline ({_one_line(exc)})") from None
+
+
+def check_model_folder(output: str | Path, *, force: bool = False) -> None:
+    """Refuse to replace anything but an absent or empty folder or an earlier model (see :mod:`annotate.targets`)."""
+    check_folder_target(output, marker=META_FILE, what="model folder", force=force)
 
 
 @dataclass
@@ -168,13 +179,16 @@ def train(
     seed: int = 0,
     lang: str = "en",
     overrides: dict | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Train on all of ``gold`` and save the pipeline plus ``annotate_meta.json`` (provenance, scores).
 
     The scores in the meta file are on the training articles themselves (a fit check, not an
-    estimate of quality); ``annotate cv`` gives held-out figures.
+    estimate of quality); ``annotate cv`` gives held-out figures. ``output`` must be absent, empty
+    or a model folder this function wrote (it holds ``annotate_meta.json``), unless ``force``.
     """
     output = Path(output)
+    check_model_folder(output, force=force)
     began = time.perf_counter()
     nlp = train_pipeline(gold, config_path, labels, seed=seed, lang=lang, overrides=overrides)
     seconds = time.perf_counter() - began

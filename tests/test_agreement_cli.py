@@ -91,13 +91,14 @@ def test_adjudicate_writes_gold_and_conflicts(project):
 def test_adjudicate_refuses_a_changed_article_and_keeps_the_old_gold(project):
     tmp_path, pulled, articles = project
     gold = tmp_path / "gold.jsonl"
-    gold.write_text("previous gold\n", encoding="utf-8")
+    previous = '{"id": "old", "text": "Old text.", "spans": []}\n'
+    gold.write_text(previous, encoding="utf-8")
     (articles / "doc.txt").write_text(TEXT + " Edited later.", encoding="utf-8")
     result = invoke("adjudicate", pulled, "--articles", articles, "--out", gold)
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"Error: {pulled}: task 7, annotation 70 by alice: article 'doc' has changed since it was")
-    assert gold.read_text(encoding="utf-8") == "previous gold\n"
+    assert gold.read_text(encoding="utf-8") == previous
 
 
 def test_adjudicate_updates_its_articles_and_keeps_the_rest_of_the_gold_unless_replace(project):

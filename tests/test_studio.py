@@ -256,7 +256,7 @@ def test_unknown_label_and_text_mismatch_stop_the_pull_and_keep_gold(connection,
     unknown["value"]["labels"] = ["PERSON"]
     mismatch = lsformat.span_result(Span(11, 17, "ACTOR", "Israeli"))
     annotation = connection.annotate(task, results=[unknown, mismatch])
-    before = b'{"previous": "gold"}\n'
+    before = b'{"id": "previous", "text": "Old gold.", "spans": []}\n'
     (tmp_path / "gold.jsonl").write_bytes(before)
     with pytest.raises(PullError) as failure:
         _pull(connection, title, schema, tmp_path)
@@ -379,10 +379,10 @@ def test_missing_key_is_one_line(monkeypatch, project_root, local_studio):
 def test_unreachable_url_is_one_line(monkeypatch, tmp_path, project_root):
     url = f"http://127.0.0.1:{server.free_port()}"
     (tmp_path / "a.txt").write_text("Hamas said.", encoding="utf-8")
-    result = _run_with(monkeypatch, project_root, url, WRONG_KEY, "push", "--project", "x", str(tmp_path))
+    result = _run_with(monkeypatch, project_root, url, WRONG_KEY, "push", "--project", "Somewhere", str(tmp_path))
     assert result.exit_code == 1
     assert result.output.strip() == (
-        f"Error: cannot reach Label Studio at {url} (ConnectError during looking up project 'x'); "
+        f"Error: cannot reach Label Studio at {url} (ConnectError during looking up project 'Somewhere'); "
         "is it running? (`annotate studio status`)"
     )
     assert WRONG_KEY not in result.output

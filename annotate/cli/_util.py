@@ -21,6 +21,22 @@ class _OneLineErrors(TyperGroup):
         except AnnotateError as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(1) from None
+        except (OSError, RecursionError, UnicodeError) as exc:
+            # A safety net only: readers and writers translate these where they know the file and line.
+            typer.echo(f"Error: {unexpected(exc)}", err=True)
+            raise typer.Exit(1) from None
+
+
+def unexpected(exc: BaseException) -> str:
+    """One line for an error no reader translated: the file it concerns, if known, and the reason."""
+    from annotate.targets import os_reason
+
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{os_reason(exc)}"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 app = typer.Typer(
@@ -65,6 +81,11 @@ ProjectOption = Annotated[
 
 
 GoldOption = Annotated[Optional[Path], typer.Option("--gold", help="Gold JSONL (default: the project's gold).")]
+
+
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Replace an existing target this command did not write (see docs/safety.md).")
+]
 
 
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same model and intervals.")]

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from annotate.cli._util import (
+    ForceOption,
     app,
     console,
     echo_repairs,
@@ -106,16 +107,21 @@ def agreement_cli(
         Optional[Path], typer.Option("--json-out", help="Also write the figures as JSON here (for the dataset card).")
     ] = None,
     show: Annotated[int, typer.Option(help="How many disagreements to list (all are in --json).")] = 50,
+    force: ForceOption = False,
 ) -> None:
     """Inter-annotator agreement: span P/R/F1 (strict, partial), Cohen's kappa per pair, Krippendorff's alpha."""
     from rich.markup import escape
 
     from annotate.agreement import agreement
     from annotate.convert import blank_pipeline
-    from annotate.corpus import atomic_write_text
+    from annotate.corpus import atomic_write_text, json_with_keys
     from annotate.errors import AgreementError
+    from annotate.targets import check_file_target
 
     _one_source(pulled, project)
+    if json_out is not None:
+        recognise = json_with_keys("schema_version", "krippendorff_alpha")
+        check_file_target(json_out, recognise=recognise, what="JSON of agreement figures", force=force)
     annotations, texts, schema = _annotations_from(pulled, project, articles)
     report = agreement(annotations, texts, schema.names, blank_pipeline(project_settings().lang))
     if not report.pairs:
@@ -191,20 +197,26 @@ def adjudicate_cli(
             "--review", help="Send the conflicts to the --project as predictions, for a reviewer's ground truth."
         ),
     ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Merge annotations into gold: ground truth wins, else spans K annotators marked identically; list conflicts."""
     from annotate.adjudicate import adjudicate, review_items
-    from annotate.corpus import atomic_write_text, read_gold, write_gold
+    from annotate.corpus import encode_text, gold_jsonl, is_gold_file, jsonl_with_keys, read_gold
     from annotate.errors import AgreementError
     from annotate.lsformat import merge_gold, source_origin, with_origins
+    from annotate.targets import check_file_target, write_files
 
     if review and project is None:
         raise AgreementError("--review needs --project NAME: the Label Studio project to send the conflicts to")
     if not (review and pulled is not None):
         _one_source(pulled, project)
+    out = out or project_settings().gold
+    check_file_target(out, recognise=is_gold_file, what="gold file", force=force)
+    if conflicts_out is not None:
+        recognise = jsonl_with_keys("doc_id", "span", "marked_by")
+        check_file_target(conflicts_out, recognise=recognise, what="conflicts file", force=force)
     annotations, texts, _ = _annotations_from(pulled, project if pulled is None else None, articles)
     result = adjudicate(annotations, texts, min_agree)
-    out = out or project_settings().gold
     previous = read_gold(out) if out.exists() else []
     origins = {doc.id: source_origin(doc.source) for doc in previous} | seed_origins(project_settings())
     gold, kept = with_origins(result.gold, origins), []
@@ -221,10 +233,11 @@ def adjudicate_cli(
             texts=texts,
             model_version=studio.review_version(min_agree),
         )
+    writes = [(out, encode_text(gold_jsonl(gold), str(out)))]
     if conflicts_out is not None:
         lines = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in result.conflicts)
-        atomic_write_text(conflicts_out, lines)
-    write_gold(out, gold)
+        writes.insert(0, (conflicts_out, encode_text(lines, str(conflicts_out))))
+    write_files(writes)
     spans = sum(len(doc.spans) for doc in result.gold)
     typer.echo(
         f"Wrote {out}: {len(result.gold)} article(s) adjudicated, {spans} span(s); "

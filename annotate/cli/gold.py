@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from annotate.cli._util import app, console, gold_app, project_schema, project_settings, schema_app
+from annotate.cli._util import ForceOption, app, console, gold_app, project_schema, project_settings, schema_app
 
 GoldPath = Annotated[Optional[Path], typer.Argument(help="Gold JSONL file or folder (default: the project's gold).")]
 
@@ -38,12 +38,11 @@ def gold_stats_cli(
 ) -> None:
     """Spans per label per article, span length in tokens, overlaps per label pair."""
     from annotate.convert import blank_pipeline
-    from annotate.corpus import read_gold
-    from annotate.gold import gold_stats
+    from annotate.gold import gold_stats, validated_gold
 
     settings = project_settings()
     schema = project_schema()
-    stats = gold_stats(read_gold(path or settings.gold), schema, blank_pipeline(settings.lang))
+    stats = gold_stats(validated_gold(path or settings.gold, schema), schema, blank_pipeline(settings.lang))
     if as_json:
         typer.echo(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
         return
@@ -67,11 +66,15 @@ def gold_stats_cli(
 @schema_app.command("config")
 def schema_config_cli(
     out: Annotated[Optional[Path], typer.Option(help="Write the config to this file instead.")] = None,
+    force: ForceOption = False,
 ) -> None:
     """Print the Label Studio labeling config generated from the schema."""
     from annotate.corpus import atomic_write_text
-    from annotate.labels import label_studio_config
+    from annotate.labels import is_label_config, label_studio_config
+    from annotate.targets import check_file_target
 
+    if out is not None:
+        check_file_target(out, recognise=is_label_config, what="Label Studio config", force=force)
     config = label_studio_config(project_schema())
     if out is None:
         typer.echo(config, nl=False)

@@ -92,18 +92,20 @@ def studio_status_cli() -> None:
     import os
 
     from annotate import server, studio
+    from annotate.errors import redact_url
 
     root = project_settings().root
     url = os.environ.get(studio.URL_ENV) or server.local_url(root)
     if not url:
         typer.echo(f"No local Label Studio running and {studio.URL_ENV} is not set (start one: annotate studio up)")
         raise typer.Exit(1)
-    found = server.status(url, root)
+    found = server.status(studio.checked_url(url), root)
+    shown = redact_url(url)
     if not found.answering:
-        typer.echo(f"{url}: not answering")
+        typer.echo(f"{shown}: not answering")
         raise typer.Exit(1)
     local = f", local pid {found.local_pid}" if found.local_pid else ""
-    typer.echo(f"{url}: answering, Label Studio {found.version or '(version not reported)'}{local}")
+    typer.echo(f"{shown}: answering, Label Studio {found.version or '(version not reported)'}{local}")
     user = studio.connect(url, root=root).whoami()
     typer.echo(f"API key accepted (user {user})")
     if found.local_pid and server.same_server(url, server.local_url(root) or ""):

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from annotate.cli._util import GoldOption, SeedOption, app, console, project_schema, project_settings
+from annotate.cli._util import ForceOption, GoldOption, SeedOption, app, console, project_schema, project_settings
 
 
 def _config_path(config: Optional[Path]) -> Path:
@@ -79,13 +79,18 @@ def convert_cli(
     out: Annotated[Path, typer.Argument(help="DocBin file to write (e.g. corpus/train.spacy).")],
     gold: GoldOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="A span off token boundaries is an error.")] = False,
+    force: ForceOption = False,
 ) -> None:
     """Convert gold to a spaCy DocBin (spans in doc.spans["sc"]) and list every span that had to move."""
-    from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs
-    from annotate.corpus import atomic_write_bytes, read_gold
+    from annotate.convert import blank_pipeline, docbin_bytes, is_docbin, to_spacy_docs
+    from annotate.corpus import atomic_write_bytes
+    from annotate.gold import validated_gold
+    from annotate.targets import check_file_target
 
     settings = project_settings()
-    docs, audit = to_spacy_docs(blank_pipeline(settings.lang), read_gold(gold or settings.gold), strict=strict)
+    check_file_target(out, recognise=is_docbin, what="spaCy DocBin", force=force)
+    gold_docs = validated_gold(gold or settings.gold, project_schema())
+    docs, audit = to_spacy_docs(blank_pipeline(settings.lang), gold_docs, strict=strict)
     for entry in audit:
         typer.echo(str(entry), err=True)
     atomic_write_bytes(out, docbin_bytes(docs))
@@ -98,15 +103,17 @@ def train_cli(
     out: Annotated[Optional[Path], typer.Option("--out", help="Pipeline folder (default models/spancat).")] = None,
     seed: SeedOption = 0,
     config: ConfigOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Train the span pipeline on all gold; save it with annotate_meta.json (hashes, versions, scores)."""
     from annotate.experiment import checked_gold
-    from annotate.train import train
+    from annotate.train import check_model_folder, train
 
     settings = project_settings()
     schema = project_schema()
-    docs = checked_gold(gold or settings.gold, schema, settings.lang)
     output = out or settings.models / "spancat"
+    check_model_folder(output, force=force)
+    docs = checked_gold(gold or settings.gold, schema, settings.lang)
     with console.status(f"training on {len(docs)} articles"):
         result = train(
             docs,
@@ -116,6 +123,7 @@ def train_cli(
             schema_sha256=schema.sha256,
             seed=seed,
             lang=settings.lang,
+            force=force,
         )
     micro = result.meta["scores_on_training_data"]["strict"]["micro"]
     typer.echo(f"Saved {output} in {result.meta['train_seconds']} s (model {result.meta['model_sha256'][:12]})")
@@ -171,18 +179,20 @@ def evaluate_cli(
     seed: SeedOption = 0,
 ) -> None:
     """Score a model or predictions against gold: strict/exact/partial/type, 95% CIs, confusions, errors."""
-    from annotate.corpus import read_gold
     from annotate.errors import InputError
     from annotate.experiment import evaluate_target
+    from annotate.gold import validated_gold
+    from annotate.targets import path_kind
 
     settings = project_settings()
-    if not model_or_predictions.exists():
+    schema = project_schema()
+    if path_kind(model_or_predictions) == "missing":
         raise InputError(f"{model_or_predictions}: no such model folder or predictions file")
     outcome = evaluate_target(
         model_or_predictions,
-        read_gold(gold or settings.gold),
+        validated_gold(gold or settings.gold, schema),
         out or settings.reports / "evaluate",
-        schema=project_schema(),
+        schema=schema,
         bootstrap=bootstrap,
         seed=seed,
     )
