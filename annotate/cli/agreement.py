@@ -216,6 +216,9 @@ def adjudicate_cli(
         recognise = jsonl_with_keys("doc_id", "span", "marked_by")
         check_file_target(conflicts_out, recognise=recognise, what="conflicts file", force=force)
     annotations, texts, _ = _annotations_from(pulled, project if pulled is None else None, articles)
+    if not annotations:
+        source = pulled if pulled is not None else f"project {project!r}"
+        raise AgreementError(f"{source}: no annotations to adjudicate; nothing written")
     result = adjudicate(annotations, texts, min_agree)
     previous = read_gold(out) if out.exists() else []
     origins = {doc.id: source_origin(doc.source) for doc in previous} | seed_origins(project_settings())
