@@ -64,16 +64,16 @@ def curve_cli(
     for schema_name in CURVE_SCHEMAS:
         micro = {size: summary[size][schema_name]["micro"] for size in curve.sizes}
         cells = ", ".join(f"{size}: {f1['mean']:.3f} ±{f1['std']:.3f}" for size, f1 in micro.items())
-        console.print(f"{schema_name} micro F1 by training articles (mean ± sd over repeats): {cells}")
+        typer.echo(f"{schema_name} micro F1 by training articles (mean ± sd over repeats): {cells}")
     for schema_name in CURVE_SCHEMAS:
         step = curve.last_step(schema_name)
         if step is not None:
-            console.print(step.reading(schema_name))
-    console.print(f"took {curve.source['seconds']:.0f} s; wrote {files['curve']} and {files['plot']}")
+            typer.echo(step.reading(schema_name))
+    typer.echo(f"took {curve.source['seconds']:.0f} s; wrote {files['curve']} and {files['plot']}")
     if (folder / "metrics.json").is_file():
         try:
             page = write_html_report(folder, docs, lang=settings.lang)
-            console.print(f"updated {page}")
+            typer.echo(f"updated {page}")
         except AnnotateError as exc:  # the curve is saved; a report that cannot be rebuilt must not hide that
             console.print(f"[yellow]{folder / INDEX_FILE} not updated: {exc}[/] (run `annotate report {folder}`)")
 
