@@ -129,10 +129,11 @@ def article_views(
     nlp = spacy.blank(lang)
     colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
     by_id = {doc.id: doc for doc in predicted}
+    gold_by_id = {doc.id: doc for doc in gold}
     links = links or {}
     views = []
     for doc_id, found in mistakes(gold, predicted).items():
-        gold_doc = next(doc for doc in gold if doc.id == doc_id)
+        gold_doc = gold_by_id[doc_id]
         gold_kinds = {m.gold: "missed" if m.kind == "false negative" else m.kind for m in found if m.gold}
         predicted_kinds = {m.predicted: m.kind for m in found if m.predicted}
         rows = []
@@ -201,9 +202,10 @@ def _score_rows(evaluations: Mapping[str, Evaluation]) -> list[dict]:
 
 
 def _acceptance(folder: Path) -> dict | None:
-    """The pre-annotation acceptance figures, when ``acceptance.json`` is in the folder: tables of numbers.
+    """The pre-annotation acceptance figures, when ``acceptance.json`` is in the folder.
 
-    Shown as nested tables of whatever it holds (its producer owns the format); unreadable JSON is an error.
+    Shown as the JSON it is (its producer, the ML backend's acceptance report, owns the format);
+    unreadable JSON is an error.
     """
     path = folder / ACCEPTANCE_FILE
     if not path.is_file():
