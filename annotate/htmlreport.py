@@ -32,6 +32,7 @@ from annotate.report import CHART_SCHEMAS, chart_png
 INDEX_FILE = "index.html"
 ACCEPTANCE_FILE = "acceptance.json"
 TEMPLATE = "report.html.j2"
+MAX_DRAWN = 100  # articles per system drawn side by side (those with most errors); see article_views
 # displaCy's default palette has no entry for our labels; one color per label, in schema order.
 PALETTE = ("#7aecec", "#feca74", "#c887fb", "#aa9cfc", "#bfe1d9", "#e4e7d2", "#ff8197", "#9cc9cc")
 
@@ -122,8 +123,13 @@ def article_views(
     *,
     lang: str = "en",
     links: Mapping[str, str] | None = None,
+    drawn: int = MAX_DRAWN,
 ) -> list[ArticleView]:
-    """Every gold article with its gold and predicted spans drawn and its mistakes listed."""
+    """Every gold article with its mistakes listed; the ``drawn`` articles with most mistakes also drawn.
+
+    displaCy's markup is about 250 kB per article of ~1,000 words, so drawing every article of a
+    large gold would make a page no browser opens; the error tables are always complete.
+    """
     import spacy
 
     nlp = spacy.blank(lang)
@@ -132,7 +138,10 @@ def article_views(
     gold_by_id = {doc.id: doc for doc in gold}
     links = links or {}
     views = []
-    for doc_id, found in mistakes(gold, predicted).items():
+    found_by_id = mistakes(gold, predicted)
+    worst = sorted(found_by_id, key=lambda doc_id: -len(found_by_id[doc_id]))[:drawn]
+    to_draw = set(worst)
+    for doc_id, found in found_by_id.items():
         gold_doc = gold_by_id[doc_id]
         gold_kinds = {m.gold: "missed" if m.kind == "false negative" else m.kind for m in found if m.gold}
         predicted_kinds = {m.predicted: m.kind for m in found if m.predicted}
@@ -151,15 +160,11 @@ def article_views(
                     "right": right,
                 }
             )
-        views.append(
-            ArticleView(
-                doc_id,
-                _spans_html(nlp, gold_doc.text, _captions(gold_doc.spans, gold_kinds), colors),
-                _spans_html(nlp, gold_doc.text, _captions(by_id[doc_id].spans, predicted_kinds), colors),
-                rows,
-                links.get(doc_id, ""),
-            )
-        )
+        gold_html = predicted_html = ""
+        if doc_id in to_draw:
+            gold_html = _spans_html(nlp, gold_doc.text, _captions(gold_doc.spans, gold_kinds), colors)
+            predicted_html = _spans_html(nlp, gold_doc.text, _captions(by_id[doc_id].spans, predicted_kinds), colors)
+        views.append(ArticleView(doc_id, gold_html, predicted_html, rows, links.get(doc_id, "")))
     return views
 
 
@@ -345,6 +350,7 @@ def render_report(
             kinds=KINDS,
             kind_counts={system: [(kind, counts[kind]) for kind in KINDS] for system, counts in kind_counts.items()},
             project=project,
+            max_drawn=MAX_DRAWN,
             default_system="model" if "model" in kind_counts else next(iter(kind_counts), ""),
             script=script,
             script_hash=script_hash,

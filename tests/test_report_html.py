@@ -187,3 +187,16 @@ def test_report_command_writes_index_html(folder, tmp_path, monkeypatch, project
 
 def test_hostile_article_fixture_is_what_the_browser_test_expects():
     assert HOSTILE.count("<script>") == 2
+
+
+def test_only_the_articles_with_most_errors_are_drawn():
+    from annotate.htmlreport import article_views
+
+    predicted = predicted_docs()
+    third = predicted[2]
+    extra = [span(third.text, word, "ACTOR") for word in ("will", "meet", "week")]
+    predicted[2] = third.with_spans([*third.spans, *extra])  # "third": 5 errors, the others 2 each
+    views = article_views(gold_docs(), predicted, LABELS, drawn=1)
+    assert [view.doc_id for view in views] == ["hostile", "plain", "third"] and all(v.mistakes for v in views)
+    assert [bool(view.gold_html) for view in views] == [False, False, True]
+    assert 'class="spans"' in views[2].gold_html and 'class="spans"' in views[2].predicted_html
