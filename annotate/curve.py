@@ -30,7 +30,8 @@ CURVE_SCHEMAS = ("strict", "partial")
 CURVE_FILE = "curve.json"
 CURVE_PLOT = "curve.png"
 # 2 subsets per size at the config's 300 steps: 8 models on the 5-article gold, which fits in 15 minutes
-# on 2 cores (about 55 s a model with the machine to itself; see docs/training.md for what was measured).
+# on 2 cores (measured: 9.6 min of CPU time for the 8; 35 min wall-clock on a machine shared by six jobs;
+# see docs/training.md).
 DEFAULT_REPEATS = 2
 
 
