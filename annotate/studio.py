@@ -44,6 +44,7 @@ from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, S
 
 if TYPE_CHECKING:
     from annotate.adjudicate import ReviewItem
+    from annotate.review import ReviewPair
 
 URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
@@ -928,7 +929,22 @@ def send_review(
             score = round(len(item.agreed) / len(item.spans), 4) if item.spans else 0.0
             wanted[task_id] = lsformat.prediction_payload(item.spans, model_version, score)
     report = ReviewReport(title, model_version, sorted(wanted))
+    report.created, report.unchanged, report.removed = _sync_predictions(studio, project, wanted, model_version)
+    if wanted:
+        studio.show_predictions_of(project, model_version)
+    return report
+
+
+def _sync_predictions(
+    studio: Studio, project: Project, wanted: Mapping[int, dict], model_version: str
+) -> tuple[int, int, int]:
+    """Make the project's predictions of ``model_version`` exactly ``wanted`` (task id → payload).
+
+    A task already carrying the same prediction keeps it; other predictions of this version are
+    deleted; the missing ones are imported. Returns (created, unchanged, removed).
+    """
     kept: set[int] = set()
+    removed = 0
     for prediction in sorted(studio.project_predictions(project), key=lambda p: int(p["id"])):
         if prediction.get("model_version") != model_version:
             continue
@@ -936,16 +952,93 @@ def send_review(
         same = task_id in wanted and lsformat.same_prediction(prediction, wanted[task_id])
         if same and task_id not in kept:
             kept.add(task_id)
-            report.unchanged += 1
         else:
             studio.delete_prediction(int(prediction["id"]))
-            report.removed += 1
+            removed += 1
     missing = [{"task": task_id, **payload} for task_id, payload in wanted.items() if task_id not in kept]
     studio.import_predictions(project, missing)
-    report.created = len(missing)
+    return len(missing), len(kept), removed
+
+
+# --- errors reviewed in Label Studio: gold as the annotation, the model's spans as a prediction ------
+
+
+@dataclass
+class ErrorReviewReport:
+    """What ``send_errors_for_review`` did to the review project."""
+
+    project: str
+    url: str
+    created_project: bool = False
+    imported: int = 0
+    already_present: int = 0
+    predictions_created: int = 0
+    predictions_unchanged: int = 0
+    predictions_removed: int = 0
+
+
+def send_errors_for_review(
+    studio: Studio,
+    *,
+    title: str,
+    schema: Schema,
+    pairs: Sequence[ReviewPair],
+    version: str,
+    instructions: str = "",
+    batch_size: int = DEFAULT_BATCH,
+) -> ErrorReviewReport:
+    """Each article once, with its gold spans as an annotation and the model's as a prediction of ``version``.
+
+    Idempotent like push: articles already in the project (by ``doc_id``) are not imported again, so
+    a reviewer's corrections are never overwritten; their predictions of ``version`` are replaced
+    when they changed. An article whose text in the project differs from the gold stops everything
+    before any change. The project shows ``version``'s predictions; ``pull`` brings the corrected gold back.
+    """
+    project, done = ensure_project(studio, title, schema, instructions, force=False)
+    report = ErrorReviewReport(title, f"{studio.url}/projects/{project.id}/data", created_project=done == "created")
+    index = {} if report.created_project else studio.task_index(project)
+    articles = [Article(pair.gold.id, pair.gold.text) for pair in pairs]
+    changed = [a.id for a in articles if any(sha != a.text_sha256 for _, sha in index.get(a.id, []))]
+    if changed:
+        raise StudioProjectError(
+            f"project {title!r}: article {changed[0]} has other text there than in the gold "
+            f"({len(changed)} such article(s)); nothing sent"
+        )
+    todo = [pair for pair in pairs if pair.gold.id not in index]
+    report.already_present = len(pairs) - len(todo)
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        payloads = [
+            {
+                **lsformat.task_payload(Article(pair.gold.id, pair.gold.text)),
+                "annotations": [{"result": [lsformat.span_result(span) for span in pair.gold.spans]}],
+            }
+            for pair in batch
+        ]
+        studio.import_tasks(project, payloads)
+        report.imported += len(batch)
+    index = studio.task_index(project)
+    wanted = {
+        task_id: lsformat.prediction_payload(pair.predicted.spans, version, pair.score)
+        for pair in pairs
+        for task_id, _ in index.get(pair.gold.id, [])
+    }
+    report.predictions_created, report.predictions_unchanged, report.predictions_removed = _sync_predictions(
+        studio, project, wanted, version
+    )
     if wanted:
-        studio.show_predictions_of(project, model_version)
+        studio.show_predictions_of(project, version)
     return report
+
+
+def task_links(studio: Studio, title: str) -> dict[str, str]:
+    """``doc_id`` → the address of its task in the project's data view (the first task, if several)."""
+    project = studio.project(title)
+    return {
+        doc_id: f"{studio.url}/projects/{project.id}/data?task={tasks[0][0]}"
+        for doc_id, tasks in studio.task_index(project).items()
+        if tasks
+    }
 
 
 __all__ = [
@@ -956,6 +1049,7 @@ __all__ = [
     "PulledAnnotation",
     "ProjectAnnotations",
     "PushReport",
+    "ErrorReviewReport",
     "ReviewReport",
     "Studio",
     "connect",
@@ -966,5 +1060,7 @@ __all__ = [
     "pull",
     "push",
     "review_version",
+    "send_errors_for_review",
     "send_review",
+    "task_links",
 ]
