@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from annotate import lsformat
 from annotate.labels import Schema
 from annotate.records import Span
 
@@ -21,6 +22,27 @@ class Predictor:
 
     predict: Callable[[list[str]], list[list[tuple[Span, float]]]]
     model_version: str
+
+
+def task_score(scores: list[float]) -> float:
+    """How sure the model is about a whole article: the score of its least certain span.
+
+    A kept span scores at least the component's threshold, so an article whose weakest span sits
+    just above it is the one an annotator should check first; an article with no span scores 1.0
+    (nothing to correct). Label Studio's uncertainty sampling serves the lowest score first.
+    """
+    return round(min(scores, default=1.0), 4)
+
+
+def label_studio_prediction(spans: list[tuple[Span, float]], version: str) -> dict:
+    """One article's spans as a Label Studio prediction: what push imports and the ML backend answers."""
+    scored = sorted(spans, key=lambda pair: pair[0])
+    result = []
+    for span, score in scored:
+        region = lsformat.span_result(span)
+        region["score"] = round(score, 4)
+        result.append(region)
+    return {"model_version": version, "score": task_score([score for _, score in spans]), "result": result}
 
 
 def model_version(model_dir: Path) -> str:

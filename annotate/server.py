@@ -131,6 +131,11 @@ def server_environment(data: Path, credentials: Credentials) -> dict[str, str]:
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
             "LABEL_STUDIO_USER_TOKEN": credentials.token,
             "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            # The model in the loop (`annotate serve`) runs on loopback too; Label Studio refuses
+            # backend and webhook URLs on loopback and private addresses unless told otherwise.
+            # Safe here: this server only listens on 127.0.0.1.
+            "ML_BLOCK_LOCAL_IP": "false",
+            "SSRF_PROTECTION_ENABLED": "false",
         }
     )
     return environment

@@ -13,6 +13,9 @@ OWNERS = {
     "datasets": {"publish"},
     "huggingface_hub": {"publish"},
     "typer": {"cli"},
+    "fastapi": {"serve"},
+    "starlette": {"serve"},
+    "uvicorn": {"serve"},
 }
 ENTRY_POINTS = {"cli", "__main__"}
 
