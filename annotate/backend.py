@@ -210,6 +210,7 @@ class Backend:
             "model_version": self.predictor.model_version,
             "training": self.retrainer.busy,
             "trainings": len(self.retrainer.history),
+            "annotations_seen": len(self._seen),
             "last_training": None
             if last is None
             else {"ok": last.ok, "model_version": last.model_version, "error": last.error, "seconds": last.seconds},

@@ -29,6 +29,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from annotate import lsformat
+from annotate.acceptance import AcceptanceReport, ShownPrediction, acceptance
 from annotate.corpus import atomic_write_bytes, read_gold, write_gold, write_pulled
 from annotate.errors import PullError, StudioAuthError, StudioError, StudioProjectError, StudioUnreachable
 from annotate.labels import Schema, label_studio_config, labels_in_config
@@ -572,6 +573,7 @@ class PullReport:
     repairs: list[Problem] = field(default_factory=list)
     diff: lsformat.GoldDiff = field(default_factory=lsformat.GoldDiff)
     gold_sha256: str = ""
+    acceptance: AcceptanceReport | None = None
 
 
 def project_slug(title: str) -> str:
@@ -617,6 +619,31 @@ def _checked_export(
     return reading
 
 
+def prediction_acceptance(
+    studio: Studio,
+    project: Project,
+    annotations: Sequence[PulledAnnotation],
+    texts: Mapping[str, str],
+    schema: Schema,
+) -> AcceptanceReport | None:
+    """What annotators did to the predictions they were shown (None when the project has none): one request."""
+    stored = studio.project_predictions(project)
+    if not stored:
+        return None
+    text_of_task = {a.task_id: texts[a.doc_id] for a in annotations if a.doc_id in texts}
+    shown = [
+        ShownPrediction(
+            int(p["task"]),
+            str(p.get("model_version") or ""),
+            str(p.get("created_at") or ""),
+            lsformat.read_prediction(text_of_task[int(p["task"])], p, schema)[0],
+        )
+        for p in stored
+        if int(p.get("task") or 0) in text_of_task
+    ]
+    return acceptance(annotations, shown)
+
+
 def pull(
     studio: Studio,
     *,
@@ -656,6 +683,11 @@ def pull(
         )
     write_pulled(pulled_path, reading.annotations)
     sha = write_gold(gold_path, gold)
+    accepted = (
+        prediction_acceptance(studio, project, reading.annotations, reading.texts, schema)
+        if reading.predictions
+        else None
+    )
     return PullReport(
         project=title,
         policy=policy,
@@ -673,6 +705,7 @@ def pull(
         repairs=reading.repairs,
         diff=diff,
         gold_sha256=sha,
+        acceptance=accepted,
     )
 
 

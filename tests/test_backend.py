@@ -216,3 +216,23 @@ def test_a_failed_training_is_recorded_and_the_old_model_keeps_serving(tmp_path)
     assert serving == ["old"]
     assert retrainer.request(_request(2)) == "started", "a failure must not leave the retrainer stuck"
     assert retrainer.wait(10)
+
+
+def test_every_n_new_or_updated_annotations_start_one_training(ruler_model_dir, schema, project_root, tmp_path):
+    from annotate.backend import Backend
+
+    backend = Backend.load(ruler_model_dir, schema, _options(project_root, tmp_path, train_every=2))
+    trained: list[TrainingRequest] = []
+    backend.retrainer = Retrainer(lambda request: trained.append(request) or tmp_path, lambda folder, request: "v2")
+    project, task = {"id": 4, "title": "News"}, _task(1, TEXT)
+
+    def event(number: int, stamp: str) -> str:
+        return backend.annotation_event(project, task, {"id": number, "updated_at": stamp, "result": []})
+
+    assert event(1, "t1") == "counted"
+    assert event(1, "t1") == "already seen"
+    assert event(2, "t1") == "started"
+    assert backend.retrainer.wait(10)
+    assert trained == [TrainingRequest(4, "News", "2 new or updated annotations")]
+    assert event(1, "t2") == "counted"  # an update of annotation 1 counts again
+    assert len(trained) == 1

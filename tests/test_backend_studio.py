@@ -7,13 +7,19 @@ by pid.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
+from typer.testing import CliRunner
 
 from annotate import studio
+from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.labels import load_schema
 from annotate.predict import model_version
@@ -130,6 +136,27 @@ def test_connect_open_a_task_stop_restart_and_a_failed_training(
     finally:
         backend.stop()
 
+    # What annotators did to the predictions, read on pull: "plain" (Israel 0-6, Hamas 11-16 predicted)
+    # keeps Israel and widens Hamas; "emoji" deletes Hamas, relabels Israel and adds a span.
+    tasks = {doc_id: found[0][0] for doc_id, found in connection.task_index(project).items()}
+    connection.annotate(tasks["plain"], [Span(0, 6, "ACTOR", "Israel"), Span(11, 21, "ACTOR", "Hamas talk")])
+    connection.annotate(tasks["emoji"], [Span(27, 33, "DEMAND", "Israel"), Span(34, 47, "DEMAND", "must withdraw")])
+    env = {"LABEL_STUDIO_URL": local_studio.url, "LABEL_STUDIO_API_KEY": local_studio.token}
+    pulled = tmp_path / "pulled.jsonl"
+    arguments = ["pull", "--project", title, "--gold", str(tmp_path / "gold.jsonl"), "--pulled", str(pulled)]
+    result = CliRunner().invoke(app, [*arguments, "--snapshots", str(tmp_path / "snapshots")], env=env)
+    assert result.exit_code == 0, result.output
+    assert "What annotators did to the predictions" in result.output
+    figures = json.loads((tmp_path / "pulled.acceptance.json").read_text())
+    assert figures["unassisted_annotations"] == 1  # labelled while the backend was down
+    entry = figures["model_versions"][version]
+    assert entry["annotations"] == 2
+    assert {
+        label: [counts[k] for k in ("kept", "boundary_changed", "label_changed", "deleted", "added")]
+        for label, counts in entry["labels"].items()
+    } == {"ACTOR": [1, 1, 1, 1, 0], "DEMAND": [0, 0, 0, 0, 1]}
+    assert (entry["total"]["precision"], entry["total"]["recall"]) == (0.25, 0.25)
+
 
 def _paragraphs(gold: list[AnnotatedDoc], count: int) -> list[AnnotatedDoc]:
     """Paragraphs of the gold articles as small articles, with the gold spans inside them."""
@@ -213,5 +240,41 @@ def test_retraining_from_label_studio_and_uncertainty_sampling(
         served = connection.next_task(project)
         assert [p["model_version"] for p in served["predictions"]] == [second]
         assert scores[served["id"]] == min(scores.values())
+    finally:
+        backend.stop()
+
+
+def test_basic_auth_reaches_the_backend_on_predictions_and_on_the_webhook(
+    local_studio, connection, schema, title, tmp_path, ruler_model_dir
+):
+    studio.push(connection, [Article("plain", "Israel and Hamas talk.")], title=title, schema=schema)
+    credentials = {"ANNOTATE_BACKEND_USER": "ls", "ANNOTATE_BACKEND_PASSWORD": f"pw-{uuid.uuid4().hex}"}
+    env = {"LABEL_STUDIO_URL": local_studio.url, "LABEL_STUDIO_API_KEY": local_studio.token, **credentials}
+    backend = BackendProcess(ruler_model_dir, tmp_path / "backend.log", env).start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            backend.health()
+        assert refused.value.code == 401
+        link = studio.connect_backend(
+            connection, title=title, backend_url=backend.url, basic_auth=tuple(credentials.values())
+        )
+        assert link.created and link.refreshed == 1
+        project = connection.project(title)
+        task_id = connection.task_index(project)["plain"][0][0]
+        assert [p["model_version"] for p in connection.predictions(task_id)] == [link.model_version]
+        # Label Studio's own webhook carries no credentials; connect added them, so annotations arrive.
+        connection.annotate(task_id, [Span(0, 6, "ACTOR", "Israel")])
+        request = urllib.request.Request(f"{backend.url}/health")
+        request.add_header(
+            "Authorization",
+            "Basic " + base64.b64encode(b"ls:" + credentials["ANNOTATE_BACKEND_PASSWORD"].encode()).decode(),
+        )
+        deadline = time.monotonic() + 30
+        seen = 0
+        while time.monotonic() < deadline and not seen:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                seen = json.loads(response.read())["annotations_seen"]
+            time.sleep(0.2)
+        assert seen == 1
     finally:
         backend.stop()

@@ -203,3 +203,10 @@ def pull_cli(
         if ids:
             typer.echo(f"Documents {name}: {len(ids)} ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})")
     typer.echo(f"Wrote {report.gold_path} (sha256 {report.gold_sha256[:12]}), {report.pulled_path}, {report.snapshot}")
+    if report.acceptance is not None:
+        from annotate.cli._acceptance import acceptance_path, print_acceptance, write_acceptance
+
+        figures = report.acceptance.to_dict()
+        print_acceptance(figures)
+        write_acceptance(figures, acceptance_path(report.pulled_path))
+        typer.echo(f"Wrote {acceptance_path(report.pulled_path)}")
