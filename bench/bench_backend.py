@@ -4,7 +4,8 @@ Figures: ``/predict`` latency p50/p95 for one seed article and for a batch of 10
 ``nlp.pipe`` on the same texts in this process (goal: p50 overhead ≤ 1.2×); ``/health`` p95 while
 a training runs (goal < 100 ms); retraining time on the seed gold from "Start training" in a real
 Label Studio to the new model served, next to ``annotate.train.train`` on the same gold in this
-process. Starts a temporary Label Studio and a backend on loopback and stops both. Run:
+process. Starts a temporary Label Studio (or uses LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY, which must
+allow loopback ML backends) and a backend on loopback, and stops what it started. Run:
 ``PYTHONPATH=. python bench/bench_backend.py [--model DIR] [--config CFG] [--repeat 30]``.
 Without ``--model`` it trains one on the gold first with the config (default configs/spancat.cfg).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -82,7 +84,7 @@ def main() -> None:
     articles = read_articles([settings.seeds])
     one = [articles[0].text]
     ten = [article.text for article in (articles * 2)[:10]]
-    words = [len(text.split()) for text in (one, ten) for text in [" ".join(text)]]
+    words = [sum(len(text.split()) for text in texts) for texts in (one, ten)]
     print(f"model {model}; one article {words[0]} words, batch of 10 {words[1]} words; {args.repeat} requests each")
 
     backend = BackendProcess(
@@ -100,13 +102,15 @@ def main() -> None:
         idle = timed(lambda: backend.health(), args.repeat)
         print(row("GET /health, idle (baseline)", idle))
 
-        info = server.up(studio_root, port=server.free_port(), timeout=300)
-        token = server.read_credentials(server.StudioPaths(studio_root).credentials).token
-        connection = studio.Studio(info.url, token)
+        url, token = os.environ.get("LABEL_STUDIO_URL", ""), os.environ.get("LABEL_STUDIO_API_KEY", "")
+        if not (url and token):
+            url = server.up(studio_root, port=server.free_port(), timeout=300).url
+            token = server.read_credentials(server.StudioPaths(studio_root).credentials).token
+        connection = studio.Studio(url, token)
         backend.stop()
-        backend.env = {"LABEL_STUDIO_URL": info.url, "LABEL_STUDIO_API_KEY": token}
+        backend.env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
         backend.start()
-        title = "Bench backend"
+        title = f"Bench backend {time.strftime('%H%M%S')}"
         studio.push(connection, articles, title=title, schema=schema)
         tasks = {doc_id: found[0][0] for doc_id, found in connection.task_index(connection.project(title)).items()}
         for doc in gold:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -61,7 +62,12 @@ class BackendProcess:
         raise RuntimeError(f"the backend did not answer within {timeout} s: {self.log_path.read_text()}")
 
     def health(self, timeout: float = 1.0) -> dict:
-        with urllib.request.urlopen(f"{self.url}/health", timeout=timeout) as response:
+        """GET /health, with the basic auth the backend was started with (if any)."""
+        request = urllib.request.Request(f"{self.url}/health")
+        user, password = self.env.get("ANNOTATE_BACKEND_USER"), self.env.get("ANNOTATE_BACKEND_PASSWORD")
+        if user and password:
+            request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 
     def stop(self) -> None:

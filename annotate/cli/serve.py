@@ -39,7 +39,8 @@ def serve_cli(
     try:
         from annotate import serve
     except ImportError as exc:
-        raise typer.BadParameter(f"needs the serve extra: pip install -e '.[serve]' ({exc})") from None
+        typer.echo(f"Error: annotate serve needs the serve extra: pip install -e '.[serve]' ({exc})", err=True)
+        raise typer.Exit(1) from None
     from annotate.backend import BackendOptions
     from annotate.errors import InputError
 
