@@ -76,3 +76,39 @@ def test_precision_and_recall_count_exact_matches_only():
     assert total["predicted"] == 3 and total["annotated"] == 3
     assert total["precision"] == round(1 / 3, 4) and total["recall"] == round(1 / 3, 4)
     assert report.to_dict()["model_versions"]["m"]["labels"]["DEMAND"]["precision"] is None
+
+
+def test_agreement_on_a_pulled_file_shows_the_acceptance_the_pull_found(tmp_path, monkeypatch, project_root):
+    import json
+
+    from typer.testing import CliRunner
+
+    from annotate.cli import app
+    from annotate.cli._acceptance import acceptance_path, write_acceptance
+    from annotate.corpus import write_pulled
+    from annotate.records import text_sha256
+
+    monkeypatch.chdir(project_root)
+    (tmp_path / "articles").mkdir()
+    (tmp_path / "articles" / "doc.txt").write_text(TEXT, encoding="utf-8")
+    pulled = tmp_path / "news.jsonl"
+    sha = text_sha256(TEXT)
+    write_pulled(
+        pulled,
+        [
+            PulledAnnotation(
+                7, 70, "doc", "alice", (HAMAS, FIGURE), created_at="2026-01-02T00:00:00Z", text_sha256=sha
+            ),
+            PulledAnnotation(7, 71, "doc", "bob", (HAMAS,), created_at="2026-01-02T00:00:00Z", text_sha256=sha),
+        ],
+    )
+    report = acceptance(
+        [_annotation(7, [HAMAS, FIGURE], "2026-01-02T00:00:00Z")],
+        [ShownPrediction(7, "model-best-abc", "2026-01-01T00:00:00Z", (HAMAS, ISRAEL))],
+    )
+    write_acceptance(report.to_dict(), acceptance_path(pulled))
+    assert json.loads(acceptance_path(pulled).read_text())["model_versions"]["model-best-abc"]["total"]["deleted"] == 1
+    result = CliRunner().invoke(app, ["agreement", str(pulled), "--articles", str(tmp_path / "articles")])
+    assert result.exit_code == 0, result.output
+    assert "What annotators did to the predictions (as pulled, news.acceptance.json)" in result.output
+    assert "model-best-abc" in result.output

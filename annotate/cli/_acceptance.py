@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rich.table import Table
+from rich.table import Column, Table
 
 from annotate.cli._util import console
 
@@ -35,8 +35,7 @@ def _ratio(value) -> str:
 def print_acceptance(figures: dict, source: str = "") -> None:
     """One table: per model version and label, kept / boundary / label changed / deleted / added, P and R."""
     table = Table(
-        "model version",
-        "label",
+        Column("model version\n  label", overflow="fold"),
         "kept",
         "boundary\nchanged",
         "label\nchanged",
@@ -47,11 +46,10 @@ def print_acceptance(figures: dict, source: str = "") -> None:
         title=f"What annotators did to the predictions{source}",
     )
     for version, entry in figures["model_versions"].items():
-        rows = [*entry["labels"].items(), ("all", entry["total"])]
-        for label, counts in rows:
+        table.add_row(f"{version}: {entry['annotations']} annotation(s)", style="bold")
+        for label, counts in [*entry["labels"].items(), ("all", entry["total"])]:
             table.add_row(
-                f"{version} ({entry['annotations']} annotations)" if label == "all" else version,
-                label,
+                f"  {label}",
                 *(str(counts[kind]) for kind in ("kept", "boundary_changed", "label_changed", "deleted", "added")),
                 _ratio(counts["precision"]),
                 _ratio(counts["recall"]),
