@@ -69,17 +69,21 @@ def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
     except (OSError, ValueError) as exc:
         raise InputError(f"{model_dir}: cannot load the pipeline ({exc})") from None
 
+    known = frozenset(schema.names)
+
     def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
         found = []
-        for doc in nlp.pipe(texts):
+        for text, doc in zip(texts, nlp.pipe(texts), strict=True):
             group = doc.spans.get(SPAN_KEY, [])
             scores = list(group.attrs.get("scores", [])) if hasattr(group, "attrs") else []
             spans = []
             for number, span in enumerate(group):
-                if span.label_ not in schema:
-                    raise InputError(f"{model_dir}: the model predicts label {span.label_!r}, not in the schema")
+                label = span.label_
+                if label not in known:
+                    raise InputError(f"{model_dir}: the model predicts label {label!r}, not in the schema")
                 score = float(scores[number]) if number < len(scores) else 1.0
-                spans.append((Span.from_offsets(doc.text, span.start_char, span.end_char, span.label_), score))
+                # The input text, not doc.text: spaCy rebuilds doc.text from its tokens on every access.
+                spans.append((Span.from_offsets(text, span.start_char, span.end_char, label), score))
             found.append(spans)
         return found
 
