@@ -156,6 +156,15 @@ def test_connect_open_a_task_stop_restart_and_a_failed_training(
     } == {"ACTOR": [1, 1, 1, 1, 0], "DEMAND": [0, 0, 0, 0, 1]}
     assert (entry["total"]["precision"], entry["total"]["recall"]) == (0.25, 0.25)
 
+    # Agreement read from the project shows the same figures, fresh (a second annotator keeps all of "plain").
+    second = connection.add_user(f"second-{uuid.uuid4().hex[:6]}@example.org")
+    connection.annotate(tasks["plain"], [Span(0, 6, "ACTOR", "Israel"), Span(11, 16, "ACTOR", "Hamas")], user_id=second)
+    result = CliRunner().invoke(app, ["agreement", "--project", title], env={**env, "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "What annotators did to the predictions" in result.output
+    table = result.output.split("What annotators did to the predictions", 1)[1]
+    assert f"{version}: 3 annotation(s)" in table  # two on "plain", one on "emoji"
+
 
 def _paragraphs(gold: list[AnnotatedDoc], count: int) -> list[AnnotatedDoc]:
     """Paragraphs of the gold articles as small articles, with the gold spans inside them."""
