@@ -1,5 +1,5 @@
 # ruff: noqa: F811  (the fixtures imported from tests/test_browser.py are the test's arguments)
-"""The model in the loop in a real browser: the annotator sees the backend's spans, corrects, submits, pulls.
+"""The model in the loop in a real browser: the annotator sees the backend's spans, corrects them, submits, pulls.
 
 Uses the browser, login and workspace of tests/test_browser.py and a real `annotate serve` process.
 """
@@ -28,6 +28,7 @@ from tests.test_browser import (  # noqa: F401  (fixtures)
 )
 
 pytest.importorskip("fastapi")
+pytest_plugins = ["tests.studio_server"]
 pytestmark = [pytest.mark.browser, pytest.mark.studio, pytest.mark.timeout(240, func_only=True)]
 
 
@@ -61,20 +62,30 @@ def test_the_annotator_sees_the_backends_spans_corrects_one_and_pull_keeps_it(
         page.locator(".lsf-htx-richtext .htx-highlight").first.wait_for(state="visible")
         assert _highlights(page) == predicted
 
+        # The correction: select one of the model's regions with a click and delete it, then add one.
+        page.locator(".lsf-htx-richtext .htx-highlight").first.click()
+        page.keyboard.press("Backspace")
+        page.wait_for_function(
+            "count => document.querySelectorAll('.lsf-htx-richtext .htx-highlight').length < count",
+            arg=len(predicted),
+        )
+        kept = _highlights(page)
+        (deleted,) = set(predicted) - set(kept)
         added = _span_of(article.text, "more than 20 months", "FIGURE")
         annotator.label(added.text, "f")
         saved = annotator.submit()
         origins = {(r["value"]["start"], r["value"]["end"]): r.get("origin") for r in saved["result"]}
-        assert {origins[(span.start, span.end)] for span in predicted} == {"prediction"}
+        assert {origins[(span.start, span.end)] for span in kept} == {"prediction"}
         assert origins[(added.start, added.end)] == "manual"
+        assert (deleted.start, deleted.end) not in origins
     finally:
         backend.stop()
 
     output = workspace.annotate("pull")
     (gold,) = workspace.gold()
-    assert gold.spans == tuple(sorted([*predicted, added]))
+    assert gold.spans == tuple(sorted([*kept, added]))
     assert "What annotators did to the predictions" in output
     (figures_file,) = (workspace.root / "gold" / "pulled").glob("*.acceptance.json")
     total = json.loads(figures_file.read_text())["model_versions"][version]["total"]
-    assert (total["kept"], total["added"], total["deleted"]) == (len(predicted), 1, 0)
+    assert (total["kept"], total["added"], total["deleted"]) == (len(predicted) - 1, 1, 1)
     assert annotator.dialogs == [] and annotator.errors == []
