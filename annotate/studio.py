@@ -29,6 +29,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from annotate import lsformat
+from annotate.acceptance import AcceptanceReport, ShownPrediction, acceptance
 from annotate.corpus import atomic_write_bytes, check_pull_targets, read_gold, write_pulled_and_gold
 from annotate.errors import (
     PullError,
@@ -39,7 +40,12 @@ from annotate.errors import (
     redact_url,
 )
 from annotate.labels import Schema, label_studio_config, labels_in_config
-from annotate.predict import Predictor, load_predictor, model_version  # noqa: F401  (part of this module's API)
+from annotate.predict import (  # noqa: F401  (part of this module's API)
+    Predictor,
+    label_studio_prediction,
+    load_predictor,
+    model_version,
+)
 from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span, text_sha256
 
 if TYPE_CHECKING:
@@ -512,8 +518,7 @@ class PushReport:
 
 
 def _prediction(spans: list[tuple[Span, float]], version: str) -> dict:
-    score = min((s for _, s in spans), default=1.0)
-    return lsformat.prediction_payload(sorted(span for span, _ in spans), version, round(score, 4))
+    return label_studio_prediction(spans, version)
 
 
 def ensure_project(studio: Studio, title: str, schema: Schema, instructions: str, force: bool) -> tuple[Project, str]:
@@ -735,6 +740,7 @@ class PullReport:
     kept: list[str] = field(default_factory=list)
     dry_run: bool = False
     per_article: dict[str, lsformat.GoldDiff] = field(default_factory=dict)
+    acceptance: AcceptanceReport | None = None
 
 
 def project_slug(title: str) -> str:
@@ -778,6 +784,31 @@ def _checked_export(
     return reading
 
 
+def prediction_acceptance(
+    studio: Studio,
+    project: Project,
+    annotations: Sequence[PulledAnnotation],
+    texts: Mapping[str, str],
+    schema: Schema,
+) -> AcceptanceReport | None:
+    """What annotators did to the predictions they were shown (None when the project has none): one request."""
+    stored = studio.project_predictions(project)
+    if not stored:
+        return None
+    text_of_task = {a.task_id: texts[a.doc_id] for a in annotations if a.doc_id in texts}
+    shown = [
+        ShownPrediction(
+            int(p["task"]),
+            str(p.get("model_version") or ""),
+            str(p.get("created_at") or ""),
+            lsformat.read_prediction(text_of_task[int(p["task"])], p, schema)[0],
+        )
+        for p in stored
+        if int(p.get("task") or 0) in text_of_task
+    ]
+    return acceptance(annotations, shown)
+
+
 def pull(
     studio: Studio,
     *,
@@ -819,6 +850,7 @@ def pull(
     gold, kept = (pulled_gold, []) if replace else lsformat.merge_gold(previous, pulled_gold)
     diff = lsformat.diff_gold(previous, gold)
     per_article: dict[str, lsformat.GoldDiff] = {}
+    accepted = None
     if dry_run:
         sha = ""
         before = {doc.id: doc for doc in previous}
@@ -829,6 +861,11 @@ def pull(
             per_article[doc_id] = lsformat.diff_gold([before[doc_id]], [])
     else:
         sha = write_pulled_and_gold(pulled_path, reading.annotations, gold_path, gold)
+        accepted = (
+            prediction_acceptance(studio, project, reading.annotations, reading.texts, schema)
+            if reading.predictions
+            else None
+        )
     return PullReport(
         project=title,
         policy=policy,
@@ -849,6 +886,7 @@ def pull(
         kept=kept,
         dry_run=dry_run,
         per_article=per_article,
+        acceptance=accepted,
     )
 
 
@@ -1041,7 +1079,167 @@ def task_links(studio: Studio, title: str) -> dict[str, str]:
     }
 
 
+# --- the model in the loop: an ML backend (`annotate serve`) connected to a project -------------------
+
+BACKEND_TITLE = "annotate"
+SAMPLING = {"uncertainty": "Uncertainty sampling", "sequential": "Sequential sampling", "random": "Uniform sampling"}
+
+
+@dataclass
+class BackendLink:
+    """What ``connect_backend`` left in the project."""
+
+    project: str
+    backend_id: int
+    url: str
+    model_version: str
+    created: bool = False
+    updated: bool = False
+    sampling: str = ""
+    refreshed: int = 0
+
+
+def _ml_request(studio: Studio, action: str, method: str, path: str, **kwargs: Any) -> Any:
+    """An /api/ml call; a 403 there is Label Studio refusing the URL (SSRF rules), not the API key."""
+
+    def send() -> Any:
+        response = studio._client._client_wrapper.httpx_client.request(
+            path, method=method, request_options={"max_retries": 0}, **kwargs
+        )
+        if response.status_code == 403 and "key" not in response.text.lower():
+            detail = re.sub(r"\s+", " ", response.text)[:200]
+            raise StudioProjectError(
+                f"Label Studio at {studio.url} refused the ML backend URL ({detail}); a backend on a loopback or "
+                f"private address needs the server started with ML_BLOCK_LOCAL_IP=false and "
+                f"SSRF_PROTECTION_ENABLED=false (`annotate studio up` does this)"
+            )
+        if response.status_code == 400:
+            detail = re.sub(r"\s+", " ", response.text)[:300]
+            raise StudioProjectError(f"Label Studio at {studio.url} could not reach the ML backend: {detail}")
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    return studio._call(action, send)
+
+
+def unlabeled_tasks(studio: Studio, project: Project) -> list[int]:
+    """Ids of the project's tasks that no annotation finishes yet (what a new model should pre-annotate)."""
+    answer = studio._request(
+        f"listing unlabeled tasks of project {project.title!r}",
+        "GET",
+        "api/tasks",
+        params={"project": project.id, "page_size": 10000, "fields": "task_only", "include": "id,is_labeled"},
+    )
+    tasks = answer.get("tasks", []) if isinstance(answer, dict) else answer
+    return sorted(int(task["id"]) for task in tasks if not task.get("is_labeled"))
+
+
+def refresh_predictions(studio: Studio, *, title: str, model_version: str) -> int:
+    """Show ``model_version``'s predictions and have the backend predict every unlabeled task with it.
+
+    Label Studio's uncertainty sampling and its labeling view only use predictions of the project's
+    ``model_version``. The Data Manager action has the backend predict the unlabeled tasks (it
+    skips tasks that already hold this version), then the project's ``model_version`` is set to
+    it (Label Studio accepts only a version some prediction carries). Returns how many tasks were
+    asked for.
+    """
+    project = studio.project(title)
+    todo = unlabeled_tasks(studio, project)
+    if todo:
+        studio._call(
+            f"asking the ML backend to predict {len(todo)} tasks of project {title!r}",
+            lambda: studio._client._client_wrapper.httpx_client.request(
+                "api/dm/actions",
+                method="POST",
+                params={"id": "retrieve_tasks_predictions", "project": project.id},
+                json={"selectedItems": {"all": False, "included": todo}},
+                request_options={"max_retries": 0, "timeout_in_seconds": READ_TIMEOUT_S},
+            ).raise_for_status(),
+        )
+        # Only a version that predictions (or a backend's title) carry is accepted here, so this comes after.
+        studio.show_predictions_of(project, model_version)
+    return len(todo)
+
+
+def connect_backend(
+    studio: Studio,
+    *,
+    title: str,
+    backend_url: str,
+    sampling: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> BackendLink:
+    """Connect the ML backend at ``backend_url`` to the project; running it again changes nothing.
+
+    Our backend is found by its title: a changed URL is updated in place, never added twice.
+    Label Studio registers ``<url>/webhook`` by itself, without the backend's basic auth; with
+    ``basic_auth`` that webhook gets the header too. Then the project shows the served model's
+    predictions and every unlabeled task is predicted (see :func:`refresh_predictions`).
+    """
+    if sampling is not None and sampling not in SAMPLING:
+        raise StudioProjectError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLING)}")
+    url = backend_url.rstrip("/")
+    project = studio.project(title)
+    body: dict[str, Any] = {"url": url, "project": project.id, "title": BACKEND_TITLE, "is_interactive": True}
+    if basic_auth is not None:
+        body.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
+    else:
+        body["auth_method"] = "NONE"
+    listed = _ml_request(
+        studio, f"listing ML backends of project {title!r}", "GET", "api/ml", params={"project": project.id}
+    )
+    ours = [b for b in listed or [] if b.get("title") == BACKEND_TITLE or str(b.get("url", "")).rstrip("/") == url]
+    for extra in ours[1:]:
+        _ml_request(studio, f"removing a duplicate ML backend {extra['id']}", "DELETE", f"api/ml/{extra['id']}")
+    link = BackendLink(title, 0, url, "")
+    if ours:
+        answer = _ml_request(
+            studio, f"updating the ML backend of {title!r}", "PATCH", f"api/ml/{ours[0]['id']}", json=body
+        )
+        link.updated = str(ours[0].get("url", "")).rstrip("/") != url or basic_auth is not None
+    else:
+        answer = _ml_request(studio, f"connecting the ML backend to {title!r}", "POST", "api/ml", json=body)
+        link.created = True
+    link.backend_id = int(answer["id"])
+    link.model_version = str(answer.get("model_version") or "")
+    if answer.get("state") not in (None, "CO"):
+        raise StudioProjectError(
+            f"Label Studio cannot use the ML backend at {url} (state {answer.get('state')}: "
+            f"{str(answer.get('error_message') or '')[:200]}); is `annotate serve` running there?"
+        )
+    if basic_auth is not None:
+        _authorize_webhook(studio, project, url, basic_auth)
+    if sampling is not None:
+        studio._request(
+            f"setting the sampling of project {title!r}",
+            "PATCH",
+            f"api/projects/{project.id}",
+            json={"sampling": SAMPLING[sampling]},
+        )
+        link.sampling = SAMPLING[sampling]
+    if link.model_version:
+        link.refreshed = refresh_predictions(studio, title=title, model_version=link.model_version)
+    return link
+
+
+def _authorize_webhook(studio: Studio, project: Project, url: str, basic_auth: tuple[str, str]) -> None:
+    """Label Studio sends the backend's basic auth on /predict but not on the webhook it registers: add it."""
+    import base64
+
+    token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+    hooks = studio._request("listing webhooks", "GET", "api/webhooks", params={"project": project.id}) or []
+    for hook in hooks:
+        if str(hook.get("url", "")).rstrip("/") == f"{url}/webhook":
+            studio._request(
+                "adding the backend's credentials to its webhook",
+                "PATCH",
+                f"api/webhooks/{hook['id']}/",
+                json={"headers": {"Authorization": f"Basic {token}"}},
+            )
+
+
 __all__ = [
+    "BackendLink",
     "Predictor",
     "Project",
     "ProjectSummary",
@@ -1053,12 +1251,14 @@ __all__ = [
     "ReviewReport",
     "Studio",
     "connect",
+    "connect_backend",
     "ensure_project",
     "fetch_annotations",
     "load_predictor",
     "model_version",
     "pull",
     "push",
+    "refresh_predictions",
     "review_version",
     "send_errors_for_review",
     "send_review",

@@ -14,6 +14,9 @@ OWNERS = {
     "huggingface_hub": {"publish"},
     "typer": {"cli"},
     "jinja2": {"htmlreport"},
+    "fastapi": {"serve"},
+    "starlette": {"serve"},
+    "uvicorn": {"serve"},
 }
 ENTRY_POINTS = {"cli", "__main__"}
 
