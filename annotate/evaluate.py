@@ -62,6 +62,14 @@ class Score:
             "f1_ci": _interval(self.f1_ci),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Score:
+        """A score as ``metrics.json`` holds it (a ``null`` interval was not computed)."""
+        nan = (float("nan"), float("nan"))
+        intervals = [tuple(data.get(key) or nan) for key in ("precision_ci", "recall_ci", "f1_ci")]
+        numbers = (float(data[key]) for key in ("precision", "recall", "f1"))
+        return cls(*numbers, int(data["support"]), int(data["predicted"]), *intervals)
+
 
 def _interval(bounds: tuple[float, float]) -> list[float] | None:
     """JSON has no NaN: an interval that was not computed is ``null``."""
@@ -83,6 +91,10 @@ class SpanError(NamedTuple):
 
     def to_dict(self) -> dict:
         return {"doc_id": self.doc_id, "kind": self.kind, **self.span.to_dict(), "left": self.left, "right": self.right}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SpanError:
+        return cls(str(data["doc_id"]), str(data["kind"]), Span.from_dict(data), str(data["left"]), str(data["right"]))
 
 
 @dataclass
@@ -108,6 +120,21 @@ class Evaluation:
             "confusion": self.confusion,
             "errors": [error.to_dict() for error in self.errors],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Evaluation:
+        """One system's evaluation as ``metrics.json`` holds it, so reports can be rebuilt without re-scoring."""
+        bootstrap = data.get("bootstrap") or {}
+        return cls(
+            labels=list(data["labels"]),
+            doc_ids=list(data["articles"]),
+            scores={s: {k: Score.from_dict(v) for k, v in per.items()} for s, per in data["scores"].items()},
+            counts=data.get("counts") or {},
+            confusion=data.get("confusion") or {},
+            errors=[SpanError.from_dict(error) for error in data.get("errors") or []],
+            bootstrap_samples=int(bootstrap.get("samples", 0)),
+            seed=int(bootstrap.get("seed", 0)),
+        )
 
 
 @dataclass

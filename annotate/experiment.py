@@ -16,6 +16,7 @@ from annotate.corpus import read_gold
 from annotate.errors import EvaluationError, GoldError
 from annotate.evaluate import Evaluation, evaluate
 from annotate.gold import check_gold, validated_gold
+from annotate.htmlreport import write_html_report
 from annotate.labels import Schema
 from annotate.records import AnnotatedDoc
 from annotate.report import predictions_sha256, provenance, write_reports
@@ -118,6 +119,7 @@ def cross_validation_report(
         title=f"Cross-validated evaluation ({len(result.folds)} folds by article)",
         predictions=result.predictions,
     )
+    files["html"] = write_html_report(reports, gold, lang=lang)
     return Outcome(evaluations, files, source, seconds)
 
 
@@ -145,5 +147,8 @@ def evaluate_target(
         name = "predictions"
     evaluation = evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)
     source = provenance(gold, schema_sha256=schema.sha256, **identity, seed=seed)
-    files = write_reports(reports, {name: evaluation}, source, title=f"Evaluation of {target.name}")
+    files = write_reports(
+        reports, {name: evaluation}, source, title=f"Evaluation of {target.name}", predictions={name: predicted}
+    )
+    files["html"] = write_html_report(reports, gold)
     return Outcome({name: evaluation}, files, source, {"total": time.perf_counter() - began})

@@ -163,6 +163,19 @@ def _read_result(text: str, result: Mapping, known: frozenset[str], names: list[
     return SpanReading(reason=reason, claimed=claimed)
 
 
+def read_prediction(text: str, prediction: Mapping, schema: Schema) -> tuple[tuple[Span, ...], list[str]]:
+    """A stored prediction's regions as spans, checked as annotations are; the reasons for any refused."""
+    spans, problems = [], []
+    for result in prediction.get("result") or []:
+        reading = (
+            read_result(text, result, schema) if isinstance(result, Mapping) else SpanReading(reason="not a region")
+        )
+        if reading.reason:
+            problems.append(reading.reason)
+        spans.extend(reading.spans)
+    return tuple(sorted(spans)), problems
+
+
 @dataclass
 class ExportReading:
     """Everything one JSON export holds, checked: every annotation, and what is wrong or was repaired."""

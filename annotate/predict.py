@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from annotate import lsformat
 from annotate.labels import Schema
 from annotate.records import Span
 
@@ -21,6 +22,27 @@ class Predictor:
 
     predict: Callable[[list[str]], list[list[tuple[Span, float]]]]
     model_version: str
+
+
+def task_score(scores: list[float]) -> float:
+    """How sure the model is about a whole article: the score of its least certain span.
+
+    A kept span scores at least the component's threshold, so an article whose weakest span sits
+    just above it is the one an annotator should check first; an article with no span scores 1.0
+    (nothing to correct). Label Studio's uncertainty sampling serves the lowest score first.
+    """
+    return round(min(scores, default=1.0), 4)
+
+
+def label_studio_prediction(spans: list[tuple[Span, float]], version: str) -> dict:
+    """One article's spans as a Label Studio prediction: what push imports and the ML backend answers."""
+    scored = sorted(spans, key=lambda pair: pair[0])
+    result = []
+    for span, score in scored:
+        region = lsformat.span_result(span)
+        region["score"] = round(score, 4)
+        result.append(region)
+    return {"model_version": version, "score": task_score([score for _, score in spans]), "result": result}
 
 
 META_FILE = "annotate_meta.json"
@@ -60,17 +82,21 @@ def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
     except (OSError, ValueError) as exc:
         raise InputError(f"{model_dir}: cannot load the pipeline ({exc})") from None
 
+    known = frozenset(schema.names)
+
     def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
         found = []
-        for doc in nlp.pipe(texts):
+        for text, doc in zip(texts, nlp.pipe(texts), strict=True):
             group = doc.spans.get(SPAN_KEY, [])
             scores = list(group.attrs.get("scores", [])) if hasattr(group, "attrs") else []
             spans = []
             for number, span in enumerate(group):
-                if span.label_ not in schema:
-                    raise InputError(f"{model_dir}: the model predicts label {span.label_!r}, not in the schema")
+                label = span.label_
+                if label not in known:
+                    raise InputError(f"{model_dir}: the model predicts label {label!r}, not in the schema")
                 score = float(scores[number]) if number < len(scores) else 1.0
-                spans.append((Span.from_offsets(doc.text, span.start_char, span.end_char, span.label_), score))
+                # The input text, not doc.text: spaCy rebuilds doc.text from its tokens on every access.
+                spans.append((Span.from_offsets(text, span.start_char, span.end_char, label), score))
             found.append(spans)
         return found
 

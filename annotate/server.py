@@ -147,10 +147,12 @@ def _create_credentials(path: Path) -> Credentials:
     return credentials
 
 
-def server_environment(data: Path, credentials: Credentials) -> dict[str, str]:
+def server_environment(data: Path, credentials: Credentials, host: str = HOST) -> dict[str, str]:
     """Environment for every ``label-studio`` call: data in ``data``, offline, admin and token preset.
 
-    The token and admin only take effect on the first start (an empty data folder).
+    The token and admin only take effect on the first start (an empty data folder). A server that
+    listens only on loopback accepts an ML backend and webhooks on loopback; one listening on
+    another ``host`` keeps Label Studio's SSRF protection (its admin decides, see docs/studio.md).
     """
     environment = dict(os.environ)
     for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
@@ -171,6 +173,11 @@ def server_environment(data: Path, credentials: Credentials) -> dict[str, str]:
             "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         }
     )
+    if host in LOOPBACK:
+        # The model in the loop (`annotate serve`) runs on loopback too; Label Studio refuses
+        # backend and webhook URLs on loopback and private addresses unless told otherwise.
+        # Safe only while nobody else can reach this server.
+        environment.update({"ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false"})
     return environment
 
 
@@ -320,7 +327,7 @@ def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0, host: str =
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=server_environment(paths.data, credentials),
+            env=server_environment(paths.data, credentials, host),
             cwd=paths.folder,
             start_new_session=True,
             umask=0o077,  # the database, exports and uploads it writes: owner only

@@ -29,6 +29,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from annotate import lsformat
+from annotate.acceptance import AcceptanceReport, ShownPrediction, acceptance
 from annotate.corpus import atomic_write_bytes, check_pull_targets, read_gold, write_pulled_and_gold
 from annotate.errors import (
     PullError,
@@ -39,11 +40,17 @@ from annotate.errors import (
     redact_url,
 )
 from annotate.labels import Schema, label_studio_config, labels_in_config
-from annotate.predict import Predictor, load_predictor, model_version  # noqa: F401  (part of this module's API)
+from annotate.predict import (  # noqa: F401  (part of this module's API)
+    Predictor,
+    label_studio_prediction,
+    load_predictor,
+    model_version,
+)
 from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span, text_sha256
 
 if TYPE_CHECKING:
     from annotate.adjudicate import ReviewItem
+    from annotate.review import ReviewPair
 
 URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
@@ -511,8 +518,7 @@ class PushReport:
 
 
 def _prediction(spans: list[tuple[Span, float]], version: str) -> dict:
-    score = min((s for _, s in spans), default=1.0)
-    return lsformat.prediction_payload(sorted(span for span, _ in spans), version, round(score, 4))
+    return label_studio_prediction(spans, version)
 
 
 def ensure_project(studio: Studio, title: str, schema: Schema, instructions: str, force: bool) -> tuple[Project, str]:
@@ -734,6 +740,7 @@ class PullReport:
     kept: list[str] = field(default_factory=list)
     dry_run: bool = False
     per_article: dict[str, lsformat.GoldDiff] = field(default_factory=dict)
+    acceptance: AcceptanceReport | None = None
 
 
 def project_slug(title: str) -> str:
@@ -777,6 +784,31 @@ def _checked_export(
     return reading
 
 
+def prediction_acceptance(
+    studio: Studio,
+    project: Project,
+    annotations: Sequence[PulledAnnotation],
+    texts: Mapping[str, str],
+    schema: Schema,
+) -> AcceptanceReport | None:
+    """What annotators did to the predictions they were shown (None when the project has none): one request."""
+    stored = studio.project_predictions(project)
+    if not stored:
+        return None
+    text_of_task = {a.task_id: texts[a.doc_id] for a in annotations if a.doc_id in texts}
+    shown = [
+        ShownPrediction(
+            int(p["task"]),
+            str(p.get("model_version") or ""),
+            str(p.get("created_at") or ""),
+            lsformat.read_prediction(text_of_task[int(p["task"])], p, schema)[0],
+        )
+        for p in stored
+        if int(p.get("task") or 0) in text_of_task
+    ]
+    return acceptance(annotations, shown)
+
+
 def pull(
     studio: Studio,
     *,
@@ -818,6 +850,7 @@ def pull(
     gold, kept = (pulled_gold, []) if replace else lsformat.merge_gold(previous, pulled_gold)
     diff = lsformat.diff_gold(previous, gold)
     per_article: dict[str, lsformat.GoldDiff] = {}
+    accepted = None
     if dry_run:
         sha = ""
         before = {doc.id: doc for doc in previous}
@@ -828,6 +861,11 @@ def pull(
             per_article[doc_id] = lsformat.diff_gold([before[doc_id]], [])
     else:
         sha = write_pulled_and_gold(pulled_path, reading.annotations, gold_path, gold)
+        accepted = (
+            prediction_acceptance(studio, project, reading.annotations, reading.texts, schema)
+            if reading.predictions
+            else None
+        )
     return PullReport(
         project=title,
         policy=policy,
@@ -848,6 +886,7 @@ def pull(
         kept=kept,
         dry_run=dry_run,
         per_article=per_article,
+        acceptance=accepted,
     )
 
 
@@ -928,7 +967,22 @@ def send_review(
             score = round(len(item.agreed) / len(item.spans), 4) if item.spans else 0.0
             wanted[task_id] = lsformat.prediction_payload(item.spans, model_version, score)
     report = ReviewReport(title, model_version, sorted(wanted))
+    report.created, report.unchanged, report.removed = _sync_predictions(studio, project, wanted, model_version)
+    if wanted:
+        studio.show_predictions_of(project, model_version)
+    return report
+
+
+def _sync_predictions(
+    studio: Studio, project: Project, wanted: Mapping[int, dict], model_version: str
+) -> tuple[int, int, int]:
+    """Make the project's predictions of ``model_version`` exactly ``wanted`` (task id → payload).
+
+    A task already carrying the same prediction keeps it; other predictions of this version are
+    deleted; the missing ones are imported. Returns (created, unchanged, removed).
+    """
     kept: set[int] = set()
+    removed = 0
     for prediction in sorted(studio.project_predictions(project), key=lambda p: int(p["id"])):
         if prediction.get("model_version") != model_version:
             continue
@@ -936,19 +990,256 @@ def send_review(
         same = task_id in wanted and lsformat.same_prediction(prediction, wanted[task_id])
         if same and task_id not in kept:
             kept.add(task_id)
-            report.unchanged += 1
         else:
             studio.delete_prediction(int(prediction["id"]))
-            report.removed += 1
+            removed += 1
     missing = [{"task": task_id, **payload} for task_id, payload in wanted.items() if task_id not in kept]
     studio.import_predictions(project, missing)
-    report.created = len(missing)
+    return len(missing), len(kept), removed
+
+
+# --- errors reviewed in Label Studio: gold as the annotation, the model's spans as a prediction ------
+
+
+@dataclass
+class ErrorReviewReport:
+    """What ``send_errors_for_review`` did to the review project."""
+
+    project: str
+    url: str
+    created_project: bool = False
+    imported: int = 0
+    already_present: int = 0
+    predictions_created: int = 0
+    predictions_unchanged: int = 0
+    predictions_removed: int = 0
+
+
+def send_errors_for_review(
+    studio: Studio,
+    *,
+    title: str,
+    schema: Schema,
+    pairs: Sequence[ReviewPair],
+    version: str,
+    instructions: str = "",
+    batch_size: int = DEFAULT_BATCH,
+) -> ErrorReviewReport:
+    """Each article once, with its gold spans as an annotation and the model's as a prediction of ``version``.
+
+    Idempotent like push: articles already in the project (by ``doc_id``) are not imported again, so
+    a reviewer's corrections are never overwritten; their predictions of ``version`` are replaced
+    when they changed. An article whose text in the project differs from the gold stops everything
+    before any change. The project shows ``version``'s predictions; ``pull`` brings the corrected gold back.
+    """
+    project, done = ensure_project(studio, title, schema, instructions, force=False)
+    report = ErrorReviewReport(title, f"{studio.url}/projects/{project.id}/data", created_project=done == "created")
+    index = {} if report.created_project else studio.task_index(project)
+    articles = [Article(pair.gold.id, pair.gold.text) for pair in pairs]
+    changed = [a.id for a in articles if any(sha != a.text_sha256 for _, sha in index.get(a.id, []))]
+    if changed:
+        raise StudioProjectError(
+            f"project {title!r}: article {changed[0]} has other text there than in the gold "
+            f"({len(changed)} such article(s)); nothing sent"
+        )
+    todo = [pair for pair in pairs if pair.gold.id not in index]
+    report.already_present = len(pairs) - len(todo)
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        payloads = [
+            {
+                **lsformat.task_payload(Article(pair.gold.id, pair.gold.text)),
+                "annotations": [{"result": [lsformat.span_result(span) for span in pair.gold.spans]}],
+            }
+            for pair in batch
+        ]
+        studio.import_tasks(project, payloads)
+        report.imported += len(batch)
+    index = studio.task_index(project)
+    wanted = {
+        task_id: lsformat.prediction_payload(pair.predicted.spans, version, pair.score)
+        for pair in pairs
+        for task_id, _ in index.get(pair.gold.id, [])
+    }
+    report.predictions_created, report.predictions_unchanged, report.predictions_removed = _sync_predictions(
+        studio, project, wanted, version
+    )
     if wanted:
-        studio.show_predictions_of(project, model_version)
+        studio.show_predictions_of(project, version)
     return report
 
 
+def task_links(studio: Studio, title: str) -> dict[str, str]:
+    """``doc_id`` → the address of its task in the project's data view (the first task, if several)."""
+    project = studio.project(title)
+    return {
+        doc_id: f"{studio.url}/projects/{project.id}/data?task={tasks[0][0]}"
+        for doc_id, tasks in studio.task_index(project).items()
+        if tasks
+    }
+
+
+# --- the model in the loop: an ML backend (`annotate serve`) connected to a project -------------------
+
+BACKEND_TITLE = "annotate"
+SAMPLING = {"uncertainty": "Uncertainty sampling", "sequential": "Sequential sampling", "random": "Uniform sampling"}
+
+
+@dataclass
+class BackendLink:
+    """What ``connect_backend`` left in the project."""
+
+    project: str
+    backend_id: int
+    url: str
+    model_version: str
+    created: bool = False
+    updated: bool = False
+    sampling: str = ""
+    refreshed: int = 0
+
+
+def _ml_request(studio: Studio, action: str, method: str, path: str, **kwargs: Any) -> Any:
+    """An /api/ml call; a 403 there is Label Studio refusing the URL (SSRF rules), not the API key."""
+
+    def send() -> Any:
+        response = studio._client._client_wrapper.httpx_client.request(
+            path, method=method, request_options={"max_retries": 0}, **kwargs
+        )
+        if response.status_code == 403 and "key" not in response.text.lower():
+            detail = re.sub(r"\s+", " ", response.text)[:200]
+            raise StudioProjectError(
+                f"Label Studio at {studio.url} refused the ML backend URL ({detail}); a backend on a loopback or "
+                f"private address needs the server started with ML_BLOCK_LOCAL_IP=false and "
+                f"SSRF_PROTECTION_ENABLED=false (`annotate studio up` does this)"
+            )
+        if response.status_code == 400:
+            detail = re.sub(r"\s+", " ", response.text)[:300]
+            raise StudioProjectError(f"Label Studio at {studio.url} could not reach the ML backend: {detail}")
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    return studio._call(action, send)
+
+
+def unlabeled_tasks(studio: Studio, project: Project) -> list[int]:
+    """Ids of the project's tasks that no annotation finishes yet (what a new model should pre-annotate)."""
+    answer = studio._request(
+        f"listing unlabeled tasks of project {project.title!r}",
+        "GET",
+        "api/tasks",
+        params={"project": project.id, "page_size": 10000, "fields": "task_only", "include": "id,is_labeled"},
+    )
+    tasks = answer.get("tasks", []) if isinstance(answer, dict) else answer
+    return sorted(int(task["id"]) for task in tasks if not task.get("is_labeled"))
+
+
+def refresh_predictions(studio: Studio, *, title: str, model_version: str) -> int:
+    """Show ``model_version``'s predictions and have the backend predict every unlabeled task with it.
+
+    Label Studio's uncertainty sampling and its labeling view only use predictions of the project's
+    ``model_version``. The Data Manager action has the backend predict the unlabeled tasks (it
+    skips tasks that already hold this version), then the project's ``model_version`` is set to
+    it (Label Studio accepts only a version some prediction carries). Returns how many tasks were
+    asked for.
+    """
+    project = studio.project(title)
+    todo = unlabeled_tasks(studio, project)
+    if todo:
+        studio._call(
+            f"asking the ML backend to predict {len(todo)} tasks of project {title!r}",
+            lambda: studio._client._client_wrapper.httpx_client.request(
+                "api/dm/actions",
+                method="POST",
+                params={"id": "retrieve_tasks_predictions", "project": project.id},
+                json={"selectedItems": {"all": False, "included": todo}},
+                request_options={"max_retries": 0, "timeout_in_seconds": READ_TIMEOUT_S},
+            ).raise_for_status(),
+        )
+        # Only a version that predictions (or a backend's title) carry is accepted here, so this comes after.
+        studio.show_predictions_of(project, model_version)
+    return len(todo)
+
+
+def connect_backend(
+    studio: Studio,
+    *,
+    title: str,
+    backend_url: str,
+    sampling: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> BackendLink:
+    """Connect the ML backend at ``backend_url`` to the project; running it again changes nothing.
+
+    Our backend is found by its title: a changed URL is updated in place, never added twice.
+    Label Studio registers ``<url>/webhook`` by itself, without the backend's basic auth; with
+    ``basic_auth`` that webhook gets the header too. Then the project shows the served model's
+    predictions and every unlabeled task is predicted (see :func:`refresh_predictions`).
+    """
+    if sampling is not None and sampling not in SAMPLING:
+        raise StudioProjectError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLING)}")
+    url = backend_url.rstrip("/")
+    project = studio.project(title)
+    body: dict[str, Any] = {"url": url, "project": project.id, "title": BACKEND_TITLE, "is_interactive": True}
+    if basic_auth is not None:
+        body.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0], basic_auth_pass=basic_auth[1])
+    else:
+        body["auth_method"] = "NONE"
+    listed = _ml_request(
+        studio, f"listing ML backends of project {title!r}", "GET", "api/ml", params={"project": project.id}
+    )
+    ours = [b for b in listed or [] if b.get("title") == BACKEND_TITLE or str(b.get("url", "")).rstrip("/") == url]
+    for extra in ours[1:]:
+        _ml_request(studio, f"removing a duplicate ML backend {extra['id']}", "DELETE", f"api/ml/{extra['id']}")
+    link = BackendLink(title, 0, url, "")
+    if ours:
+        answer = _ml_request(
+            studio, f"updating the ML backend of {title!r}", "PATCH", f"api/ml/{ours[0]['id']}", json=body
+        )
+        link.updated = str(ours[0].get("url", "")).rstrip("/") != url or basic_auth is not None
+    else:
+        answer = _ml_request(studio, f"connecting the ML backend to {title!r}", "POST", "api/ml", json=body)
+        link.created = True
+    link.backend_id = int(answer["id"])
+    link.model_version = str(answer.get("model_version") or "")
+    if answer.get("state") not in (None, "CO"):
+        raise StudioProjectError(
+            f"Label Studio cannot use the ML backend at {url} (state {answer.get('state')}: "
+            f"{str(answer.get('error_message') or '')[:200]}); is `annotate serve` running there?"
+        )
+    if basic_auth is not None:
+        _authorize_webhook(studio, project, url, basic_auth)
+    if sampling is not None:
+        studio._request(
+            f"setting the sampling of project {title!r}",
+            "PATCH",
+            f"api/projects/{project.id}",
+            json={"sampling": SAMPLING[sampling]},
+        )
+        link.sampling = SAMPLING[sampling]
+    if link.model_version:
+        link.refreshed = refresh_predictions(studio, title=title, model_version=link.model_version)
+    return link
+
+
+def _authorize_webhook(studio: Studio, project: Project, url: str, basic_auth: tuple[str, str]) -> None:
+    """Label Studio sends the backend's basic auth on /predict but not on the webhook it registers: add it."""
+    import base64
+
+    token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+    hooks = studio._request("listing webhooks", "GET", "api/webhooks", params={"project": project.id}) or []
+    for hook in hooks:
+        if str(hook.get("url", "")).rstrip("/") == f"{url}/webhook":
+            studio._request(
+                "adding the backend's credentials to its webhook",
+                "PATCH",
+                f"api/webhooks/{hook['id']}/",
+                json={"headers": {"Authorization": f"Basic {token}"}},
+            )
+
+
 __all__ = [
+    "BackendLink",
     "Predictor",
     "Project",
     "ProjectSummary",
@@ -956,15 +1247,20 @@ __all__ = [
     "PulledAnnotation",
     "ProjectAnnotations",
     "PushReport",
+    "ErrorReviewReport",
     "ReviewReport",
     "Studio",
     "connect",
+    "connect_backend",
     "ensure_project",
     "fetch_annotations",
     "load_predictor",
     "model_version",
     "pull",
     "push",
+    "refresh_predictions",
     "review_version",
+    "send_errors_for_review",
     "send_review",
+    "task_links",
 ]

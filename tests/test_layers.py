@@ -13,6 +13,10 @@ OWNERS = {
     "datasets": {"publish"},
     "huggingface_hub": {"publish"},
     "typer": {"cli"},
+    "jinja2": {"htmlreport"},
+    "fastapi": {"serve"},
+    "starlette": {"serve"},
+    "uvicorn": {"serve"},
 }
 ENTRY_POINTS = {"cli", "__main__"}
 

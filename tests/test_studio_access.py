@@ -167,3 +167,12 @@ def test_pull_dry_run_shows_the_changes_and_writes_nothing(project_elsewhere, tm
     assert ["dry", "ACTOR", "1", "0", "0", "1"] in rows
     assert "Would keep 1 article(s) of the previous gold" in result.output
     assert f"Dry run: nothing written; {gold} would hold 2 article(s)" in result.output
+
+
+def test_only_a_loopback_server_accepts_ml_backends_on_private_addresses(tmp_path):
+    """SSRF protection is lifted for `annotate serve` on loopback only; a server others reach keeps it."""
+    credentials = server.Credentials("admin@localhost", "pw", "t" * 40)
+    local = server.server_environment(tmp_path, credentials)
+    assert local["ML_BLOCK_LOCAL_IP"] == local["SSRF_PROTECTION_ENABLED"] == "false"
+    shared = server.server_environment(tmp_path, credentials, "0.0.0.0")
+    assert "ML_BLOCK_LOCAL_IP" not in shared and "SSRF_PROTECTION_ENABLED" not in shared

@@ -131,6 +131,7 @@ def test_evaluate_command_scores_a_predictions_file(silver, tmp_path):
     micro = metrics["systems"]["predictions"]["scores"]["strict"]["micro"]
     assert micro["precision"] == 1.0 and micro["support"] == sum(len(d.spans) for d in silver)
     assert metrics["provenance"]["predictions_sha256"]
+    assert (tmp_path / "r" / "index.html").is_file() and (tmp_path / "r" / "predictions-predictions.jsonl").is_file()
 
 
 def test_evaluate_command_refuses_predictions_for_other_articles(silver, tmp_path):
@@ -155,7 +156,8 @@ def test_run_is_the_whole_job_in_a_fresh_project(silver, project_root, tmp_path,
     result = runner.invoke(app, ["run", "--bootstrap", "50"])
     assert result.exit_code == 0, result.output
     assert "Cross-validated scores" in result.output and "micro" in result.output
-    assert {p.name for p in (tmp_path / "reports").iterdir()} >= {"metrics.json", "report.md", "scores.png"}
+    written = {p.name for p in (tmp_path / "reports").iterdir()}
+    assert written >= {"metrics.json", "report.md", "scores.png", "index.html"}
     assert (tmp_path / "reports" / "predictions-both.jsonl").is_file()
 
     result = runner.invoke(app, ["cv", "--gold", "gold/gold.jsonl", "--out", "cv-out", "--bootstrap", "50"])

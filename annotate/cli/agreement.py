@@ -170,8 +170,26 @@ def agreement_cli(
         typer.echo(disagreement.describe())
     if len(report.disagreements) > show:
         typer.echo(f"… and {len(report.disagreements) - show} more (see --json)")
+    _show_acceptance(pulled, project, annotations, texts, schema)
     if json_out is not None:
         typer.echo(f"Wrote {json_out}")
+
+
+def _show_acceptance(pulled, project, annotations, texts, schema) -> None:
+    """What annotators did to the predictions: fresh from the project, or as the pull of PULLED_FILE found it."""
+    from annotate.cli._acceptance import acceptance_path, print_acceptance, read_acceptance
+
+    if project is not None:
+        from annotate import studio
+
+        connection = studio.connect(root=project_settings().root)
+        found = studio.prediction_acceptance(connection, connection.project(project), annotations, texts, schema)
+        if found is not None:
+            print_acceptance(found.to_dict())
+        return
+    figures = read_acceptance(acceptance_path(pulled))
+    if figures is not None:
+        print_acceptance(figures, f" (as pulled, {acceptance_path(pulled).name})")
 
 
 @app.command("adjudicate")

@@ -291,3 +291,10 @@ def pull_cli(
         typer.echo(f"Dry run: nothing written; {report.gold_path} would hold {report.gold_docs} article(s)")
         return
     typer.echo(f"Wrote {report.gold_path} (sha256 {report.gold_sha256[:12]}), {report.pulled_path}, {report.snapshot}")
+    if report.acceptance is not None:
+        from annotate.cli._acceptance import acceptance_path, print_acceptance, write_acceptance
+
+        figures = report.acceptance.to_dict()
+        print_acceptance(figures)
+        write_acceptance(figures, acceptance_path(report.pulled_path))
+        typer.echo(f"Wrote {acceptance_path(report.pulled_path)}")

@@ -1,0 +1,130 @@
+"""The model in the loop: `serve` (the ML backend), `studio connect`, and the backend's child jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from annotate.cli._util import ProjectOption, app, project_schema, project_settings, studio_app
+
+job_app = typer.Typer(help="What `annotate serve` runs in child processes (not for people).", no_args_is_help=True)
+app.add_typer(job_app, name="backend-job", hidden=True)
+
+
+@app.command("serve")
+def serve_cli(
+    model_dir: Annotated[Path, typer.Argument(help="Saved spaCy pipeline to serve (e.g. models/model-best).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9090,
+    train_config: Annotated[
+        Optional[Path],
+        typer.Option("--train-config", help="spaCy config for retraining (default configs/spancat.cfg)."),
+    ] = None,
+    models_dir: Annotated[
+        Optional[Path], typer.Option("--models-dir", help="Where retrained models go (default: <models>/live).")
+    ] = None,
+    train_every: Annotated[
+        Optional[int],
+        typer.Option("--train-every", metavar="N", help="Retrain after every N new or updated annotations."),
+    ] = None,
+) -> None:
+    """Serve a model to Label Studio as its ML backend: predictions, retraining, scores for uncertainty sampling.
+
+    Basic auth: set ANNOTATE_BACKEND_USER and ANNOTATE_BACKEND_PASSWORD (then connect with the same).
+    """
+    import logging
+
+    try:
+        from annotate import serve
+    except ImportError as exc:
+        typer.echo(f"Error: annotate serve needs the serve extra: pip install -e '.[serve]' ({exc})", err=True)
+        raise typer.Exit(1) from None
+    from annotate.backend import BackendOptions
+    from annotate.errors import InputError
+
+    if train_every is not None and train_every < 1:
+        raise InputError(f"--train-every must be at least 1, not {train_every}")
+    settings = project_settings()
+    options = BackendOptions(
+        root=settings.root,
+        schema_path=settings.schema,
+        config_path=(train_config or settings.root / "configs" / "spancat.cfg").resolve(),
+        models_dir=(models_dir or settings.models / "live").resolve(),
+        lang=settings.lang,
+        train_every=train_every,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = serve.create_app(model_dir, project_schema(), options, basic_auth=serve.basic_auth_from_env())
+    version = application.state.backend.predictor.model_version
+    typer.echo(f"Serving {version} at http://{host}:{port} (connect it: annotate studio connect --backend-url ...)")
+    serve.run(application, host, port)
+
+
+@studio_app.command("connect")
+def studio_connect_cli(
+    backend_url: Annotated[str, typer.Option("--backend-url", help="Where `annotate serve` listens.")],
+    project: ProjectOption = None,
+    sampling: Annotated[
+        Optional[str], typer.Option(help="Task order for annotators: uncertainty, sequential or random.")
+    ] = None,
+) -> None:
+    """Connect the ML backend to the project (idempotent) and have it pre-annotate every unlabeled task."""
+    from annotate import studio
+    from annotate.serve import basic_auth_from_env
+
+    settings = project_settings()
+    title = project or settings.project
+    link = studio.connect_backend(
+        studio.connect(root=settings.root),
+        title=title,
+        backend_url=backend_url,
+        sampling=sampling,
+        basic_auth=basic_auth_from_env(),
+    )
+    done = "connected" if link.created else "updated" if link.updated else "already connected"
+    typer.echo(f"ML backend {link.url} {done} to {title!r} (serving {link.model_version})")
+    if link.sampling:
+        typer.echo(f"Sampling: {link.sampling}")
+    typer.echo(f"{link.refreshed} unlabeled task(s) predicted with {link.model_version}")
+
+
+@job_app.command("train")
+def job_train_cli(
+    project: Annotated[str, typer.Option("--project")],
+    schema: Annotated[Path, typer.Option("--schema")],
+    config: Annotated[Path, typer.Option("--config")],
+    output: Annotated[Path, typer.Option("--output")],
+    lang: Annotated[str, typer.Option("--lang")] = "en",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train on the project's annotations into OUTPUT; prints OUTPUT last."""
+    from annotate import studio
+    from annotate.labels import load_schema
+    from annotate.retrain import train_from_project
+
+    result = train_from_project(
+        studio.connect(root=project_settings().root),
+        title=project,
+        schema=load_schema(schema),
+        config_path=config,
+        output=output,
+        lang=lang,
+        seed=seed,
+    )
+    typer.echo(str(result.output))
+
+
+@job_app.command("refresh")
+def job_refresh_cli(
+    project: Annotated[str, typer.Option("--project")],
+    version: Annotated[str, typer.Option("--version")],
+) -> None:
+    """Make the project show VERSION's predictions and predict its unlabeled tasks; prints how many."""
+    from annotate import studio
+
+    count = studio.refresh_predictions(
+        studio.connect(root=project_settings().root), title=project, model_version=version
+    )
+    typer.echo(str(count))

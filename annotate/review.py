@@ -1,0 +1,67 @@
+"""The model's spans next to the gold, for reviewing errors in Label Studio (``annotate review-errors``).
+
+What is sent is plain: each gold article with its gold spans and the spans a model (or a
+predictions file) gives it. The Label Studio side lives in :func:`annotate.studio.send_errors_for_review`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from annotate.corpus import read_gold
+from annotate.errors import InputError
+from annotate.labels import Schema
+from annotate.records import AnnotatedDoc
+
+
+def _file_version(path: Path) -> str:
+    return f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
+def predictions_for_review(
+    target: str | Path, gold: Sequence[AnnotatedDoc], schema: Schema
+) -> tuple[list[AnnotatedDoc], str]:
+    """The predicted spans of every gold article (in gold order) and the version they carry in Label Studio.
+
+    ``target`` is a saved pipeline folder (run over the gold texts; its version is the one
+    ``push --predictions`` uses) or predictions JSONL in gold format covering the same articles.
+    """
+    target = Path(target)
+    if target.is_dir():
+        from annotate.predict import model_version
+        from annotate.train import load_pipeline, predict
+
+        return predict(load_pipeline(target), list(gold), f"model {target}"), model_version(target)
+    by_id = {doc.id: doc for doc in read_gold(target)}
+    for doc in gold:
+        found = by_id.get(doc.id)
+        if found is None:
+            raise InputError(f"{target}: no predictions for gold article {doc.id}")
+        if found.text != doc.text:
+            raise InputError(f"{target}: article {doc.id} has different text than the gold")
+        unknown = [span for span in found.spans if span.label not in schema]
+        if unknown:
+            raise InputError(f"{target}: article {doc.id}: span {unknown[0].describe()} has a label outside the schema")
+    return [by_id[doc.id] for doc in gold], _file_version(target)
+
+
+@dataclass(frozen=True)
+class ReviewPair:
+    """A gold article and the model's version of it; ``score`` is their strict span F1 (low: look here first)."""
+
+    gold: AnnotatedDoc
+    predicted: AnnotatedDoc
+
+    @property
+    def score(self) -> float:
+        gold, predicted = set(self.gold.spans), set(self.predicted.spans)
+        if not gold and not predicted:
+            return 1.0
+        return round(2 * len(gold & predicted) / (len(gold) + len(predicted)), 4)
+
+
+def review_pairs(gold: Sequence[AnnotatedDoc], predicted: Sequence[AnnotatedDoc]) -> list[ReviewPair]:
+    return [ReviewPair(doc, found) for doc, found in zip(gold, predicted, strict=True)]

@@ -1,0 +1,238 @@
+"""The ML backend without Label Studio: the protocol's shapes, bad input, auth, the task score, the retrainer."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from annotate.backend import BackendOptions, Retrainer, TrainingRequest, predict_tasks  # noqa: E402
+from annotate.errors import TrainingError  # noqa: E402
+from annotate.labels import load_schema  # noqa: E402
+from annotate.predict import label_studio_prediction, load_predictor, model_version, task_score  # noqa: E402
+from annotate.records import Span  # noqa: E402
+from annotate.serve import create_app  # noqa: E402
+
+TEXT = "Hi 😀 Hamas said Israel."
+
+
+@pytest.fixture(scope="module")
+def schema(project_root):
+    return load_schema(project_root / "guidelines" / "labels.toml")
+
+
+def _options(project_root: Path, tmp_path: Path, **changes) -> BackendOptions:
+    return BackendOptions(
+        root=project_root,
+        schema_path=project_root / "guidelines" / "labels.toml",
+        config_path=project_root / "configs" / "spancat.cfg",
+        models_dir=tmp_path / "live",
+        **changes,
+    )
+
+
+@pytest.fixture
+def client(ruler_model_dir, schema, project_root, tmp_path):
+    return TestClient(create_app(ruler_model_dir, schema, _options(project_root, tmp_path, train_every=2)))
+
+
+def _task(task_id: int, text: str) -> dict:
+    return {"id": task_id, "data": {"text": text, "doc_id": f"d{task_id}"}, "annotations": [], "predictions": []}
+
+
+def test_predict_answers_what_push_would_send(client, ruler_model_dir, schema):
+    body = {
+        "tasks": [_task(1, TEXT), _task(2, "Nothing to see.")],
+        "project": "1.1796166683",
+        "label_config": "<View/>",
+    }
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert len(results) == 2
+    version = model_version(ruler_model_dir)
+    predictor = load_predictor(ruler_model_dir, schema)
+    expected = [label_studio_prediction(spans, version) for spans in predictor.predict([TEXT, "Nothing to see."])]
+    assert results == expected
+    first = results[0]
+    assert first["model_version"] == version and isinstance(first["model_version"], str)
+    regions = [(r["value"]["start"], r["value"]["end"], r["value"]["text"]) for r in first["result"]]
+    assert regions == [(5, 10, "Hamas"), (16, 22, "Israel")]  # code points: the emoji counts one
+    assert all(TEXT[start:end] == text for start, end, text in regions)
+    assert results[1] == {"model_version": version, "score": 1.0, "result": []}
+
+
+def test_health_and_setup_name_the_served_version(client, ruler_model_dir):
+    health = client.get("/health").json()
+    assert health["status"] == "UP" and health["model_version"] == model_version(ruler_model_dir)
+    assert health["training"] is False
+    setup = client.post("/setup", json={"project": "1.17", "schema": "<View/>", "hostname": "", "access_token": ""})
+    assert setup.json() == {"model_version": model_version(ruler_model_dir)}
+    assert client.get("/versions").json() == {"versions": [model_version(ruler_model_dir)]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        ("/predict", {"project": "1.1"}, "malformed request: tasks: Field required"),
+        ("/predict", {"tasks": "no"}, "malformed request: tasks: Input should be a valid list"),
+        ("/predict", {"tasks": [{"id": 7, "data": {"title": "x"}}]}, "task 7 has no text (data.text)"),
+        ("/webhook", {"annotation": {}}, "malformed request: action: Field required"),
+        ("/webhook", {"action": "ANNOTATION_CREATED"}, "ANNOTATION_CREATED without annotation or task"),
+        (
+            "/webhook",
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": 1, "title": "P"},
+                "task": _task(3, TEXT),
+                "annotation": {
+                    "id": 9,
+                    "result": [
+                        {
+                            "from_name": "label",
+                            "to_name": "text",
+                            "type": "labels",
+                            "value": {"start": 5, "end": 10, "text": "Hamas", "labels": ["VILLAIN"]},
+                        }
+                    ],
+                },
+            },
+            "task 3 annotation 9: label VILLAIN is not in the schema",
+        ),
+    ],
+)
+def test_bad_input_gets_a_4xx_with_one_line_and_the_server_keeps_serving(client, path, body, reason):
+    answer = client.post(path, json=body)
+    assert answer.status_code == 422
+    detail = answer.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and detail.startswith(reason)
+    assert client.get("/health").json()["status"] == "UP"
+
+
+def test_a_body_that_is_not_json_is_refused(client):
+    answer = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and answer.json()["detail"].startswith("malformed request")
+
+
+def test_other_events_are_acknowledged_and_a_repeated_annotation_counts_once(client):
+    assert client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}).json() == {
+        "status": "ignored"
+    }
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": 1, "title": "P"},
+        "task": _task(3, TEXT),
+        "annotation": {"id": 9, "updated_at": "2026-01-01T00:00:00Z", "result": []},
+    }
+    assert client.post("/webhook", json=event).json() == {"status": "counted"}
+    # Label Studio sends START_TRAINING and ANNOTATION_* for one save, and may repeat: dedupe by id + time.
+    assert client.post("/webhook", json=event).json() == {"status": "already seen"}
+
+
+def test_basic_auth_guards_every_route(ruler_model_dir, schema, project_root, tmp_path):
+    app = create_app(ruler_model_dir, schema, _options(project_root, tmp_path), basic_auth=("ls", "s3cret"))
+    client = TestClient(app)
+    good = {"Authorization": "Basic " + base64.b64encode(b"ls:s3cret").decode()}
+    bad = {"Authorization": "Basic " + base64.b64encode(b"ls:wrong").decode()}
+    for method, path, body in (("GET", "/health", None), ("POST", "/predict", {"tasks": [_task(1, TEXT)]})):
+        assert client.request(method, path, json=body).status_code == 401
+        assert client.request(method, path, json=body, headers=bad).status_code == 401
+        assert client.request(method, path, json=body, headers=good).status_code == 200
+    assert client.post("/webhook", json={"action": "START_TRAINING"}).status_code == 401
+
+
+def test_task_score_is_the_least_certain_span_so_unsure_articles_sort_first():
+    span = Span(0, 5, "ACTOR", "Hamas")
+    sure = label_studio_prediction([(span, 0.97), (span, 0.91)], "v")
+    unsure = label_studio_prediction([(span, 0.99), (span, 0.52)], "v")
+    nothing = label_studio_prediction([], "v")
+    assert sure["score"] == 0.91 and unsure["score"] == 0.52 and nothing["score"] == 1.0
+    ordered = sorted({"sure": sure, "unsure": unsure, "nothing": nothing}.items(), key=lambda item: item[1]["score"])
+    assert [name for name, _ in ordered] == ["unsure", "sure", "nothing"]
+    assert task_score([0.7, 0.6, 0.8]) == 0.6
+    assert [r["score"] for r in unsure["result"]] == [0.99, 0.52]
+
+
+def test_predict_tasks_is_what_the_route_calls(ruler_model_dir, schema):
+    predictor = load_predictor(ruler_model_dir, schema)
+    (result,) = predict_tasks(predictor, [_task(1, TEXT)])
+    assert [r["value"]["labels"] for r in result["result"]] == [["ACTOR"], ["ACTOR"]]
+
+
+# --- the retrainer: one training at a time, one queued, failures keep the old model -------------------
+
+
+def _request(number: int) -> TrainingRequest:
+    return TrainingRequest(1, "P", f"request {number}")
+
+
+def test_retrainer_runs_one_at_a_time_and_queues_exactly_one_more(tmp_path):
+    release = threading.Event()
+    started: list[str] = []
+    running = []
+
+    def train(request):
+        running.append(1)
+        assert len(running) == 1, "two trainings ran at once"
+        started.append(request.reason)
+        release.wait(10)
+        running.pop()
+        return tmp_path / request.reason
+
+    retrainer = Retrainer(train, lambda folder, request: folder.name)
+    assert retrainer.request(_request(1)) == "started"
+    while not started:
+        time.sleep(0.01)
+    assert retrainer.request(_request(2)) == "queued"
+    assert retrainer.request(_request(3)) == "queued"  # replaces request 2: one queued, the latest
+    assert retrainer.busy
+    release.set()
+    assert retrainer.wait(10)
+    assert started == ["request 1", "request 3"]
+    assert [record.model_version for record in retrainer.history] == ["request 1", "request 3"]
+
+
+def test_a_failed_training_is_recorded_and_the_old_model_keeps_serving(tmp_path):
+    serving = ["old"]
+
+    def train(request):
+        raise TrainingError("project 'P' has no submitted annotation to train on")
+
+    def install(folder, request):
+        serving[0] = "new"
+        return "new"
+
+    retrainer = Retrainer(train, install)
+    retrainer.request(_request(1))
+    assert retrainer.wait(10)
+    (record,) = retrainer.history
+    assert not record.ok and record.error == "project 'P' has no submitted annotation to train on"
+    assert serving == ["old"]
+    assert retrainer.request(_request(2)) == "started", "a failure must not leave the retrainer stuck"
+    assert retrainer.wait(10)
+
+
+def test_every_n_new_or_updated_annotations_start_one_training(ruler_model_dir, schema, project_root, tmp_path):
+    from annotate.backend import Backend
+
+    backend = Backend.load(ruler_model_dir, schema, _options(project_root, tmp_path, train_every=2))
+    trained: list[TrainingRequest] = []
+    backend.retrainer = Retrainer(lambda request: trained.append(request) or tmp_path, lambda folder, request: "v2")
+    project, task = {"id": 4, "title": "News"}, _task(1, TEXT)
+
+    def event(number: int, stamp: str) -> str:
+        return backend.annotation_event(project, task, {"id": number, "updated_at": stamp, "result": []})
+
+    assert event(1, "t1") == "counted"
+    assert event(1, "t1") == "already seen"
+    assert event(2, "t1") == "started"
+    assert backend.retrainer.wait(10)
+    assert trained == [TrainingRequest(4, "News", "2 new or updated annotations")]
+    assert event(1, "t2") == "counted"  # an update of annotation 1 counts again
+    assert len(trained) == 1
