@@ -38,10 +38,10 @@ def _file_sha256(path: str | Path) -> str:
 
 
 def checked_gold(gold_path: str | Path, schema: Schema, lang: str = "en") -> list[AnnotatedDoc]:
-    """Read gold after ``annotate gold check`` finds nothing wrong; otherwise a GoldError naming the first problem."""
+    """Read gold after ``annotate gold check`` finds nothing wrong; otherwise a GoldError carrying every problem."""
     problems = check_gold(gold_path, schema, blank_pipeline(lang))
     if problems:
-        raise GoldError(f"{len(problems)} problem(s) in the gold; first: {problems[0]}", problems)
+        raise GoldError(f"{len(problems)} problem(s) in the gold {gold_path}; fix them first", problems)
     return read_gold(gold_path)
 
 

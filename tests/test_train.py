@@ -173,8 +173,10 @@ def test_run_stops_on_bad_gold(tmp_path, project_root, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 1
-    assert result.output.startswith("Error: 1 problem(s) in the gold; first: ")
-    assert "edges are not on spaCy token boundaries" in result.output
+    problem, error = result.output.splitlines()
+    gold = tmp_path / "gold" / "gold.jsonl"
+    assert problem == f"{gold}:1: d: [0:4] ACTOR 'Hama': edges are not on spaCy token boundaries (expand gives 'Hamas')"
+    assert error == f"Error: 1 problem(s) in the gold {gold}; fix them first"
     assert not (tmp_path / "reports").exists()
 
 

@@ -13,7 +13,6 @@ from annotate.cli._util import (
     app,
     console,
     echo_repairs,
-    echo_span_problems,
     err_console,
     project_schema,
     project_settings,
@@ -153,26 +152,21 @@ def pull_cli(
 ) -> None:
     """Export annotations, validate every span, keep all annotators' work, write gold atomically."""
     from annotate import studio
-    from annotate.errors import PullError
 
     settings = project_settings()
     title = project or settings.project
     gold_path = gold or settings.gold
     slug = studio.project_slug(title)
-    try:
-        report = studio.pull(
-            studio.connect(root=settings.root),
-            title=title,
-            schema=project_schema(),
-            gold_path=gold_path,
-            pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
-            snapshots=snapshots or settings.root / "snapshots",
-            policy=policy,
-            allow_removed=allow_removed,
-        )
-    except PullError as exc:
-        echo_span_problems(exc)
-        raise
+    report = studio.pull(
+        studio.connect(root=settings.root),
+        title=title,
+        schema=project_schema(),
+        gold_path=gold_path,
+        pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
+        snapshots=snapshots or settings.root / "snapshots",
+        policy=policy,
+        allow_removed=allow_removed,
+    )
     echo_repairs(report.repairs)
     summary = Table("", "count", title=f"Pulled {title!r} ({report.policy})")
     for name, value in (
