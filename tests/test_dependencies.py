@@ -11,7 +11,6 @@ import re
 import sys
 from functools import cache
 from importlib.metadata import packages_distributions
-from pathlib import Path
 
 from tests.conftest import ROOT
 
