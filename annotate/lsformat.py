@@ -350,6 +350,16 @@ def gold_from_pulled(
     return gold
 
 
+def empty_submissions(gold: Iterable[AnnotatedDoc], annotations: Iterable[PulledAnnotation]) -> list[tuple[int, str]]:
+    """(task id, doc id) of every gold article whose chosen annotation was submitted with no spans.
+
+    An empty Submit is ambiguous: "nothing to mark here" or "pressed Submit too early". Pull
+    refuses it unless told to accept it; annotators are asked to Skip instead.
+    """
+    task_of = {annotation.doc_id: annotation.task_id for annotation in annotations}
+    return sorted((task_of[doc.id], doc.id) for doc in gold if not doc.spans)
+
+
 # --- difference to the previous gold ---------------------------------------------------------------
 
 

@@ -213,6 +213,11 @@ class Studio:
             lambda: self._client.projects.update(id=project.id, model_version=version),
         )
 
+    def shown_version(self, project: Project) -> str:
+        """The model version whose predictions the labeling stream shows (the project's ``model_version``)."""
+        answer = self._request(f"reading project {project.title!r}", "GET", f"api/projects/{project.id}")
+        return str((answer or {}).get("model_version") or "")
+
     def project_predictions(self, project: Project) -> list[dict]:
         """Every prediction in the project, with its task, model version and regions (one request)."""
         answer = self._request(
@@ -566,6 +571,7 @@ class PullReport:
     predictions: int = 0
     per_annotator: dict[str, int] = field(default_factory=dict)
     repairs: list[Problem] = field(default_factory=list)
+    empty: list[tuple[int, str]] = field(default_factory=list)
     diff: lsformat.GoldDiff = field(default_factory=lsformat.GoldDiff)
     gold_sha256: str = ""
 
@@ -623,12 +629,15 @@ def pull(
     snapshots: Path,
     policy: str = lsformat.DEFAULT_POLICY,
     allow_removed: bool = False,
+    allow_empty: bool = False,
 ) -> PullReport:
     """Export the project, keep the raw export, validate every span, write pulled annotations and gold.
 
     Any span that fails validation (and cannot be repaired from UTF-16 offsets) stops the pull with
     every problem listed: the raw export is kept, pulled and gold files are left as they were. So
-    does a gold that would lose documents the previous gold had, unless ``allow_removed``.
+    does a gold that would lose documents the previous gold had, unless ``allow_removed``, and an
+    article whose chosen annotation was submitted with no spans, unless ``allow_empty`` (then it is
+    gold with zero spans, and listed in the report's ``empty``).
     """
     if policy not in lsformat.POLICIES:
         raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
@@ -642,6 +651,14 @@ def pull(
         )
     previous: list[AnnotatedDoc] = earlier.result()
     gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title)
+    empty = lsformat.empty_submissions(gold, reading.annotations)
+    if empty and not allow_empty:
+        shown = ", ".join(f"task {task} ({doc_id})" for task, doc_id in empty[:10]) + (", …" if len(empty) > 10 else "")
+        raise PullError(
+            f"{len(empty)} article(s) of {title!r} submitted with no spans: {shown}; nothing written. "
+            f"Annotators should Skip an article rather than submit it empty; pass --allow-empty to keep them "
+            f"as gold with no spans"
+        )
     diff = lsformat.diff_gold(previous, gold)
     if diff.docs_removed and not allow_removed:
         shown = ", ".join(diff.docs_removed[:5]) + (", …" if len(diff.docs_removed) > 5 else "")
@@ -667,6 +684,7 @@ def pull(
         predictions=reading.predictions,
         per_annotator=dict(reading.per_annotator),
         repairs=reading.repairs,
+        empty=empty,
         diff=diff,
         gold_sha256=sha,
     )
@@ -709,9 +727,16 @@ class ReviewReport:
     removed: int = 0
 
 
+REVIEW_PREFIX = "adjudication-min"
+
+
 def review_version(min_agree: int) -> str:
     """The model version a review set's predictions carry: one per ``--min-agree``, replaced on each run."""
-    return f"adjudication-min{min_agree}"
+    return f"{REVIEW_PREFIX}{min_agree}"
+
+
+def is_review_version(version: str) -> bool:
+    return version.startswith(REVIEW_PREFIX) and version[len(REVIEW_PREFIX) :].isdigit()
 
 
 def send_review(
@@ -724,11 +749,14 @@ def send_review(
 ) -> ReviewReport:
     """Attach each item's spans (agreed + candidates) to its tasks as a prediction of ``model_version``.
 
-    Idempotent: a task that already carries the same prediction of this version keeps it; other
-    predictions of this version (stale ones, or on tasks no longer in conflict) are deleted. The
-    project is set to show this version's predictions, so the reviewer sees the candidates. An
-    article missing from the project, or whose task text differs from ``texts``, stops everything
-    before any change. Each prediction's score is the share of its spans that annotators agreed on.
+    The project holds one review set at a time, the latest. A task that already carries the same
+    prediction of this version keeps it; every other review-set prediction (``adjudication-min*``
+    of any K: stale ones, those of another K, those on tasks decided since by a ground truth) is
+    deleted. The project is set to show this version's predictions, so the reviewer sees the
+    candidates; when nothing is left to review and the project shows a review version, it is set
+    back to show none. Predictions of other versions (a model's) are left alone. An article missing
+    from the project, or whose task text differs from ``texts``, stops everything before any
+    change. Each prediction's score is the share of its spans that annotators agreed on.
     """
     project = studio.project(title)
     index = studio.task_index(project)
@@ -751,7 +779,7 @@ def send_review(
     report = ReviewReport(title, model_version, sorted(wanted))
     kept: set[int] = set()
     for prediction in sorted(studio.project_predictions(project), key=lambda p: int(p["id"])):
-        if prediction.get("model_version") != model_version:
+        if not is_review_version(str(prediction.get("model_version") or "")):
             continue
         task_id = int(prediction["task"])
         same = task_id in wanted and lsformat.same_prediction(prediction, wanted[task_id])
@@ -766,6 +794,8 @@ def send_review(
     report.created = len(missing)
     if wanted:
         studio.show_predictions_of(project, model_version)
+    elif is_review_version(studio.shown_version(project)):
+        studio.show_predictions_of(project, "")
     return report
 
 
@@ -785,6 +815,7 @@ __all__ = [
     "model_version",
     "pull",
     "push",
+    "is_review_version",
     "review_version",
     "send_review",
 ]

@@ -149,6 +149,12 @@ def pull_cli(
     allow_removed: Annotated[
         bool, typer.Option("--allow-removed", help="Write gold even if documents of the previous gold drop out.")
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Keep articles submitted with no spans as gold with zero spans (else refused)."
+        ),
+    ] = False,
 ) -> None:
     """Export annotations, validate every span, keep all annotators' work, write gold atomically."""
     from annotate import studio
@@ -166,6 +172,7 @@ def pull_cli(
         snapshots=snapshots or settings.root / "snapshots",
         policy=policy,
         allow_removed=allow_removed,
+        allow_empty=allow_empty,
     )
     echo_repairs(report.repairs)
     summary = Table("", "count", title=f"Pulled {title!r} ({report.policy})")
@@ -178,6 +185,7 @@ def pull_cli(
         ("drafts (not gold)", report.drafts),
         ("predictions", report.predictions),
         ("spans repaired from UTF-16", len(report.repairs)),
+        ("submitted with no spans (gold, --allow-empty)", len(report.empty)),
     ):
         summary.add_row(name, str(value))
     for annotator, count in sorted(report.per_annotator.items()):
@@ -189,6 +197,8 @@ def pull_cli(
         counts = (diff.added[label], diff.removed[label], diff.changed[label], diff.unchanged[label])
         changes.add_row(label, *(str(n) for n in counts))
     console.print(changes)
+    for task, doc_id in report.empty:
+        typer.echo(f"Submitted with no spans: task {task} ({doc_id}); kept as gold with zero spans")
     for name, ids in (
         ("added", diff.docs_added),
         ("removed", diff.docs_removed),
