@@ -20,7 +20,15 @@ from annotate.labels import Schema
 from annotate.records import AnnotatedDoc
 from annotate.report import predictions_sha256, provenance, write_reports
 from annotate.rules import load_patterns
-from annotate.train import SYSTEMS, Progress, cross_validate, load_pipeline, pipeline_sha256, predict
+from annotate.train import (
+    SYSTEMS,
+    Progress,
+    TrainingProgress,
+    cross_validate,
+    load_pipeline,
+    pipeline_sha256,
+    predict,
+)
 
 
 @dataclass
@@ -76,7 +84,7 @@ def cross_validation_report(
         progress=progress,
     )
     if progress:
-        progress("evaluating pooled predictions")
+        progress(TrainingProgress("evaluating pooled predictions"))
     evaluations = {
         system: evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)
         for system, predicted in result.predictions.items()
