@@ -592,10 +592,14 @@ def _checked_export(
     """Export the project and validate every span; any problem raises :class:`PullError` listing them all.
 
     With ``snapshot``, the raw export is kept there (compressed while the export is parsed: zlib
-    releases the GIL). ``consequence`` ends the error message: what was (not) done because of it.
+    releases the GIL). The user list is fetched while the server builds the export (it sends the
+    first byte only when the whole export is ready). ``consequence`` ends the error message: what
+    was (not) done because of it.
     """
-    raw = studio.export_json(project)
-    users = studio.users()
+    with ThreadPoolExecutor(max_workers=1) as meanwhile:
+        asked = meanwhile.submit(studio.users)
+        raw = studio.export_json(project)
+        users = asked.result()
     with ThreadPoolExecutor(max_workers=1) as background:
         saved = (
             background.submit(lambda: atomic_write_bytes(snapshot, gzip.compress(raw, compresslevel=3, mtime=0)))
