@@ -606,11 +606,7 @@ def _checked_export(
             if snapshot is not None
             else None
         )
-        try:
-            tasks = json.loads(raw)
-        except ValueError:
-            tasks = None
-        reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
+        reading = lsformat.parse_export(raw, schema, users)
         if saved is not None:
             saved.result()
     if reading is None:

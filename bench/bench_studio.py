@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import random
 import tempfile
 import time
@@ -98,7 +97,7 @@ def work_after_download(exported: bytes, schema, users: dict, folder: Path) -> N
         saved = background.submit(
             lambda: atomic_write_bytes(folder / "export.json.gz", gzip.compress(exported, compresslevel=3, mtime=0))
         )
-        reading = lsformat.read_export(json.loads(exported), schema, users)
+        reading = lsformat.parse_export(exported, schema, users)
         saved.result()
     gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, lsformat.DEFAULT_POLICY, "bench")
     lsformat.diff_gold([], gold)
