@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import random
 import tempfile
 import time
@@ -171,7 +172,12 @@ def run(url: str, key: str, schema, config: str, count: int, rounds: int, folder
             snapshots=target / "snapshots",
         )
         our_pulls.append(seconds)
-    after_download, _ = timed(work_after_download, exported, schema, ours.users(), folder / "alone")
+    users = ours.users()
+    after_download, _ = timed(work_after_download, exported, schema, users, folder / "alone")
+    collected, paused = [], []
+    for _ in range(rounds):  # the parse with Python's cyclic collector running (as before) and paused (as pull does)
+        collected.append(timed(lambda: lsformat.read_export(json.loads(exported), schema, users))[0])
+        paused.append(timed(lsformat.parse_export, exported, schema, users)[0])
     gold = read_gold(target / "gold.jsonl")
     assert len(gold) == count
     assert all(doc.spans == tuple(sorted(gold_spans(a))) for doc, a in zip(gold, articles, strict=True))
@@ -193,6 +199,9 @@ def run(url: str, key: str, schema, config: str, count: int, rounds: int, folder
     print(f"{'annotate pull (export, snapshot, gold)':<44}{our_pull:>10.2f}{pull_ratio}{each(our_pulls)}")
     print(f"{'  raw export: first byte after':<44}{min(first_bytes):>10.2f}{'':>18}{each(first_bytes)}")
     print(f"{'  our work after the download, alone':<44}{after_download:>10.2f}")
+    print(f"{'  parse + validate, collector running':<44}{min(collected):>10.2f}{'':>18}{each(collected)}")
+    ratio = f"{min(paused) / min(collected):>9.2f}"
+    print(f"{'  parse + validate, collector paused (pull)':<44}{min(paused):>10.2f}{ratio}{'':>9}{each(paused)}")
     print(
         f"export {len(exported) / 1e6:.0f} MB; pulled {pulled.annotations} annotations, {spans} spans, {len(gold)} docs"
     )
