@@ -296,12 +296,15 @@ def write_pulled_and_gold(
     annotations: Iterable[PulledAnnotation],
     gold_path: str | Path,
     docs: Iterable[AnnotatedDoc],
+    snapshot: tuple[str | Path, bytes] | None = None,
 ) -> str:
-    """Write both files or neither (:func:`annotate.targets.write_files`); returns the gold hash."""
+    """Write both files (and the raw export's ``snapshot``, path and bytes) or none of them
+    (:func:`annotate.targets.write_files`); returns the gold hash."""
     ordered = sorted(annotations, key=lambda a: (a.doc_id, a.task_id, a.annotation_id))
     pulled = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in ordered)
     gold = gold_jsonl(docs)
-    write_files([(pulled_path, encode_text(pulled, str(pulled_path))), (gold_path, encode_text(gold, str(gold_path)))])
+    writes = [(pulled_path, encode_text(pulled, str(pulled_path))), (gold_path, encode_text(gold, str(gold_path)))]
+    write_files(([snapshot] if snapshot is not None else []) + writes)
     return hashlib.sha256(gold.encode("utf-8")).hexdigest()
 
 

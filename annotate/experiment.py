@@ -24,6 +24,7 @@ from annotate.rules import load_patterns
 from annotate.train import (
     SYSTEMS,
     Progress,
+    TrainingProgress,
     cross_validate,
     load_pipeline,
     pipeline_sha256,
@@ -53,10 +54,10 @@ def _check_bootstrap(bootstrap: int) -> None:
 
 
 def checked_gold(gold_path: str | Path, schema: Schema, lang: str = "en") -> list[AnnotatedDoc]:
-    """Read gold after ``annotate gold check`` finds nothing wrong; otherwise a GoldError naming the first problem."""
+    """Read gold after ``annotate gold check`` finds nothing wrong; otherwise a GoldError carrying every problem."""
     problems = check_gold(gold_path, schema, blank_pipeline(lang))
     if problems:
-        raise GoldError(f"{len(problems)} problem(s) in the gold; first: {problems[0]}", problems)
+        raise GoldError(f"{len(problems)} problem(s) in the gold {gold_path}; fix them first", problems)
     return read_gold(gold_path)
 
 
@@ -92,7 +93,7 @@ def cross_validation_report(
         progress=progress,
     )
     if progress:
-        progress("evaluating pooled predictions")
+        progress(TrainingProgress("evaluating pooled predictions"))
     evaluations = {
         system: evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)
         for system, predicted in result.predictions.items()

@@ -48,6 +48,17 @@ def span_problems(doc: AnnotatedDoc, schema: Schema, where: str) -> list[Problem
     return problems
 
 
+EMPTY_WARNING = "no spans (an empty Submit? annotators should Skip; `pull --allow-empty` accepts it)"
+
+
+@dataclass
+class GoldCheck:
+    """What ``gold check`` finds: problems (the gold is refused) and warnings (worth a look, not wrong)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
 def _structure_problems(
     located: list[tuple[str, AnnotatedDoc]], path: str | Path, schema: Schema, check: Callable
 ) -> tuple[list[Problem], list[tuple[str, AnnotatedDoc]]]:
@@ -78,25 +89,33 @@ def validate_gold(path: str | Path, schema: Schema, *, predictions: bool = False
 
 
 def validated_gold(path: str | Path, schema: Schema, *, predictions: bool = False) -> list[AnnotatedDoc]:
-    """The gold (or predictions) once :func:`validate_gold` finds nothing; else a GoldError naming the first."""
+    """The gold (or predictions) once :func:`validate_gold` finds nothing; else a GoldError with every problem."""
     problems = validate_gold(path, schema, predictions=predictions)
     if problems:
         what = "predictions" if predictions else "gold"
-        raise GoldError(
-            f"{len(problems)} problem(s) in the {what}; first: {problems[0]} (`annotate gold check` lists all)",
-            problems,
-        )
+        raise GoldError(f"{len(problems)} problem(s) in the {what} {path}", problems)
     return [doc for _, doc in read_gold_located(path)]
 
 
 def check_gold(path: str | Path, schema: Schema, nlp: Language) -> list[Problem]:
     """Every problem in a gold file or folder, one per span or article, in file order."""
-    problems, clean = _structure_problems(read_gold_located(path), path, schema, span_problems)
+    return inspect_gold(path, schema, nlp).problems
+
+
+def inspect_gold(path: str | Path, schema: Schema, nlp: Language) -> GoldCheck:
+    """Problems as :func:`check_gold` finds them, plus warnings: articles with no spans at all.
+
+    An article with no spans is valid gold (nothing of the schema in it, as a reviewer may
+    decide), so it only warns; but most often it is a Submit pressed before labelling.
+    """
+    located = read_gold_located(path)
+    warnings = [Problem(where, EMPTY_WARNING, doc.id) for where, doc in located if not doc.spans]
+    problems, clean = _structure_problems(located, path, schema, span_problems)
     for where, doc in clean:
         for miss in misaligned_spans(nlp, [doc]):
             hint = f"expand gives {miss.expanded.text!r}" if miss.expanded else "no token covers it"
             problems.append(Problem(where, f"edges are not on spaCy token boundaries ({hint})", doc.id, miss.span))
-    return problems
+    return GoldCheck(problems, warnings)
 
 
 @dataclass

@@ -778,8 +778,7 @@ def publish(
     problems = check_gold(gold_path, schema, nlp)
     if problems:
         raise GoldError(
-            f"{gold_path}: {len(problems)} problem(s), the first: {problems[0]}; "
-            "fix them (`annotate gold check` lists all) before publishing; nothing was written",
+            f"{gold_path}: {len(problems)} problem(s) in the gold; fix them before publishing; nothing was written",
             problems,
         )
     docs = sorted(read_gold(gold_path), key=lambda doc: doc.id)

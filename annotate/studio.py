@@ -30,7 +30,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 from annotate import lsformat
 from annotate.acceptance import AcceptanceReport, ShownPrediction, acceptance
-from annotate.corpus import atomic_write_bytes, check_pull_targets, read_gold, write_pulled_and_gold
+from annotate.corpus import check_pull_targets, read_gold, write_pulled_and_gold
 from annotate.errors import (
     PullError,
     StudioAuthError,
@@ -303,6 +303,11 @@ class Studio:
             f"choosing the predictions shown in project {project.title!r}",
             lambda: self._client.projects.update(id=project.id, model_version=version),
         )
+
+    def shown_version(self, project: Project) -> str:
+        """The model version whose predictions the labeling stream shows (the project's ``model_version``)."""
+        answer = self._request(f"reading project {project.title!r}", "GET", f"api/projects/{project.id}")
+        return str((answer or {}).get("model_version") or "")
 
     def project_predictions(self, project: Project) -> list[dict]:
         """Every prediction in the project, with its task, model version and regions (one request)."""
@@ -735,6 +740,7 @@ class PullReport:
     predictions: int = 0
     per_annotator: dict[str, int] = field(default_factory=dict)
     repairs: list[Problem] = field(default_factory=list)
+    empty: list[tuple[int, str]] = field(default_factory=list)
     diff: lsformat.GoldDiff = field(default_factory=lsformat.GoldDiff)
     gold_sha256: str = ""
     kept: list[str] = field(default_factory=list)
@@ -754,24 +760,22 @@ def snapshot_path(snapshots: Path, title: str) -> Path:
 
 
 def _checked_export(
-    studio: Studio, project: Project, schema: Schema, consequence: str, snapshot: Path | None = None
-) -> lsformat.ExportReading:
+    studio: Studio, project: Project, schema: Schema, consequence: str, compress: bool = False
+) -> tuple[lsformat.ExportReading, bytes | None]:
     """Export the project and validate every span; any problem raises :class:`PullError` listing them all.
 
-    With ``snapshot``, the raw export is kept there once it passed (compressed while the export is
-    parsed: zlib releases the GIL). ``consequence`` ends the error message: what was (not) done.
+    Returns the reading and, with ``compress``, the raw export gzipped (compressed while the export
+    is parsed: zlib releases the GIL), for the caller to keep once everything else passed too. The
+    user list is fetched while the server builds the export (it sends the first byte only when the
+    whole export is ready). ``consequence`` ends the error message: what was (not) done.
     """
-    raw = studio.export_json(project)
-    users = studio.users()
+    with ThreadPoolExecutor(max_workers=1) as meanwhile:
+        asked = meanwhile.submit(studio.users)
+        raw = studio.export_json(project)
+        users = asked.result()
     with ThreadPoolExecutor(max_workers=1) as background:
-        saved = (
-            background.submit(lambda: gzip.compress(raw, compresslevel=3, mtime=0)) if snapshot is not None else None
-        )
-        try:
-            tasks = json.loads(raw)
-        except (ValueError, RecursionError):
-            tasks = None
-        reading = lsformat.read_export(tasks, schema, users) if isinstance(tasks, list) else None
+        saved = background.submit(lambda: gzip.compress(raw, compresslevel=3, mtime=0)) if compress else None
+        reading = lsformat.parse_export(raw, schema, users)
         compressed = saved.result() if saved is not None else None
     if reading is None:
         raise StudioError(f"Label Studio at {studio.url} sent an export that is not a JSON list; {consequence}")
@@ -779,9 +783,7 @@ def _checked_export(
         raise PullError(
             f"{len(reading.problems)} problem(s) in project {project.title!r}; {consequence}", reading.problems
         )
-    if compressed is not None:
-        atomic_write_bytes(snapshot, compressed)  # only an export that passed: a refused pull writes nothing
-    return reading
+    return reading, compressed
 
 
 def prediction_acceptance(
@@ -821,6 +823,7 @@ def pull(
     replace: bool = False,
     origins: Mapping[str, str] | None = None,
     dry_run: bool = False,
+    allow_empty: bool = False,
 ) -> PullReport:
     """Export the project, validate every span, keep the raw export, write pulled annotations and gold.
 
@@ -830,7 +833,9 @@ def pull(
     ``kept``) unless ``replace``, which writes only what the project holds. Each document's
     ``source`` names where its text came from (``origins``: doc id → seed file, else the previous
     gold's source), then the project and task. ``dry_run`` validates and compares but writes
-    nothing, and reports the changes per article (``per_article``).
+    nothing, and reports the changes per article (``per_article``). An article whose chosen
+    annotation was submitted with no spans stops the pull too, unless ``allow_empty`` (then it is
+    gold with zero spans, and listed in the report's ``empty``).
     """
     if policy not in lsformat.POLICIES:
         raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
@@ -840,13 +845,21 @@ def pull(
     with ThreadPoolExecutor(max_workers=1) as background:
         # The previous gold is read while the server builds the export (the download mostly waits).
         earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
-        reading = _checked_export(
-            studio, project, schema, f"nothing written ({gold_path} left as it was)", None if dry_run else snapshot
+        reading, compressed = _checked_export(
+            studio, project, schema, f"nothing written ({gold_path} left as it was)", compress=not dry_run
         )
     previous: list[AnnotatedDoc] = earlier.result()
     known = {doc.id: lsformat.source_origin(doc.source) for doc in previous if lsformat.source_origin(doc.source)}
     known |= dict(origins or {})
     pulled_gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, policy, title, known)
+    empty = lsformat.empty_submissions(pulled_gold, reading.annotations)
+    if empty and not allow_empty:
+        shown = ", ".join(f"task {task} ({doc_id})" for task, doc_id in empty[:10]) + (", …" if len(empty) > 10 else "")
+        raise PullError(
+            f"{len(empty)} article(s) of {title!r} submitted with no spans: {shown}; nothing written. "
+            f"Annotators should Skip an article rather than submit it empty; pass --allow-empty to keep them "
+            f"as gold with no spans"
+        )
     gold, kept = (pulled_gold, []) if replace else lsformat.merge_gold(previous, pulled_gold)
     diff = lsformat.diff_gold(previous, gold)
     per_article: dict[str, lsformat.GoldDiff] = {}
@@ -860,7 +873,8 @@ def pull(
         for doc_id in diff.docs_removed:
             per_article[doc_id] = lsformat.diff_gold([before[doc_id]], [])
     else:
-        sha = write_pulled_and_gold(pulled_path, reading.annotations, gold_path, gold)
+        # The snapshot too only now: a refused pull writes nothing at all.
+        sha = write_pulled_and_gold(pulled_path, reading.annotations, gold_path, gold, (snapshot, compressed))
         accepted = (
             prediction_acceptance(studio, project, reading.annotations, reading.texts, schema)
             if reading.predictions
@@ -881,6 +895,7 @@ def pull(
         predictions=reading.predictions,
         per_annotator=dict(reading.per_annotator),
         repairs=reading.repairs,
+        empty=empty,
         diff=diff,
         gold_sha256=sha,
         kept=kept,
@@ -910,7 +925,7 @@ def fetch_annotations(studio: Studio, *, title: str, schema: Schema) -> ProjectA
     exact text that was annotated. Any invalid span raises :class:`PullError` listing every problem.
     """
     project = studio.project(title)
-    reading = _checked_export(studio, project, schema, "fix them in Label Studio first (nothing was compared)")
+    reading, _ = _checked_export(studio, project, schema, "fix them in Label Studio first (nothing was compared)")
     articles = tuple(Article(doc_id, text) for doc_id, text in sorted(reading.texts.items()))
     return ProjectAnnotations(title, tuple(reading.annotations), articles, tuple(reading.repairs))
 
@@ -927,9 +942,16 @@ class ReviewReport:
     removed: int = 0
 
 
+REVIEW_PREFIX = "adjudication-min"
+
+
 def review_version(min_agree: int) -> str:
     """The model version a review set's predictions carry: one per ``--min-agree``, replaced on each run."""
-    return f"adjudication-min{min_agree}"
+    return f"{REVIEW_PREFIX}{min_agree}"
+
+
+def is_review_version(version: str) -> bool:
+    return version.startswith(REVIEW_PREFIX) and version[len(REVIEW_PREFIX) :].isdigit()
 
 
 def send_review(
@@ -942,11 +964,14 @@ def send_review(
 ) -> ReviewReport:
     """Attach each item's spans (agreed + candidates) to its tasks as a prediction of ``model_version``.
 
-    Idempotent: a task that already carries the same prediction of this version keeps it; other
-    predictions of this version (stale ones, or on tasks no longer in conflict) are deleted. The
-    project is set to show this version's predictions, so the reviewer sees the candidates. An
-    article missing from the project, or whose task text differs from ``texts``, stops everything
-    before any change. Each prediction's score is the share of its spans that annotators agreed on.
+    The project holds one review set at a time, the latest. A task that already carries the same
+    prediction of this version keeps it; every other review-set prediction (``adjudication-min*``
+    of any K: stale ones, those of another K, those on tasks decided since by a ground truth) is
+    deleted. The project is set to show this version's predictions, so the reviewer sees the
+    candidates; when nothing is left to review and the project shows a review version, it is set
+    back to show none. Predictions of other versions (a model's) are left alone. An article missing
+    from the project, or whose task text differs from ``texts``, stops everything before any
+    change. Each prediction's score is the share of its spans that annotators agreed on.
     """
     project = studio.project(title)
     index = studio.task_index(project)
@@ -967,24 +992,27 @@ def send_review(
             score = round(len(item.agreed) / len(item.spans), 4) if item.spans else 0.0
             wanted[task_id] = lsformat.prediction_payload(item.spans, model_version, score)
     report = ReviewReport(title, model_version, sorted(wanted))
-    report.created, report.unchanged, report.removed = _sync_predictions(studio, project, wanted, model_version)
+    report.created, report.unchanged, report.removed = _sync_predictions(studio, project, wanted, is_review_version)
     if wanted:
         studio.show_predictions_of(project, model_version)
+    elif is_review_version(studio.shown_version(project)):
+        studio.show_predictions_of(project, "")
     return report
 
 
 def _sync_predictions(
-    studio: Studio, project: Project, wanted: Mapping[int, dict], model_version: str
+    studio: Studio, project: Project, wanted: Mapping[int, dict], owned: Callable[[str], bool]
 ) -> tuple[int, int, int]:
-    """Make the project's predictions of ``model_version`` exactly ``wanted`` (task id → payload).
+    """Make the project's predictions whose version is ``owned`` exactly ``wanted`` (task id → payload).
 
-    A task already carrying the same prediction keeps it; other predictions of this version are
-    deleted; the missing ones are imported. Returns (created, unchanged, removed).
+    A task already carrying the same prediction keeps it; every other owned prediction is deleted;
+    the missing ones are imported. Predictions of versions not owned are left alone. Returns
+    (created, unchanged, removed).
     """
     kept: set[int] = set()
     removed = 0
     for prediction in sorted(studio.project_predictions(project), key=lambda p: int(p["id"])):
-        if prediction.get("model_version") != model_version:
+        if not owned(str(prediction.get("model_version") or "")):
             continue
         task_id = int(prediction["task"])
         same = task_id in wanted and lsformat.same_prediction(prediction, wanted[task_id])
@@ -1062,7 +1090,7 @@ def send_errors_for_review(
         for task_id, _ in index.get(pair.gold.id, [])
     }
     report.predictions_created, report.predictions_unchanged, report.predictions_removed = _sync_predictions(
-        studio, project, wanted, version
+        studio, project, wanted, lambda stored: stored == version
     )
     if wanted:
         studio.show_predictions_of(project, version)
@@ -1259,6 +1287,7 @@ __all__ = [
     "pull",
     "push",
     "refresh_predictions",
+    "is_review_version",
     "review_version",
     "send_errors_for_review",
     "send_review",

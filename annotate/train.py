@@ -13,9 +13,11 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +39,55 @@ from annotate.rules import add_rules, rule_pipeline
 from annotate.targets import check_folder_target
 
 SYSTEMS = ("rules", "model", "both")
-Progress = Callable[[str], None]
+PROGRESS_LOGGER = "annotate.ProgressLogger.v1"
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where long training work stands: what a progress bar or a log line shows (the library never prints).
+
+    A ``message`` marks a new stage ("fold 2/5: training without …", "evaluating pooled
+    predictions"); events without one report a training step, numbered as spaCy's log numbers
+    them (0 to ``max_steps``). ``loss`` is the components' losses summed over the steps up to the
+    latest evaluation (spaCy evaluates every ``eval_frequency`` steps, from step 0), as spaCy's log
+    shows it. ``fold`` and ``folds`` are 0 outside cross-validation.
+    """
+
+    message: str = ""
+    step: int = 0
+    max_steps: int = 0
+    loss: float | None = None
+    fold: int = 0
+    folds: int = 0
+
+
+Progress = Callable[[TrainingProgress], None]
+_step_listener: ContextVar[Callable[[int, int, float | None], None] | None] = ContextVar(
+    "annotate_step_listener", default=None
+)
+
+
+@spacy.registry.loggers(PROGRESS_LOGGER)
+def progress_logger(inner: Callable) -> Callable:
+    """The config's own logger, unchanged, plus a call to the step listener ``train_pipeline`` set, every step."""
+
+    def setup(nlp: Language, stdout=sys.stdout, stderr=sys.stderr):
+        log_inner, finalize = inner(nlp, stdout, stderr)
+        listener = _step_listener.get()
+        max_steps = int(nlp.config["training"].get("max_steps") or 0)
+        seen: dict = {"calls": 0, "loss": None}
+
+        def log_step(info: dict | None) -> None:
+            log_inner(info)
+            seen["calls"] += 1
+            if info is not None:
+                seen["loss"] = float(sum(info.get("losses", {}).values()))
+            if listener is not None:
+                listener(seen["calls"] - 1, max_steps, seen["loss"])  # spaCy counts steps from 0 to max_steps
+
+        return log_step, finalize
+
+    return setup
 
 
 def library_versions() -> dict[str, str]:
@@ -96,12 +146,14 @@ def train_pipeline(
     lang: str = "en",
     overrides: dict | None = None,
     log: io.TextIOBase | None = None,
+    on_step: Callable[[int, int, float | None], None] | None = None,
 ) -> Language:
     """Train in memory on these articles; deterministic for a seed.
 
     There is no dev set to select on (cross-validation holds the only unseen article out), so
     the config fixes the number of steps and spaCy's dev scores are computed on the training
     data, for the log only. The returned pipeline is the one after the last step.
+    ``on_step(step, max_steps, loss)`` is called after every step (see :class:`TrainingProgress`).
     """
     if not train_docs:
         raise TrainingError("no articles to train on")
@@ -114,11 +166,18 @@ def train_pipeline(
         train_path = Path(folder) / "train.spacy"
         atomic_write_bytes(train_path, docbin_bytes(docs))
         config = _config(Path(config_path), train_path, train_path, seed, labels, overrides or {})
+        own_logger = config["training"]["logger"]
+        if on_step is not None:
+            config["training"]["logger"] = {"@loggers": PROGRESS_LOGGER, "inner": own_logger}
+        listening = _step_listener.set(on_step)
         try:
             nlp = init_nlp(config)
             nlp, _ = train_loop(nlp, None, stdout=stream, stderr=stream)
         except (ValueError, KeyError) as exc:
             raise TrainingError(f"{config_path}: training failed ({_one_line(exc)})") from None
+        finally:
+            _step_listener.reset(listening)
+    nlp.config["training"]["logger"] = own_logger  # the saved config is the project's, loadable without us
     return nlp
 
 
@@ -180,17 +239,26 @@ def train(
     lang: str = "en",
     overrides: dict | None = None,
     force: bool = False,
+    progress: Progress | None = None,
 ) -> TrainResult:
     """Train on all of ``gold`` and save the pipeline plus ``annotate_meta.json`` (provenance, scores).
 
     The scores in the meta file are on the training articles themselves (a fit check, not an
     estimate of quality); ``annotate cv`` gives held-out figures. ``output`` must be absent, empty
     or a model folder this function wrote (it holds ``annotate_meta.json``), unless ``force``.
+    ``progress`` hears every step.
     """
     output = Path(output)
     check_model_folder(output, force=force)
     began = time.perf_counter()
-    nlp = train_pipeline(gold, config_path, labels, seed=seed, lang=lang, overrides=overrides)
+    on_step = None
+    if progress is not None:
+        progress(TrainingProgress(f"training on {len(gold)} article(s)"))
+
+        def on_step(step: int, max_steps: int, loss: float | None) -> None:
+            progress(TrainingProgress(step=step, max_steps=max_steps, loss=loss))
+
+    nlp = train_pipeline(gold, config_path, labels, seed=seed, lang=lang, overrides=overrides, on_step=on_step)
     seconds = time.perf_counter() - began
     fit = evaluate(gold, predict(nlp, gold, "model"), labels, bootstrap=0, with_errors=False)
     provenance = {
@@ -259,12 +327,12 @@ def cross_validate(
     """Train one model per fold, predict its held-out articles with each system, pool the predictions.
 
     ``rules`` needs no training; ``model`` is the fold's trained pipeline; ``both`` is that
-    pipeline with the rule component after it.
+    pipeline with the rule component after it. ``progress`` hears each fold and every training step.
     """
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         raise TrainingError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
-    report = progress or (lambda message: None)
+    report = progress or (lambda event: None)
     by_id = {doc.id: doc for doc in gold}
     plan = article_folds(list(by_id), folds, seed)
     pooled: dict[str, dict[str, AnnotatedDoc]] = {system: {} for system in systems}
@@ -275,11 +343,24 @@ def cross_validate(
         seconds["rules"] = time.perf_counter() - began
     if {"model", "both"} & set(systems):
         for number, held_out in enumerate(plan, start=1):
-            report(f"fold {number}/{len(plan)}: training without {', '.join(held_out)}")
+            fold = {"fold": number, "folds": len(plan)}
+            report(TrainingProgress(f"fold {number}/{len(plan)}: training without {', '.join(held_out)}", **fold))
             began = time.perf_counter()
             train_docs = [doc for doc in gold if doc.id not in held_out]
             test_docs = [by_id[doc_id] for doc_id in held_out]
-            nlp = train_pipeline(train_docs, config_path, labels, seed=seed, lang=lang, overrides=overrides)
+
+            def on_step(step: int, max_steps: int, loss: float | None, fold: dict = fold) -> None:
+                report(TrainingProgress(step=step, max_steps=max_steps, loss=loss, **fold))
+
+            nlp = train_pipeline(
+                train_docs,
+                config_path,
+                labels,
+                seed=seed,
+                lang=lang,
+                overrides=overrides,
+                on_step=on_step if progress else None,
+            )
             if "model" in systems:
                 pooled["model"].update((doc.id, doc) for doc in predict(nlp, test_docs, f"model fold {number}"))
             if "both" in systems:

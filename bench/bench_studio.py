@@ -7,6 +7,11 @@ Baselines, measured in the same run on the same server:
   target: ``annotate push`` at most 1.15× that.
 - pull: one ``projects.exports.download_sync(export_type="JSON")`` of 10,000 annotated tasks;
   target: ``annotate pull`` (export, compressed snapshot, validation, pulled + gold files) at most 1.25× that.
+  Also printed: how long the server takes to send the export's first byte (it builds the whole
+  export first, so almost nothing of our work can overlap the download), and our own work after
+  the download, timed alone on the same export (parse, validate, gold, the files).
+
+On a busy machine run it smaller (``--articles 2000``) and read the ratio, not the seconds.
 
 Without ``--url`` a server is started in a temporary folder (the first start takes ~30–80 s,
 not counted) and stopped at the end.
@@ -15,16 +20,19 @@ not counted) and stopped at the end.
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import random
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from label_studio_sdk import LabelStudio
 
 from annotate import lsformat, server, studio
-from annotate.corpus import read_gold
+from annotate.corpus import atomic_write_bytes, read_gold, write_gold, write_pulled
 from annotate.labels import label_studio_config, load_schema
 from annotate.records import Article, Span
 
@@ -72,6 +80,30 @@ def timed(function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - started, result
+
+
+def download_with_first_byte(raw: LabelStudio, project_id: int) -> tuple[bytes, float]:
+    """The raw JSON export, and the seconds until its first byte arrived."""
+    started, first, chunks = time.perf_counter(), None, []
+    for chunk in raw.projects.exports.download_sync(id=project_id, export_type="JSON", download_all_tasks=True):
+        if first is None:
+            first = time.perf_counter() - started
+        chunks.append(chunk)
+    return b"".join(chunks), first or 0.0
+
+
+def work_after_download(exported: bytes, schema, users: dict, folder: Path) -> None:
+    """What pull does once the export is here, in the same order: snapshot, parse, validate, gold, files."""
+    with ThreadPoolExecutor(max_workers=1) as background:
+        saved = background.submit(
+            lambda: atomic_write_bytes(folder / "export.json.gz", gzip.compress(exported, compresslevel=3, mtime=0))
+        )
+        reading = lsformat.parse_export(exported, schema, users)
+        saved.result()
+    gold = lsformat.gold_from_pulled(reading.annotations, reading.texts, lsformat.DEFAULT_POLICY, "bench")
+    lsformat.diff_gold([], gold)
+    write_pulled(folder / "pulled.jsonl", reading.annotations)
+    write_gold(folder / "gold.jsonl", gold)
 
 
 def main() -> None:
@@ -124,14 +156,11 @@ def run(url: str, key: str, schema, config: str, count: int, rounds: int, folder
         for a in articles
     ]
     raw.projects.import_tasks(id=annotated.id, request=with_annotations)
-    raw_exports, our_pulls = [], []
+    raw_exports, first_bytes, our_pulls = [], [], []
     for round_number in range(rounds):
-        seconds, exported = timed(
-            lambda: b"".join(
-                raw.projects.exports.download_sync(id=annotated.id, export_type="JSON", download_all_tasks=True)
-            )
-        )
+        seconds, (exported, first_byte) = timed(download_with_first_byte, raw, annotated.id)
         raw_exports.append(seconds)
+        first_bytes.append(first_byte)
         target = folder / f"round{round_number}"
         seconds, pulled = timed(
             studio.pull,
@@ -143,6 +172,12 @@ def run(url: str, key: str, schema, config: str, count: int, rounds: int, folder
             snapshots=target / "snapshots",
         )
         our_pulls.append(seconds)
+    users = ours.users()
+    after_download, _ = timed(work_after_download, exported, schema, users, folder / "alone")
+    collected, paused = [], []
+    for _ in range(rounds):  # the parse with Python's cyclic collector running (as before) and paused (as pull does)
+        collected.append(timed(lambda: lsformat.read_export(json.loads(exported), schema, users))[0])
+        paused.append(timed(lsformat.parse_export, exported, schema, users)[0])
     gold = read_gold(target / "gold.jsonl")
     assert len(gold) == count
     assert all(doc.spans == tuple(sorted(gold_spans(a))) for doc, a in zip(gold, articles, strict=True))
@@ -162,6 +197,11 @@ def run(url: str, key: str, schema, config: str, count: int, rounds: int, folder
     print(f"{'raw JSON export (download_sync)':<44}{raw_export:>10.2f}{'':>18}{each(raw_exports)}")
     pull_ratio = f"{our_pull / raw_export:>9.2f}{'≤ 1.25':>9}"
     print(f"{'annotate pull (export, snapshot, gold)':<44}{our_pull:>10.2f}{pull_ratio}{each(our_pulls)}")
+    print(f"{'  raw export: first byte after':<44}{min(first_bytes):>10.2f}{'':>18}{each(first_bytes)}")
+    print(f"{'  our work after the download, alone':<44}{after_download:>10.2f}")
+    print(f"{'  parse + validate, collector running':<44}{min(collected):>10.2f}{'':>18}{each(collected)}")
+    ratio = f"{min(paused) / min(collected):>9.2f}"
+    print(f"{'  parse + validate, collector paused (pull)':<44}{min(paused):>10.2f}{ratio}{'':>9}{each(paused)}")
     print(
         f"export {len(exported) / 1e6:.0f} MB; pulled {pulled.annotations} annotations, {spans} spans, {len(gold)} docs"
     )

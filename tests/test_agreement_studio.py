@@ -312,3 +312,44 @@ def test_invalid_span_in_the_project_lists_every_problem_and_compares_nothing(ad
         "text at these offsets is 'Hamas', not 'Hamaz' (nor read as UTF-16 units)",
         f"Error: 1 problem(s) in project {title!r}; fix them in Label Studio first (nothing was compared)",
     ]
+
+
+def test_review_sets_of_another_k_and_decided_tasks_leave_the_project(admin, schema, cli, tmp_path, title):
+    """One review set at a time: a run with another --min-agree replaces the old one, and once a
+    ground truth decides the last conflict, the next --review run removes the set and stops showing it."""
+    studio.push(admin, [Article("split", SPLIT), Article("agreed", AGREED)], title=title, schema=schema)
+    tasks = _tasks(admin, title)
+    first, second = (admin.add_user(f"{name}-{uuid.uuid4().hex[:6]}@example.org") for name in ("ann", "ben"))
+    admin.annotate(tasks["split"], [HAMAS, CEASEFIRE], user_id=first)
+    admin.annotate(tasks["split"], [HAMAS], user_id=second)
+    for person in (first, second):
+        admin.annotate(tasks["agreed"], AGREED_SPANS, user_id=person)
+    project = admin.project(title)
+    model = lsformat.prediction_payload([HAMAS], "ner-v1", 0.9)
+    admin.import_predictions(project, [{"task": tasks["split"], **model}])
+    gold = tmp_path / "gold.jsonl"
+
+    def versions(doc_id):
+        return sorted(p["model_version"] for p in admin.predictions(tasks[doc_id]))
+
+    two = cli("adjudicate", "--project", title, "--out", gold, "--review")
+    assert two.exit_code == 0, two.output
+    assert versions("split") == ["adjudication-min2", "ner-v1"] and admin.shown_version(project) == "adjudication-min2"
+
+    # Another K: its own set replaces the old one (min 3 leaves both articles undecided, all spans candidates).
+    three = cli("adjudicate", "--project", title, "--out", gold, "--review", "--min-agree", "3", "--replace")
+    assert three.exit_code == 0, three.output
+    assert "2 task(s) with candidates (2 prediction(s) added, 0 unchanged, 1 stale removed)" in three.stdout
+    assert versions("split") == ["adjudication-min3", "ner-v1"] and versions("agreed") == ["adjudication-min3"]
+    assert admin.shown_version(project) == "adjudication-min3"
+
+    # Back to K=2, then a reviewer's ground truth decides "split": the next --review run empties the set.
+    again = cli("adjudicate", "--project", title, "--out", gold, "--review", "--replace")
+    assert "1 task(s) with candidates (1 prediction(s) added, 0 unchanged, 2 stale removed)" in again.stdout
+    admin.annotate(tasks["split"], [HAMAS, CEASEFIRE], ground_truth=True)
+    decided = cli("adjudicate", "--project", title, "--out", gold, "--review")
+    assert decided.exit_code == 0, decided.output
+    assert "0 task(s) with candidates (0 prediction(s) added, 0 unchanged, 1 stale removed)" in decided.stdout
+    assert versions("split") == ["ner-v1"] and versions("agreed") == []
+    assert admin.shown_version(project) == "", "the project no longer shows a review set that is gone"
+    assert {doc.id: doc.spans for doc in read_gold(gold)}["split"] == (HAMAS, CEASEFIRE)

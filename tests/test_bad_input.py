@@ -668,7 +668,8 @@ def test_a_server_that_answers_something_else_than_the_api_is_one_line():
         connection = Studio(f"http://127.0.0.1:{httpd.server_address[1]}", "key")
         with pytest.raises(StudioError, match="with something that is not its API"):
             connection.whoami()
-        with pytest.raises(StudioError, match="answered looking up project 'Some project' with something that is not its API"):
+        not_the_api = "answered looking up project 'Some project' with something that is not its API"
+        with pytest.raises(StudioError, match=not_the_api):
             connection.find_project("Some project")
     finally:
         httpd.shutdown()

@@ -85,3 +85,21 @@ def test_schema_config_matches_the_library(tmp_path):
     result = runner.invoke(app, ["schema", "config", "--out", str(out)])
     assert result.exit_code == 0
     assert '<Label value="ACTOR"' in out.read_text(encoding="utf-8")
+
+
+def test_every_error_with_problems_prints_them_all_then_the_error_line(tmp_path):
+    text = "Hamas said Israel"
+    records = [
+        {"id": "d", "text": text, "spans": [{"start": 11, "end": 17, "label": "NOPE", "text": "Israel"}]},
+        {"id": "e", "text": text, "spans": [{"start": 0, "end": 4, "label": "ACTOR", "text": "Hama"}]},
+    ]
+    path = tmp_path / "g.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    result = runner.invoke(app, ["train", "--gold", str(path), "--out", str(tmp_path / "model")])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{path}:1: d: [11:17] NOPE 'Israel': label not in the schema (ACTOR, DEMAND, FIGURE, ATTRIBUTION)",
+        f"{path}:2: e: [0:4] ACTOR 'Hama': edges are not on spaCy token boundaries (expand gives 'Hamas')",
+        f"Error: 2 problem(s) in the gold {path}; fix them first",
+    ]
+    assert not (tmp_path / "model").exists()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from annotate.convert import blank_pipeline
-from annotate.gold import check_gold, gold_stats
+from annotate.gold import check_gold, gold_stats, inspect_gold
 from annotate.labels import load_schema
 from annotate.records import text_sha256
 
@@ -83,9 +83,36 @@ def test_duplicate_article_ids(tmp_path, schema, nlp):
     assert "gold.jsonl:2: doc1: article id also used at" in problem
 
 
+def test_an_article_with_no_spans_is_a_warning_not_a_problem(tmp_path, schema, nlp):
+    empty = {"id": "doc2", "text": "x", "text_sha256": text_sha256("x"), "spans": []}
+    _check(tmp_path, schema, nlp, [span(0, 5)], extra_docs=[empty])
+    found = inspect_gold(tmp_path / "gold.jsonl", schema, nlp)
+    assert found.problems == []
+    assert [str(w) for w in found.warnings] == [
+        f"{tmp_path / 'gold.jsonl'}:2: doc2: no spans (an empty Submit? annotators should Skip; "
+        "`pull --allow-empty` accepts it)"
+    ]
+
+
+def test_gold_check_command_warns_about_empty_articles_and_still_passes(tmp_path, schema, nlp):
+    from typer.testing import CliRunner
+
+    from annotate.cli import app
+
+    empty = {"id": "doc2", "text": "x", "text_sha256": text_sha256("x"), "spans": []}
+    _check(tmp_path, schema, nlp, [span(0, 5)], extra_docs=[empty])
+    path = tmp_path / "gold.jsonl"
+    result = CliRunner().invoke(app, ["gold", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"Warning: {path}:2: doc2: no spans (an empty Submit? annotators should Skip; " + (
+        "`pull --allow-empty` accepts it)\n"
+    )
+    assert result.stdout == f"{path}: OK\n"
+
+
 def test_project_gold_is_clean(project_root, schema, nlp):
-    problems = check_gold(project_root / "gold", schema, nlp)
-    assert [str(p) for p in problems] == []
+    found = inspect_gold(project_root / "gold", schema, nlp)
+    assert [str(p) for p in found.problems + found.warnings] == []
 
 
 def test_project_gold_covers_every_seed_and_every_label(project_root, schema, nlp):

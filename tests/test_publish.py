@@ -314,11 +314,9 @@ def test_a_gold_failing_gold_check_is_refused_and_nothing_is_written(tmp_path):
     result = CliRunner().invoke(app, ["publish", str(out_dir), "--gold", str(gold)])
 
     assert result.exit_code == 1
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
-        f"Error: {gold}: 1 problem(s), the first: {gold}:1: a-awkward: [2:5]"
-    )
-    assert "nothing was written" in lines[0]
+    problem, error = result.output.strip().splitlines()
+    assert problem.startswith(f"{gold}:1: a-awkward: [2:5] ACTOR 'e w': edges are not on spaCy token boundaries")
+    assert error == f"Error: {gold}: 1 problem(s) in the gold; fix them before publishing; nothing was written"
     assert not out_dir.exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["gold.jsonl"]
 
@@ -335,8 +333,11 @@ def test_a_refused_gold_leaves_an_earlier_publish_as_it_was(published, tmp_path)
 
     from annotate.errors import GoldError
 
-    with pytest.raises(GoldError, match="label not in the schema"):
+    with pytest.raises(GoldError, match="1 problem\\(s\\) in the gold") as refused:
         publish_to(out_dir, gold)
+    assert [problem.reason for problem in refused.value.problems] == [
+        "label not in the schema (ACTOR, DEMAND, FIGURE, ATTRIBUTION)"
+    ]
     assert {p: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()} == before
 
 

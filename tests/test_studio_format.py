@@ -211,3 +211,45 @@ def test_task_payload_carries_doc_id_and_hash():
     payload = lsformat.task_payload(article)
     assert payload["data"] == {"text": "Text 😀", "doc_id": "id1", "text_sha256": article.text_sha256}
     assert payload["meta"] == {"source_file": "id1.txt"}
+
+
+TEXT = "Hamas and Israel said 40 people were killed in Gaza"
+SPANS = st.builds(
+    lambda start, length, label: Span.from_offsets(TEXT, start, min(start + length, len(TEXT)), label),
+    st.integers(0, len(TEXT) - 2),
+    st.integers(1, 12),
+    LABELS,
+)
+DOCS = st.dictionaries(st.sampled_from("abcde"), st.lists(SPANS, max_size=5, unique=True), max_size=5)
+
+
+@given(DOCS, DOCS)
+def test_diff_accounts_for_every_span_on_both_sides(old, new):
+    """Each old span is unchanged, changed or removed; each new one unchanged, changed or added."""
+    diff = lsformat.diff_gold(
+        [AnnotatedDoc(doc_id, TEXT, tuple(spans)) for doc_id, spans in old.items()],
+        [AnnotatedDoc(doc_id, TEXT, tuple(spans)) for doc_id, spans in new.items()],
+    )
+    for label in ("ACTOR", "DEMAND", "FIGURE", "ATTRIBUTION"):
+        before = sum(span.label == label for spans in old.values() for span in spans)
+        after = sum(span.label == label for spans in new.values() for span in spans)
+        assert diff.unchanged[label] + diff.changed[label] + diff.removed[label] == before
+        assert diff.unchanged[label] + diff.changed[label] + diff.added[label] == after
+    assert diff.docs_added == sorted(set(new) - set(old)) and diff.docs_removed == sorted(set(old) - set(new))
+
+
+def test_parse_export_reads_the_bytes_and_leaves_the_garbage_collector_as_it_was(schema):
+    import gc
+    import json
+
+    raw = json.dumps([{"id": 1, "data": {"doc_id": "a", "text": "Hamas said"}, "annotations": []}]).encode()
+    assert gc.isenabled()
+    assert lsformat.parse_export(raw, schema).texts == {"a": "Hamas said"}
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert lsformat.parse_export(b'{"not": "a list"}', schema) is None
+        assert lsformat.parse_export(b"<html>", schema) is None
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -25,6 +25,7 @@ from annotate.labels import load_schema
 from annotate.records import AnnotatedDoc
 from annotate.rules import load_patterns, rule_pipeline
 from annotate.train import article_folds, load_pipeline, pipeline_sha256, predict, train, train_pipeline
+from tests.conftest import ROOT
 
 TINY = {"training.max_steps": 6, "training.eval_frequency": 3}
 runner = CliRunner()
@@ -80,6 +81,20 @@ def test_train_saves_pipeline_with_provenance(silver, config, schema, tmp_path):
     assert meta["versions"]["spacy"].startswith("3.")
     assert set(meta["scores_on_training_data"]) == {"strict", "partial"}
     assert load_pipeline(tmp_path / "model").meta["annotate"]["gold_sha256"] == meta["gold_sha256"]
+    assert set(meta) == _documented_meta_keys(), "models/README.md describes every key of annotate_meta.json"
+
+
+def _documented_meta_keys() -> set[str]:
+    readme = (ROOT / "models" / "README.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| `(\w+)` \|", readme, flags=re.MULTILINE))
+
+
+def test_models_readme_is_kept_in_git_and_describes_the_meta_file():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "models/README.md"], cwd=ROOT, check=False)
+    assert ignored.returncode == 1, "models/README.md must not be git-ignored"
+    assert {"gold_sha256", "model_sha256", "seed", "scores_on_training_data"} <= _documented_meta_keys()
 
 
 @pytest.mark.slow
@@ -175,8 +190,10 @@ def test_run_stops_on_bad_gold(tmp_path, project_root, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["run"])
     assert result.exit_code == 1
-    assert result.output.startswith("Error: 1 problem(s) in the gold; first: ")
-    assert "edges are not on spaCy token boundaries" in result.output
+    problem, error = result.output.splitlines()
+    gold = tmp_path / "gold" / "gold.jsonl"
+    assert problem == f"{gold}:1: d: [0:4] ACTOR 'Hama': edges are not on spaCy token boundaries (expand gives 'Hamas')"
+    assert error == f"Error: 1 problem(s) in the gold {gold}; fix them first"
     assert not (tmp_path / "reports").exists()
 
 

@@ -13,12 +13,18 @@ from annotate.errors import AnnotateError
 
 
 class _OneLineErrors(TyperGroup):
-    """Turns any AnnotateError raised below into ``Error: <message>`` and exit code 1."""
+    """Turns any AnnotateError raised below into ``Error: <message>`` and exit code 1.
+
+    One rule for every error that carries ``problems`` (a refused gold, a refused pull, ...): each
+    problem on a line of its own (file or task, article, span, reason), then the ``Error:`` line.
+    """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except AnnotateError as exc:
+            for problem in getattr(exc, "problems", None) or ():
+                typer.echo(str(problem), err=True)
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(1) from None
         except (OSError, RecursionError, UnicodeError) as exc:
@@ -89,12 +95,6 @@ ForceOption = Annotated[
 
 
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same model and intervals.")]
-
-
-def echo_span_problems(refused) -> None:
-    """A refused pull names every bad span (task, annotation, annotator, reason), one line each."""
-    for problem in refused.problems:
-        typer.echo(str(problem), err=True)
 
 
 def echo_repairs(repairs) -> None:

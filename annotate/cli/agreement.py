@@ -14,7 +14,6 @@ from annotate.cli._util import (
     app,
     console,
     echo_repairs,
-    echo_span_problems,
     project_schema,
     project_settings,
     seed_origins,
@@ -58,18 +57,14 @@ def _pulled_with_texts(pulled: Path, articles: Optional[list[Path]]):
 def _annotations_from(pulled: Optional[Path], project: Optional[str], articles: Optional[list[Path]]):
     """Annotations with their checked texts and the schema: from a pulled file, or from a Label Studio project."""
     from annotate import studio
-    from annotate.errors import AgreementError, PullError
+    from annotate.errors import AgreementError
 
     if project is None:
         return _pulled_with_texts(pulled, articles)
     if articles:
         raise AgreementError("--articles goes with a PULLED_FILE; with --project the texts come from Label Studio")
     settings = project_settings()
-    try:
-        fetched = studio.fetch_annotations(studio.connect(root=settings.root), title=project, schema=project_schema())
-    except PullError as exc:
-        echo_span_problems(exc)
-        raise
+    fetched = studio.fetch_annotations(studio.connect(root=settings.root), title=project, schema=project_schema())
     echo_repairs(fetched.repairs)
     return _checked_texts(list(fetched.annotations), fetched.articles, f"project {project!r}")
 

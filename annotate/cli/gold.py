@@ -16,13 +16,16 @@ GoldPath = Annotated[Optional[Path], typer.Argument(help="Gold JSONL file or fol
 
 @gold_app.command("check")
 def gold_check_cli(path: GoldPath = None) -> None:
-    """Validate gold: offsets, span text, labels, whitespace, duplicates, hashes, token boundaries."""
+    """Validate gold: offsets, span text, labels, whitespace, duplicates, hashes, token edges; warn on empty ones."""
     from annotate.convert import blank_pipeline
-    from annotate.gold import check_gold
+    from annotate.gold import inspect_gold
 
     settings = project_settings()
     path = path or settings.gold
-    problems = check_gold(path, project_schema(), blank_pipeline(settings.lang))
+    found = inspect_gold(path, project_schema(), blank_pipeline(settings.lang))
+    for warning in found.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    problems = found.problems
     for problem in problems:
         typer.echo(str(problem), err=True)
     if problems:

@@ -14,7 +14,6 @@ from annotate.cli._util import (
     app,
     console,
     echo_repairs,
-    echo_span_problems,
     err_console,
     project_schema,
     project_settings,
@@ -220,31 +219,33 @@ def pull_cli(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would change in gold, per label and article; write nothing.")
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Keep articles submitted with no spans as gold with zero spans (else refused)."
+        ),
+    ] = False,
 ) -> None:
     """Export annotations, validate every span, keep all annotators' work, update gold atomically."""
     from annotate import studio
-    from annotate.errors import PullError
 
     settings = project_settings()
     title = project or settings.project
     gold_path = gold or settings.gold
     slug = studio.project_slug(title)
-    try:
-        report = studio.pull(
-            studio.connect(root=settings.root),
-            title=title,
-            schema=project_schema(),
-            gold_path=gold_path,
-            pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
-            snapshots=snapshots or settings.root / "snapshots",
-            policy=policy,
-            replace=replace,
-            origins=seed_origins(settings),
-            dry_run=dry_run,
-        )
-    except PullError as exc:
-        echo_span_problems(exc)
-        raise
+    report = studio.pull(
+        studio.connect(root=settings.root),
+        title=title,
+        schema=project_schema(),
+        gold_path=gold_path,
+        pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
+        snapshots=snapshots or settings.root / "snapshots",
+        policy=policy,
+        replace=replace,
+        origins=seed_origins(settings),
+        dry_run=dry_run,
+        allow_empty=allow_empty,
+    )
     echo_repairs(report.repairs)
     summary = Table("", "count", title=f"Pulled {title!r} ({report.policy})")
     for name, value in (
@@ -256,6 +257,7 @@ def pull_cli(
         ("drafts (not gold)", report.drafts),
         ("predictions", report.predictions),
         ("spans repaired from UTF-16", len(report.repairs)),
+        ("submitted with no spans (gold, --allow-empty)", len(report.empty)),
     ):
         summary.add_row(name, str(value))
     for annotator, count in sorted(report.per_annotator.items()):
@@ -267,6 +269,8 @@ def pull_cli(
         counts = (diff.added[label], diff.removed[label], diff.changed[label], diff.unchanged[label])
         changes.add_row(label, *(str(n) for n in counts))
     console.print(changes)
+    for task, doc_id in report.empty:
+        typer.echo(f"Submitted with no spans: task {task} ({doc_id}); kept as gold with zero spans")
     for name, ids in (
         ("added", diff.docs_added),
         ("removed", diff.docs_removed),

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from annotate.cli._util import ForceOption, GoldOption, SeedOption, app, console, project_schema, project_settings
+from annotate.cli._util import (
+    ForceOption,
+    GoldOption,
+    SeedOption,
+    app,
+    console,
+    err_console,
+    project_schema,
+    project_settings,
+)
 
 
 def _config_path(config: Optional[Path]) -> Path:
@@ -19,8 +30,39 @@ def _patterns_path(patterns: Optional[Path]) -> Path:
     return patterns or project_settings().root / "guidelines" / "patterns.jsonl"
 
 
-def _progress(message: str) -> None:
-    console.print(f"[dim]{message}[/]")
+@contextmanager
+def _training_progress() -> Iterator:
+    """A callback for the library's TrainingProgress events: a bar (fold, step, loss) on a terminal, else plain lines.
+
+    The bar is drawn on stderr and disappears when done, as push's does; without a terminal
+    (a log file, CI) each new stage is one dim line and steps are not printed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not err_console.is_terminal:
+        yield lambda event: console.print(f"[dim]{event.message}[/]") if event.message else None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("step"),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=None, loss="—")
+
+        def show(event) -> None:
+            if event.message:
+                what = f"fold {event.fold}/{event.folds}" if event.folds else event.message
+                bar.reset(task, description=what, total=None, loss="—")
+                bar.console.print(f"[dim]{event.message}[/]")
+                return
+            loss = "—" if event.loss is None else f"{event.loss:.2f}"
+            bar.update(task, completed=event.step, total=event.max_steps or None, loss=loss)
+
+        yield show
 
 
 def _score_tables(evaluations) -> list[Table]:
@@ -114,7 +156,7 @@ def train_cli(
     output = out or settings.models / "spancat"
     check_model_folder(output, force=force)
     docs = checked_gold(gold or settings.gold, schema, settings.lang)
-    with console.status(f"training on {len(docs)} articles"):
+    with _training_progress() as progress:
         result = train(
             docs,
             output,
@@ -124,6 +166,7 @@ def train_cli(
             seed=seed,
             lang=settings.lang,
             force=force,
+            progress=progress,
         )
     micro = result.meta["scores_on_training_data"]["strict"]["micro"]
     typer.echo(f"Saved {output} in {result.meta['train_seconds']} s (model {result.meta['model_sha256'][:12]})")
@@ -152,18 +195,19 @@ def _cross_validate(gold, out, folds, seed, config, patterns, bootstrap) -> None
     schema = project_schema()
     docs = checked_gold(gold or settings.gold, schema, settings.lang)
     console.print(f"{gold or settings.gold}: OK ({len(docs)} articles, {sum(len(d.spans) for d in docs)} spans)")
-    outcome = cross_validation_report(
-        docs,
-        out,
-        schema=schema,
-        config_path=_config_path(config),
-        patterns_path=_patterns_path(patterns),
-        folds=folds,
-        seed=seed,
-        lang=settings.lang,
-        bootstrap=bootstrap,
-        progress=_progress,
-    )
+    with _training_progress() as progress:
+        outcome = cross_validation_report(
+            docs,
+            out,
+            schema=schema,
+            config_path=_config_path(config),
+            patterns_path=_patterns_path(patterns),
+            folds=folds,
+            seed=seed,
+            lang=settings.lang,
+            bootstrap=bootstrap,
+            progress=progress,
+        )
     _print_outcome(outcome, f"Cross-validated scores ({len(outcome.source['folds'])} folds by article)")
 
 
