@@ -7,7 +7,7 @@ Label Studio shows, a span `apply` writes and a span `evaluate` scores are the s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +21,22 @@ class Predictor:
 
     predict: Callable[[list[str]], list[list[tuple[Span, float]]]]
     model_version: str
+    # The same spans as ``predict``, streamed: ``stream(texts, n_process=…, batch_size=…)`` (``apply``).
+    stream: Callable[..., Iterator[list[tuple[Span, float]]]] | None = None
 
 
-def model_version(model_dir: Path) -> str:
-    """The folder name plus a hash of every file in it: a retrained model gets a new version."""
+def model_sha256(model_dir: Path) -> str:
+    """A hash of every file in the model folder (names and bytes): what outputs record as their model."""
     digest = hashlib.sha256()
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(model_dir)).encode())
         digest.update(path.read_bytes())
-    return f"{model_dir.resolve().name}-{digest.hexdigest()[:12]}"
+    return digest.hexdigest()
+
+
+def model_version(model_dir: Path) -> str:
+    """The folder name plus a hash of every file in it: a retrained model gets a new version."""
+    return f"{model_dir.resolve().name}-{model_sha256(model_dir)[:12]}"
 
 
 def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
@@ -47,9 +54,10 @@ def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
     except (OSError, ValueError) as exc:
         raise InputError(f"{model_dir}: cannot load the pipeline ({exc})") from None
 
-    def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
-        found = []
-        for doc in nlp.pipe(texts):
+    def stream(
+        texts: Iterable[str], *, n_process: int = 1, batch_size: int | None = None
+    ) -> Iterator[list[tuple[Span, float]]]:
+        for doc in nlp.pipe(texts, n_process=n_process, batch_size=batch_size):
             group = doc.spans.get(SPAN_KEY, [])
             scores = list(group.attrs.get("scores", [])) if hasattr(group, "attrs") else []
             spans = []
@@ -58,7 +66,9 @@ def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
                     raise InputError(f"{model_dir}: the model predicts label {span.label_!r}, not in the schema")
                 score = float(scores[number]) if number < len(scores) else 1.0
                 spans.append((Span.from_offsets(doc.text, span.start_char, span.end_char, span.label_), score))
-            found.append(spans)
-        return found
+            yield spans
 
-    return Predictor(predict, model_version(model_dir))
+    def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
+        return list(stream(texts))
+
+    return Predictor(predict, model_version(model_dir), stream)

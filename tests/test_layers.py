@@ -13,6 +13,7 @@ OWNERS = {
     "datasets": {"publish"},
     "huggingface_hub": {"publish"},
     "typer": {"cli"},
+    "ray": {"apply"},
 }
 ENTRY_POINTS = {"cli", "__main__"}
 

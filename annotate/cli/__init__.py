@@ -7,7 +7,7 @@ Library errors (:class:`AnnotateError`) become one ``Error: …`` line and exit 
 
 from __future__ import annotations
 
-from annotate.cli import agreement, gold, labeling, training  # noqa: F401  (each registers its commands)
+from annotate.cli import agreement, apply, gold, labeling, training  # noqa: F401  (each registers its commands)
 from annotate.cli._util import app
 
 __all__ = ["app", "main"]
