@@ -329,23 +329,31 @@ def label_rows(
     *,
     n_process: int = 1,
     batch_size: int = 64,
+    tick: Callable[[], None] | None = None,
 ) -> list[dict]:
-    """Rows of spans (code-point offsets, scores) for (id, text) pairs, as the output files hold them."""
+    """Rows of spans (code-point offsets, scores) for (id, text) pairs, as the output files hold them.
+
+    ``tick()`` is called after each article (the progress bar of the local engine).
+    """
     texts = [text for _, text in articles]
     if predictor.stream is not None:
         found = predictor.stream(texts, n_process=n_process, batch_size=batch_size)
     else:
         found = iter(predictor.predict(texts))
-    return [
-        {
-            "id": article_id,
-            "text_sha256": text_sha256(text),
-            "spans": [{**span.to_dict(), "score": score} for span, score in sorted(spans)],
-            "model_version": predictor.model_version,
-            "model_sha256": model_hash,
-        }
-        for (article_id, text), spans in zip(articles, found, strict=True)
-    ]
+    rows = []
+    for (article_id, text), spans in zip(articles, found, strict=True):
+        rows.append(
+            {
+                "id": article_id,
+                "text_sha256": text_sha256(text),
+                "spans": [{**span.to_dict(), "score": score} for span, score in sorted(spans)],
+                "model_version": predictor.model_version,
+                "model_sha256": model_hash,
+            }
+        )
+        if tick:
+            tick()
+    return rows
 
 
 def label_shard(
@@ -356,11 +364,12 @@ def label_shard(
     *,
     n_process: int = 1,
     batch_size: int = 64,
+    tick: Callable[[], None] | None = None,
 ) -> dict:
     """Read, label and write one shard atomically; returns what the manifest records of it."""
     started = time.perf_counter()
     articles = list(shard_articles(shard))
-    rows = label_rows(predictor, model_hash, articles, n_process=n_process, batch_size=batch_size)
+    rows = label_rows(predictor, model_hash, articles, n_process=n_process, batch_size=batch_size, tick=tick)
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), buffer)
     data = buffer.getvalue()
@@ -470,7 +479,7 @@ def apply(
                 "or choose another --out"
             )
         if difference:
-            _remove_ours(out_dir, previous)
+            _remove_ours(out_dir)
         else:
             manifest["shards"] = [s for s in previous.get("shards", []) if (out_dir / s["file"]).is_file()]
             manifest["runs"] = previous.get("runs", [])
@@ -490,12 +499,21 @@ def apply(
     started = time.perf_counter()
     articles_done = sum(s["rows"] for s in manifest["shards"])
 
+    in_shard = 0
+
+    def tick() -> None:
+        nonlocal in_shard
+        in_shard += 1
+        if progress and in_shard % 16 == 0:
+            progress(articles_done + in_shard, the_plan.articles)
+
     def record(shard_record: dict) -> None:
-        nonlocal articles_done
+        nonlocal articles_done, in_shard
         manifest["shards"] = sorted([*manifest["shards"], shard_record], key=lambda s: s["index"])
         run["shards"] += 1
         run["seconds"] = round(time.perf_counter() - started, 3)
         articles_done += shard_record["rows"]
+        in_shard = 0
         report.shards_written += 1
         report.words += shard_record["words"]
         _write_manifest(out_dir, manifest)
@@ -506,7 +524,7 @@ def apply(
     if progress:
         progress(articles_done, the_plan.articles)
     if engine == "local":
-        _run_local(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record)
+        _run_local(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record, tick)
     else:
         _run_ray(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record)
     run["finished"] = _now()
@@ -519,13 +537,13 @@ def apply(
     return report
 
 
-def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record) -> None:
+def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record, tick) -> None:
     """Shards one after another; within a shard, spaCy spreads batches over ``workers`` processes."""
     if not pending:
         return
     predictor = load_predictor(model_dir, schema)
     for shard in pending:
-        record(label_shard(predictor, model_hash, shard, out_dir, n_process=workers, batch_size=batch_size))
+        record(label_shard(predictor, model_hash, shard, out_dir, n_process=workers, batch_size=batch_size, tick=tick))
 
 
 def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record) -> None:
@@ -639,7 +657,7 @@ def _difference(previous: dict, wanted: dict) -> str:
     return ""
 
 
-def _remove_ours(out_dir: Path, previous: dict) -> None:
+def _remove_ours(out_dir: Path) -> None:
     """--force: remove the shards, rejects and manifest apply wrote, and nothing else."""
     for path in out_dir.iterdir():
         if path.is_file() and (_SHARD_NAME.fullmatch(path.name) or path.name in {REJECTS, MANIFEST}):

@@ -44,14 +44,14 @@ def apply_cli(
     )
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("apply", total=None, rate="–")
+        first_seen: list[int] = []  # articles already done when this run started
 
         def progress(done: int, total: int) -> None:
+            first_seen[:] = first_seen or [done]
             elapsed = bar.tasks[task].elapsed or 0.0
-            rate = f"{(done - start[0]) / elapsed:,.0f}" if elapsed and done > start[0] else "–"
-            start[0] = start[0] if start[0] >= 0 else done
+            rate = f"{(done - first_seen[0]) / elapsed:,.0f}" if elapsed else "–"
             bar.update(task, completed=done, total=total, rate=rate)
 
-        start = [-1]
         report = apply(
             model_dir,
             sources,
