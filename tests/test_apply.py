@@ -43,6 +43,27 @@ def schema():
     return load_schema(ROOT / "guidelines" / "labels.toml")
 
 
+def make_scored_model(folder: Path) -> Path:
+    """An untrained spancat (seeded weights): many spans with scores between 0.5 and 1, in milliseconds."""
+    import spacy
+    from spacy.util import fix_random_seed
+
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    suggester = {"@misc": "spacy.ngram_suggester.v1", "sizes": [1, 2]}
+    spancat = nlp.add_pipe("spancat", config={"spans_key": "sc", "threshold": 0.5, "suggester": suggester})
+    for label in ("ACTOR", "DEMAND"):
+        spancat.add_label(label)
+    nlp.initialize()
+    nlp.to_disk(folder)
+    return folder
+
+
+@pytest.fixture
+def scored_model_dir(tmp_path) -> Path:
+    return make_scored_model(tmp_path / "scored-model")
+
+
 def write_awkward_corpus(folder: Path) -> dict[str, tuple[str, list]]:
     """A JSONL, a .txt with CRLF and a parquet file; returns id → (text as read, expected spans)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,11 +106,17 @@ def test_awkward_text_gives_valid_code_point_spans(tmp_path, ruler_model_dir, sc
     assert report.shards == 4 and report.spans == sum(len(spans) for _, spans in expected.values())
 
 
-def test_two_processes_give_the_same_shards_as_one(tmp_path, ruler_model_dir, schema):
-    write_awkward_corpus(tmp_path / "src")
-    apply(ruler_model_dir, [tmp_path / "src"], tmp_path / "one", schema=schema, workers=1, shard_size=5)
-    apply(ruler_model_dir, [tmp_path / "src"], tmp_path / "two", schema=schema, workers=2, shard_size=5, batch_size=2)
+def test_two_processes_give_the_same_shards_as_one_scores_included(tmp_path, scored_model_dir, schema):
+    expected = write_awkward_corpus(tmp_path / "src")
+    apply(scored_model_dir, [tmp_path / "src"], tmp_path / "one", schema=schema, workers=1, shard_size=5)
+    apply(scored_model_dir, [tmp_path / "src"], tmp_path / "two", schema=schema, workers=2, shard_size=5, batch_size=2)
     assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two") and len(shard_bytes(tmp_path / "one")) == 3
+    found = rows(tmp_path / "two")
+    scores = [span["score"] for row in found for span in row["spans"]]
+    assert len(scores) > 50 and all(0.5 <= score <= 1 for score in scores) and len(set(scores)) > 50
+    for row in found:
+        text = expected[row["id"]][0]
+        assert all(text[span["start"] : span["end"]] == span["text"] for span in row["spans"])
 
 
 def test_manifest_records_model_sources_counts_engine_and_time(tmp_path, ruler_model_dir, schema):
