@@ -14,6 +14,7 @@ This is the only module that imports ``ray``.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import json
@@ -291,12 +292,11 @@ def _reject_duplicates(files: list[Path], shards: list[dict], duplicates: set[in
 
 
 def _shard_locator(shards: list[dict]) -> Callable[[int, int], int]:
+    """Which shard holds record ``position`` of source ``source`` (segments are in source order)."""
+    starts = [(seg["source"], seg["start"], shard["index"]) for shard in shards for seg in shard["segments"]]
+
     def locate(source: int, position: int) -> int:
-        for shard in shards:
-            for segment in shard["segments"]:
-                if segment["source"] == source and segment["start"] <= position < segment["stop"]:
-                    return shard["index"]
-        raise ValueError(f"no shard holds record {position} of source {source}")
+        return starts[bisect.bisect_right(starts, (source, position, len(shards))) - 1][2]
 
     return locate
 

@@ -88,6 +88,10 @@ def peak_memory(model: Path, path: Path, out: Path, schema_path: Path, shard_siz
     return int(main), int(workers)
 
 
+def _shards(out: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(out.glob("part-*.parquet"))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="a pipeline saved by `annotate train`")
@@ -136,6 +140,8 @@ def main() -> None:
             print(f"{name:<40} {rate:>10,.0f} {rate / base:>10.2f}×")
         if ray_start is not None:
             print(f"(starting the local Ray, not counted above: {ray_start:.1f} s)")
+            same = _shards(work / "local") == _shards(work / "ray")
+            print(f"local and ray shards byte-identical: {'yes' if same else 'NO'}")
         sizes = (args.memory_articles, 4 * args.memory_articles)
         peaks = []
         for size in sizes:
