@@ -336,6 +336,8 @@ def label_rows(
     ``tick()`` is called after each article (the progress bar of the local engine).
     """
     texts = [text for _, text in articles]
+    if n_process > 1:  # every process gets a batch, even from a shard smaller than n_process batches
+        batch_size = max(1, min(batch_size, -(-len(texts) // n_process)))
     if predictor.stream is not None:
         found = predictor.stream(texts, n_process=n_process, batch_size=batch_size)
     else:
@@ -485,6 +487,7 @@ def apply(
             manifest["runs"] = previous.get("runs", [])
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_temporaries(out_dir)
+    _write_manifest(out_dir, manifest)  # first, so that the folder is recognisably apply's
     report = ApplyReport(out_dir, engine, workers, the_plan.articles, len(the_plan.rejects), len(the_plan.shards))
     report.model_version = model["version"]
     if the_plan.rejects:
@@ -555,7 +558,10 @@ def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_siz
     if not pending:
         return
     import ray
+    import ray.data
 
+    data_logger = logging.getLogger("ray.data")  # its INFO lines would break through our progress bar
+    level = data_logger.level
     started_here = not ray.is_initialized()
     if started_here:
         if os.environ.get("RAY_ADDRESS"):
@@ -563,7 +569,7 @@ def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_siz
         else:
             ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        data_logger.setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         items = [{"shard": json.dumps(shard)} for shard in pending]
@@ -589,6 +595,7 @@ def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_siz
                 raise
             raise type(ours)(str(ours)) from None
     finally:
+        data_logger.setLevel(level)
         if started_here:
             ray.shutdown()
 
@@ -634,7 +641,7 @@ def _previous_manifest(out_dir: Path) -> dict | None:
         raise InputError(f"{out_dir}: exists and is not a folder; choose another --out")
     if (out_dir / MANIFEST).is_file():
         return read_manifest(out_dir)
-    if any(out_dir.iterdir()):
+    if any(not _OUR_TEMPORARIES.fullmatch(path.name) for path in out_dir.iterdir()):
         raise InputError(f"{out_dir}: not empty and not an apply output (no {MANIFEST}); choose another --out")
     return None
 
