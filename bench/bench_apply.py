@@ -3,10 +3,10 @@
 A synthetic archive is made from the seed articles' sentences, shuffled into articles of seed
 length (``--articles`` of them). In one run it measures:
 
-- the baseline: one process, ``nlp.pipe(texts, batch_size=64)`` over the texts in memory;
+- the baseline: one process loads the model, reads the JSONL and runs ``nlp.pipe(texts, batch_size=64)``;
 - ``apply --engine local --workers 2`` and ``apply --engine ray --workers 2`` over the same
-  archive as JSONL, everything included (reading, checking, hashing, writing shards, manifest),
-  except the start of the local Ray itself, which is timed and printed on its own line;
+  archive as JSONL, everything included (loading the model, reading, checking, hashing, writing
+  shards and manifest), except the start of the local Ray itself, timed and printed on its own line;
 - peak memory (RSS of the apply process and of its worker processes) of the local engine at two
   archive sizes 4× apart, each in a fresh process.
 
@@ -65,11 +65,15 @@ def synthetic_archive(seeds: Path, count: int, path: Path, seed: int = 0) -> int
 
 
 def baseline(model: Path, path: Path, words: int) -> float:
+    """The job as one plain script would do it: load the model, read the texts, ``nlp.pipe`` over them.
+
+    Loading is counted, as it is in the engines' figures (each of their workers loads or forks the model).
+    """
     import spacy
 
-    nlp = spacy.load(model)
-    texts = [json.loads(line)["text"] for line in path.open(encoding="utf-8")]
     started = time.perf_counter()
+    nlp = spacy.load(model)
+    texts = (json.loads(line)["text"] for line in path.open(encoding="utf-8"))
     for _doc in nlp.pipe(texts, batch_size=64):
         pass
     return words / (time.perf_counter() - started)
