@@ -34,8 +34,9 @@ import pyarrow.parquet as pq
 from annotate.corpus import atomic_write_bytes, atomic_write_text
 from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
-from annotate.predict import Predictor, load_predictor, model_sha256, model_version
+from annotate.predict import Predictor, load_predictor, model_version
 from annotate.records import Span, text_sha256
+from annotate.train import pipeline_sha256
 
 MANIFEST = ".apply-manifest.json"  # hidden: pyarrow and datasets read every other file as parquet
 REJECTS = ".rejects.jsonl"
@@ -461,7 +462,7 @@ def apply(
         raise InputError(f"{model_dir}: not a saved spaCy pipeline (no config.cfg)")
     previous = _previous_manifest(out_dir)
     the_plan = plan(sources, shard_size=shard_size, skip_bad=skip_bad)
-    model = {"path": str(model_dir), "version": model_version(model_dir), "sha256": model_sha256(model_dir)}
+    model = {"path": str(model_dir), "version": model_version(model_dir), "sha256": pipeline_sha256(model_dir)}
     manifest = {
         "written_by": "annotate apply",
         "format": FORMAT,

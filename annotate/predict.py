@@ -25,18 +25,13 @@ class Predictor:
     stream: Callable[..., Iterator[list[tuple[Span, float]]]] | None = None
 
 
-def model_sha256(model_dir: Path) -> str:
-    """A hash of every file in the model folder (names and bytes): what outputs record as their model."""
+def model_version(model_dir: Path) -> str:
+    """The folder name plus a hash of every file in it: a retrained model gets a new version."""
     digest = hashlib.sha256()
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(model_dir)).encode())
         digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def model_version(model_dir: Path) -> str:
-    """The folder name plus a hash of every file in it: a retrained model gets a new version."""
-    return f"{model_dir.resolve().name}-{model_sha256(model_dir)[:12]}"
+    return f"{model_dir.resolve().name}-{digest.hexdigest()[:12]}"
 
 
 def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
