@@ -8,19 +8,24 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from annotate.apply import MANIFEST, REJECTS, apply, predictions_from
 from annotate.cli import app
 from annotate.errors import InputError
 from annotate.labels import load_schema
+from annotate.predict import load_predictor
 from annotate.records import Article, text_sha256
+from tests.conftest import awkward_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -303,3 +308,27 @@ def test_cli_apply_prints_a_summary_and_errors_in_one_line(tmp_path, ruler_model
         f"Error: {tmp_path}/src/bad.jsonl:1: article z: no 'text' string "
         "(--skip-bad writes such rows to .rejects.jsonl and goes on)"
     )
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(awkward_text, min_size=1, max_size=6))
+def test_property_apply_output_equals_the_predictor_on_awkward_text(texts, ruler_model_dir, schema):
+    """Whatever the text, the shards hold exactly what the shared predictor says, offsets in code points."""
+    with tempfile.TemporaryDirectory() as folder:
+        src = Path(folder) / "a.jsonl"
+        src.write_text(
+            "".join(json.dumps({"id": f"t{n}", "text": text}) + "\n" for n, text in enumerate(texts)), encoding="utf-8"
+        )
+        apply(ruler_model_dir, [src], Path(folder) / "out", schema=schema, workers=1, shard_size=4)
+        found = rows(Path(folder) / "out")
+        direct = load_predictor(ruler_model_dir, schema).predict(texts)
+        assert [row["id"] for row in found] == [f"t{n}" for n in range(len(texts))]
+        for row, text, spans in zip(found, texts, direct, strict=True):
+            assert row["text_sha256"] == text_sha256(text)
+            assert [(s["start"], s["end"], s["label"], s["text"], s["score"]) for s in row["spans"]] == [
+                (span.start, span.end, span.label, span.text, score) for span, score in sorted(spans)
+            ]
+            assert all(text[s["start"] : s["end"]] == s["text"] for s in row["spans"])
+        articles = [Article(f"t{n}", text) for n, text in enumerate(texts)]
+        back = predictions_from(Path(folder) / "out", articles, schema).predict(texts)
+        assert back == [sorted(spans) for spans in direct]
