@@ -21,6 +21,7 @@ import argparse
 import json
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -64,19 +65,19 @@ def synthetic_archive(seeds: Path, count: int, path: Path, seed: int = 0) -> int
     return words
 
 
-def baseline(model: Path, path: Path, words: int) -> float:
+def baseline(model: Path, path: Path, words: int) -> tuple[float, float]:
     """The job as one plain script would do it: load the model, read the texts, ``nlp.pipe`` over them.
 
     Loading is counted, as it is in the engines' figures (each of their workers loads or forks the model).
     """
     import spacy
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     nlp = spacy.load(model)
     texts = (json.loads(line)["text"] for line in path.open(encoding="utf-8"))
     for _doc in nlp.pipe(texts, batch_size=64):
         pass
-    return words / (time.perf_counter() - started)
+    return words / (time.perf_counter() - started), words / (time.process_time() - cpu)
 
 
 def engine(model: Path, path: Path, out: Path, schema, name: str, words: int, shard_size: int) -> float:
@@ -85,11 +86,15 @@ def engine(model: Path, path: Path, out: Path, schema, name: str, words: int, sh
     return words / (time.perf_counter() - started)
 
 
-def peak_memory(model: Path, path: Path, out: Path, schema_path: Path, shard_size: int) -> tuple[int, int]:
+def peak_memory(model: Path, path: Path, out: Path, schema_path: Path, shard_size: int) -> tuple[int, int, float]:
+    """Peak RSS (KiB) of an apply process and of its workers, and the CPU seconds all of them used."""
     command = [sys.executable, "-c", MEMORY_PROBE, str(model), str(path), str(out), str(schema_path), str(shard_size)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     main, workers = result.stdout.split()[-2:]
-    return int(main), int(workers)
+    return int(main), int(workers), cpu
 
 
 def _shards(out: Path) -> dict[str, bytes]:
@@ -135,9 +140,12 @@ def main() -> None:
             ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
             ray_start = time.perf_counter() - started
         rates: dict[str, list[float]] = {name: [] for name in names}
+        baseline_cpu = []
         try:
             for number in range(args.rounds):
-                rates[names[0]].append(baseline(model, archive, words))
+                wall, cpu = baseline(model, archive, words)
+                rates[names[0]].append(wall)
+                baseline_cpu.append(cpu)
                 for name, kind in zip(names[1:], ("local", "ray"), strict=False):
                     out = work / f"{kind}-{number}"
                     rates[name].append(engine(model, archive, out, schema, kind, words, args.shard_size))
@@ -157,16 +165,22 @@ def main() -> None:
             same = _shards(work / "local-0") == _shards(work / "ray-0")
             print(f"local and ray shards byte-identical: {'yes' if same else 'NO'}")
         sizes = (args.memory_articles, 4 * args.memory_articles)
-        peaks = []
+        peaks, sized_words = [], []
         for size in sizes:
             path = work / f"memory-{size}.jsonl"
-            synthetic_archive(settings.seeds, size, path, seed=1)
+            sized_words.append(synthetic_archive(settings.seeds, size, path, seed=1))
             peaks.append(peak_memory(model, path, work / f"memory-out-{size}", settings.schema, args.shard_size))
         print(f"{'peak RSS, local engine, 2 workers':<40} {'apply':>10} {'a worker':>11}")
-        for size, (main_kib, worker_kib) in zip(sizes, peaks, strict=True):
+        for size, (main_kib, worker_kib, _) in zip(sizes, peaks, strict=True):
             print(f"{f'{size} articles':<40} {main_kib / 1024:>8,.0f} MB {worker_kib / 1024:>8,.0f} MB")
         growth = peaks[1][0] / peaks[0][0] - 1
         print(f"apply process at 4× the articles: {growth:+.1%} (goal: within 10%)")
+        # CPU time does not depend on how busy the machine is: it shows what the engine itself costs.
+        engine_cpu = sized_words[1] / peaks[1][2]
+        print(
+            f"words per CPU-second: baseline {max(baseline_cpu):,.0f}; local engine, 2 workers, all its processes "
+            f"({sizes[1]} articles, start-up included) {engine_cpu:,.0f} ({engine_cpu / max(baseline_cpu):.2f}×)"
+        )
 
 
 if __name__ == "__main__":
