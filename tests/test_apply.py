@@ -310,7 +310,7 @@ def test_cli_apply_prints_a_summary_and_errors_in_one_line(tmp_path, ruler_model
     )
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(awkward_text, min_size=1, max_size=6))
 def test_property_apply_output_equals_the_predictor_on_awkward_text(texts, ruler_model_dir, schema):
     """Whatever the text, the shards hold exactly what the shared predictor says, offsets in code points."""
