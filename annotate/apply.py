@@ -2,15 +2,15 @@
 
 A run first *plans*: it reads every source once (hashing it, checking every row, finding
 duplicate ids) and cuts the rows into shards of ``shard_size`` source records, so a bad row stops
-the job before anything is written. Each shard is then labeled by :func:`label_shard` — read its
-rows, run the predictor of :mod:`annotate.predict`, write one parquet file atomically — and
-recorded in the manifest. Running the same job again does only the shards not recorded.
+the job before anything is written. Each shard's rows are then labeled by :func:`label_rows` (the
+predictor of :mod:`annotate.predict`), written by :func:`write_shard` as one parquet file,
+atomically, and recorded in the manifest. Running the same job again does only what is missing.
 
-The two engines call the very same :func:`label_shard`; they differ only in how shards are
-scheduled: ``local`` runs them one after another with ``nlp.pipe(n_process=workers)``; ``ray``
-maps them over a Ray Data actor pool (:class:`ShardLabeler`, one pipeline loaded per worker).
-This is the only module that imports ``ray``.
-"""
+The two engines call the very same :func:`label_rows` and :func:`write_shard`; they differ only
+in how the work is scheduled: ``local`` streams the articles of all pending shards through one
+``nlp.pipe(n_process=workers)``; ``ray`` maps the shards over a Ray Data actor pool
+(:class:`ShardLabeler`: one pipeline loaded per worker, :func:`label_shard` per shard).
+This is the only module that imports ``ray``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ import os
 import re
 import time
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -326,53 +327,39 @@ def shard_articles(shard: dict) -> Iterator[tuple[str, str]]:
 def label_rows(
     predictor: Predictor,
     model_hash: str,
-    articles: Sequence[tuple[str, str]],
+    articles: Iterable[tuple[str, str]],
     *,
     n_process: int = 1,
     batch_size: int = 64,
-    tick: Callable[[], None] | None = None,
-) -> list[dict]:
-    """Rows of spans (code-point offsets, scores) for (id, text) pairs, as the output files hold them.
+) -> Iterator[dict]:
+    """Rows of spans (code-point offsets, scores) for (id, text) pairs, in order, as the shards hold them.
 
-    ``tick()`` is called after each article (the progress bar of the local engine).
+    A stream: the articles are read as the predictor takes them, so memory does not grow with them.
     """
-    texts = [text for _, text in articles]
-    if n_process > 1:  # every process gets a batch, even from a shard smaller than n_process batches
-        batch_size = max(1, min(batch_size, -(-len(texts) // n_process)))
+    in_flight: deque[tuple[str, str]] = deque()
+
+    def texts() -> Iterator[str]:
+        for article in articles:
+            in_flight.append(article)
+            yield article[1]
+
     if predictor.stream is not None:
-        found = predictor.stream(texts, n_process=n_process, batch_size=batch_size)
+        found = predictor.stream(texts(), n_process=n_process, batch_size=batch_size)
     else:
-        found = iter(predictor.predict(texts))
-    rows = []
-    for (article_id, text), spans in zip(articles, found, strict=True):
-        rows.append(
-            {
-                "id": article_id,
-                "text_sha256": text_sha256(text),
-                "spans": [{**span.to_dict(), "score": score} for span, score in sorted(spans)],
-                "model_version": predictor.model_version,
-                "model_sha256": model_hash,
-            }
-        )
-        if tick:
-            tick()
-    return rows
+        found = iter(predictor.predict(list(texts())))
+    for spans in found:
+        article_id, text = in_flight.popleft()
+        yield {
+            "id": article_id,
+            "text_sha256": text_sha256(text),
+            "spans": [{**span.to_dict(), "score": score} for span, score in sorted(spans)],
+            "model_version": predictor.model_version,
+            "model_sha256": model_hash,
+        }
 
 
-def label_shard(
-    predictor: Predictor,
-    model_hash: str,
-    shard: dict,
-    out_dir: Path,
-    *,
-    n_process: int = 1,
-    batch_size: int = 64,
-    tick: Callable[[], None] | None = None,
-) -> dict:
-    """Read, label and write one shard atomically; returns what the manifest records of it."""
-    started = time.perf_counter()
-    articles = list(shard_articles(shard))
-    rows = label_rows(predictor, model_hash, articles, n_process=n_process, batch_size=batch_size, tick=tick)
+def write_shard(out_dir: Path, shard: dict, rows: list[dict], words: int, started: float) -> dict:
+    """Write one shard's rows as parquet, atomically; returns what the manifest records of it."""
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), buffer)
     data = buffer.getvalue()
@@ -383,10 +370,18 @@ def label_shard(
         "file": name,
         "rows": len(rows),
         "spans": sum(len(row["spans"]) for row in rows),
-        "words": sum(len(text.split()) for _, text in articles),
+        "words": words,
         "sha256": hashlib.sha256(data).hexdigest(),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def label_shard(predictor: Predictor, model_hash: str, shard: dict, out_dir: Path, *, batch_size: int = 64) -> dict:
+    """Read, label and write one shard: what each Ray worker does with the shards it is given."""
+    started = time.perf_counter()
+    articles = list(shard_articles(shard))
+    rows = list(label_rows(predictor, model_hash, articles, batch_size=batch_size))
+    return write_shard(out_dir, shard, rows, sum(len(text.split()) for _, text in articles), started)
 
 
 class ShardLabeler:
@@ -542,12 +537,36 @@ def apply(
 
 
 def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record, tick) -> None:
-    """Shards one after another; within a shard, spaCy spreads batches over ``workers`` processes."""
+    """One ``nlp.pipe(n_process=workers)`` over the articles of every pending shard, in order.
+
+    The worker processes start once for the whole run; the rows coming back are cut into shards
+    again (a shard whose rows were all refused is written empty) and each is written as it completes.
+    """
     if not pending:
         return
     predictor = load_predictor(model_dir, schema)
-    for shard in pending:
-        record(label_shard(predictor, model_hash, shard, out_dir, n_process=workers, batch_size=batch_size, tick=tick))
+    shard_of: deque[tuple[int, int]] = deque()  # (shard index, words) of each article in flight
+    unwritten = deque(pending)
+
+    def articles() -> Iterator[tuple[str, str]]:
+        for shard in pending:
+            for article_id, text in shard_articles(shard):
+                shard_of.append((shard["index"], len(text.split())))
+                yield article_id, text
+
+    rows: list[dict] = []
+    words, started = 0, time.perf_counter()
+    for row in label_rows(predictor, model_hash, articles(), n_process=workers, batch_size=batch_size):
+        index, count = shard_of.popleft()
+        while unwritten[0]["index"] != index:
+            record(write_shard(out_dir, unwritten.popleft(), rows, words, started))
+            rows, words, started = [], 0, time.perf_counter()
+        rows.append(row)
+        words += count
+        tick()
+    while unwritten:
+        record(write_shard(out_dir, unwritten.popleft(), rows, words, started))
+        rows, words, started = [], 0, time.perf_counter()
 
 
 def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record) -> None:
