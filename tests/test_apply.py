@@ -332,3 +332,28 @@ def test_property_apply_output_equals_the_predictor_on_awkward_text(texts, ruler
         articles = [Article(f"t{n}", text) for n, text in enumerate(texts)]
         back = predictions_from(Path(folder) / "out", articles, schema).predict(texts)
         assert back == [sorted(spans) for spans in direct]
+
+
+def test_unknown_engine_and_bad_counts_are_refused_before_reading(tmp_path, ruler_model_dir, schema):
+    with pytest.raises(InputError, match="engine must be 'local' or 'ray', not 'spark'"):
+        apply(ruler_model_dir, [tmp_path / "nothing"], tmp_path / "out", schema=schema, engine="spark")
+    with pytest.raises(InputError, match=r"workers and batch size must be at least 1 \(got 2 and 0\)"):
+        apply(ruler_model_dir, [tmp_path / "nothing"], tmp_path / "out", schema=schema, workers=2, batch_size=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_error_a_ray_worker_raised_comes_back_as_our_one_line_error():
+    """Ray wraps a worker's exception (RayTaskError.cause, then __cause__); the CLI must still get ours."""
+    from annotate.apply import _our_error
+
+    class TaskError(Exception):
+        def __init__(self, cause):
+            super().__init__("long traceback text")
+            self.cause = cause
+
+    ours = InputError("archive/a.jsonl:3: article x: no 'text' string (the source changed during the run)")
+    try:
+        raise RuntimeError("user code failed") from TaskError(ours)
+    except RuntimeError as exc:
+        assert _our_error(exc) is ours
+    assert _our_error(RuntimeError("not ours")) is None
