@@ -14,7 +14,7 @@ $(VENV)/.installed-core: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,studio,browser,serve]"
+	$(BIN)/python -m pip install -q -e ".[test,studio,browser,serve,scale]"
 	touch $@ $(VENV)/.installed-core
 
 $(VENV)/.installed-studio: pyproject.toml | $(BIN)/python

@@ -7,7 +7,7 @@ Label Studio shows, a span `apply` writes and a span `evaluate` scores are the s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ class Predictor:
 
     predict: Callable[[list[str]], list[list[tuple[Span, float]]]]
     model_version: str
+    # The same spans as ``predict``, streamed: ``stream(texts, n_process=…, batch_size=…)`` (``apply``).
+    stream: Callable[..., Iterator[list[tuple[Span, float]]]] | None = None
 
 
 def task_score(scores: list[float]) -> float:
@@ -84,9 +86,12 @@ def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
 
     known = frozenset(schema.names)
 
-    def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
-        found = []
-        for text, doc in zip(texts, nlp.pipe(texts), strict=True):
+    def stream(
+        texts: Iterable[str], *, n_process: int = 1, batch_size: int | None = None
+    ) -> Iterator[list[tuple[Span, float]]]:
+        # Each text travels with its doc (spaCy's as_tuples), so a stream is read once, in batches.
+        pairs = ((text, text) for text in texts)
+        for doc, text in nlp.pipe(pairs, as_tuples=True, n_process=n_process, batch_size=batch_size):
             group = doc.spans.get(SPAN_KEY, [])
             scores = list(group.attrs.get("scores", [])) if hasattr(group, "attrs") else []
             spans = []
@@ -97,7 +102,9 @@ def load_predictor(model_dir: Path, schema: Schema) -> Predictor:
                 score = float(scores[number]) if number < len(scores) else 1.0
                 # The input text, not doc.text: spaCy rebuilds doc.text from its tokens on every access.
                 spans.append((Span.from_offsets(text, span.start_char, span.end_char, label), score))
-            found.append(spans)
-        return found
+            yield spans
 
-    return Predictor(predict, model_version(model_dir))
+    def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
+        return list(stream(texts))
+
+    return Predictor(predict, model_version(model_dir), stream)

@@ -17,6 +17,7 @@ OWNERS = {
     "fastapi": {"serve"},
     "starlette": {"serve"},
     "uvicorn": {"serve"},
+    "ray": {"apply"},
 }
 ENTRY_POINTS = {"cli", "__main__"}
 

@@ -7,7 +7,15 @@ Library errors (:class:`AnnotateError`) become one ``Error: …`` line and exit 
 
 from __future__ import annotations
 
-from annotate.cli import agreement, gold, labeling, reports, serve, training  # noqa: F401  (each registers its commands)
+from annotate.cli import (  # noqa: F401  (each registers its commands)
+    agreement,
+    apply,
+    gold,
+    labeling,
+    reports,
+    serve,
+    training,
+)
 from annotate.cli._util import app
 
 __all__ = ["app", "main"]

@@ -135,6 +135,10 @@ def push_cli(
     predictions: Annotated[
         Optional[Path], typer.Option("--predictions", help="Saved spaCy model whose spans become predictions.")
     ] = None,
+    predictions_from: Annotated[
+        Optional[Path],
+        typer.Option("--predictions-from", help="An `annotate apply` output whose spans become predictions."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Update the config even if it drops labels annotations use.")] = False,
     annotators_per_task: Annotated[
         Optional[int],
@@ -159,7 +163,13 @@ def push_cli(
     title = project or settings.project
     guide = settings.guidelines.read_text(encoding="utf-8") if settings.guidelines.is_file() else ""
     instructions = instructions_html(guide) if guide else ""
+    if predictions and predictions_from:
+        raise typer.BadParameter("give --predictions or --predictions-from, not both")
     predictor = studio.load_predictor(predictions, schema) if predictions else None
+    if predictions_from:
+        from annotate.apply import predictions_from as stored_predictions
+
+        predictor = stored_predictions(predictions_from, articles, schema)
     connection = studio.connect(root=settings.root)
     columns = (TextColumn("Importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:

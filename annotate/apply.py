@@ -1,0 +1,752 @@
+"""Apply a saved model to an archive: read sources in shards, label them, write parquet shards.
+
+A run first *plans*: it reads every source once (hashing it, checking every row, finding
+duplicate ids) and cuts the rows into shards of ``shard_size`` source records, so a bad row stops
+the job before anything is written. Each shard's rows are then labeled by :func:`label_rows` (the
+predictor of :mod:`annotate.predict`), written by :func:`write_shard` as one parquet file,
+atomically, and recorded in the manifest. Running the same job again does only what is missing.
+
+The two engines call the very same :func:`label_rows` and :func:`write_shard`; they differ only
+in how the work is scheduled: ``local`` streams the articles of all pending shards through one
+``nlp.pipe(n_process=workers)``; ``ray`` maps the shards over a Ray Data actor pool
+(:class:`ShardLabeler`: one pipeline loaded per worker, :func:`label_shard` per shard).
+This is the only module that imports ``ray``."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from annotate.corpus import atomic_write_bytes, atomic_write_text
+from annotate.errors import AnnotateError, InputError
+from annotate.labels import Schema
+from annotate.predict import Predictor, load_predictor, model_version
+from annotate.records import Span, text_sha256
+from annotate.train import pipeline_sha256
+
+MANIFEST = ".apply-manifest.json"  # hidden: pyarrow and datasets read every other file as parquet
+REJECTS = ".rejects.jsonl"
+FORMAT = 1
+SHARD_SIZE = 10_000
+SUFFIXES = {".txt", ".jsonl", ".parquet"}
+_SHARD_NAME = re.compile(r"part-\d{5}\.parquet")
+_OUR_TEMPORARIES = re.compile(rf"\.(part-\d{{5}}\.parquet|{re.escape(MANIFEST)}|{re.escape(REJECTS)})\..*\.tmp")
+
+SPAN_TYPE = pa.struct(
+    [
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("label", pa.string()),
+        ("text", pa.string()),
+        ("score", pa.float64()),
+    ]
+)
+ROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text_sha256", pa.string()),
+        ("spans", pa.list_(SPAN_TYPE)),
+        ("model_version", pa.string()),
+        ("model_sha256", pa.string()),
+    ]
+)
+
+
+# --- sources ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """One source record: its position (line or row, from 1), where it is, and what is wrong with it."""
+
+    position: int
+    offset: int
+    where: str
+    id: str | None
+    text: str | None
+    problem: str = ""
+
+
+def source_files(sources: Sequence[str | Path]) -> list[Path]:
+    """The files SOURCES name: ``.txt`` / ``.jsonl`` / ``.parquet`` files, or such files in folders."""
+    files: list[Path] = []
+    for source in sources:
+        source = Path(source)
+        if source.is_dir():
+            found = sorted(p for p in source.iterdir() if p.suffix in SUFFIXES and p.is_file())
+            if not found:
+                raise InputError(f"{source}: no .txt, .jsonl or .parquet files in this folder")
+            files.extend(found)
+        elif source.is_file():
+            if source.suffix not in SUFFIXES:
+                raise InputError(f"{source}: expected a .txt, .jsonl or .parquet file (or a folder of them)")
+            files.append(source)
+        else:
+            raise InputError(f"{source}: no such file or folder")
+    return files
+
+
+def _text(raw: bytes) -> str:
+    """Text as push reads it (a leading BOM dropped, CRLF → LF), so the hashes of both agree."""
+    return raw.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def _checked(position: int, offset: int, where: str, article_id: object, text: object) -> Record:
+    if isinstance(article_id, int) and not isinstance(article_id, bool):
+        article_id = str(article_id)
+    if not isinstance(article_id, str) or not article_id.strip():
+        return Record(position, offset, where, None, None, "no 'id' (a non-empty string)")
+    if not isinstance(text, str):
+        return Record(position, offset, where, article_id, None, f"article {article_id}: no 'text' string")
+    return Record(position, offset, where, article_id, text.replace("\r\n", "\n"))
+
+
+def _read_txt(path: Path) -> Iterator[Record]:
+    try:
+        text = _text(path.read_bytes())
+    except UnicodeDecodeError as exc:
+        yield Record(1, 0, str(path), path.stem, None, f"not valid UTF-8 (byte {exc.start})")
+        return
+    yield _checked(1, 0, str(path), path.stem, text)
+
+
+def _read_jsonl(path: Path, start: int = 1, offset: int = 0) -> Iterator[Record]:
+    with path.open("rb") as stream:
+        stream.seek(offset)
+        position = start
+        for raw in stream:
+            where = f"{path}:{position}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield Record(position, offset, where, None, None, f"not valid UTF-8 (byte {exc.start} of the line)")
+            else:
+                if line.strip():
+                    yield _jsonl_record(line.removeprefix("\ufeff"), position, offset, where)
+            offset += len(raw)
+            position += 1
+
+
+def _jsonl_record(line: str, position: int, offset: int, where: str) -> Record:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Record(position, offset, where, None, None, f"invalid JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(value, dict):
+        return Record(position, offset, where, None, None, "expected a JSON object per line")
+    return _checked(position, offset, where, value.get("id"), value.get("text"))
+
+
+def _read_parquet(path: Path, start: int = 1) -> Iterator[Record]:
+    try:
+        handle = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable parquet file ({exc})") from None
+    missing = {"id", "text"} - set(handle.schema_arrow.names)
+    if missing:
+        raise InputError(f"{path}: parquet needs 'id' and 'text' columns (missing {', '.join(sorted(missing))})")
+    first_row = 1
+    for group in range(handle.num_row_groups):
+        rows = handle.metadata.row_group(group).num_rows
+        if first_row + rows <= start:
+            first_row += rows
+            continue
+        table = handle.read_row_group(group, columns=["id", "text"])
+        for index, (article_id, text) in enumerate(
+            zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
+        ):
+            position = first_row + index
+            if position < start:
+                continue
+            where = f"{path}: row {position}"
+            if isinstance(text, bytes):
+                try:
+                    text = _text(text)
+                except UnicodeDecodeError as exc:
+                    yield Record(position, 0, where, None, None, f"not valid UTF-8 (byte {exc.start} of the text)")
+                    continue
+            yield _checked(position, 0, where, article_id, text)
+        first_row += rows
+
+
+def read_records(path: Path, start: int = 1, offset: int = 0) -> Iterator[Record]:
+    """Every record of one source file from ``start`` (a line or row number; ``offset`` in bytes for JSONL)."""
+    if path.suffix == ".jsonl":
+        return _read_jsonl(path, start, offset)
+    if path.suffix == ".parquet":
+        return _read_parquet(path, start)
+    return _read_txt(path)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a run will do: sources with their hashes, the shards, and the rows refused (``--skip-bad``)."""
+
+    sources: list[dict]
+    shards: list[dict]
+    rejects: list[dict]
+    articles: int
+
+
+def _id_key(article_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(article_id.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+
+
+def plan(sources: Sequence[str | Path], *, shard_size: int = SHARD_SIZE, skip_bad: bool = False) -> Plan:
+    """Read every source once: hash it, check each row, cut the records into shards.
+
+    Memory grows by 8 bytes per article (a hash of each id, to find duplicates), never by text.
+    Without ``skip_bad`` the first bad row raises :class:`InputError` naming its file and line/row.
+    """
+    if shard_size < 1:
+        raise InputError(f"shard size must be at least 1, not {shard_size}")
+    files = source_files(sources)
+    described, shards, rejects = [], [], []
+    keys = array("q")
+    current: dict = {"index": 0, "segments": [], "skip": []}
+    in_shard = 0
+    for number, path in enumerate(files):
+        records = 0
+        for record in read_records(path):
+            records += 1
+            if in_shard == shard_size:
+                shards.append(current)
+                current = {"index": len(shards), "segments": [], "skip": []}
+                in_shard = 0
+            segments = current["segments"]
+            if not segments or segments[-1]["source"] != number:
+                segments.append(
+                    {"source": number, "path": str(path), "start": record.position, "offset": record.offset}
+                )
+            segments[-1]["stop"] = record.position + 1
+            in_shard += 1
+            if record.problem:
+                _refuse(record.where, record.problem, skip_bad)
+                rejects.append({"where": record.where, "id": record.id, "problem": record.problem})
+                current["skip"].append([number, record.position])
+            else:
+                keys.append(_id_key(record.id))
+        described.append({"path": str(path), "sha256": file_sha256(path), "bytes": path.stat().st_size})
+        described[-1]["records"] = records
+    if in_shard:
+        shards.append(current)
+    duplicates = _duplicate_keys(keys)
+    repeated = _reject_duplicates(files, shards, duplicates, rejects, skip_bad) if duplicates else 0
+    return Plan(described, shards, rejects, len(keys) - repeated)
+
+
+def _refuse(where: str, problem: str, skip_bad: bool) -> None:
+    if not skip_bad:
+        raise InputError(f"{where}: {problem} (--skip-bad writes such rows to {REJECTS} and goes on)")
+
+
+def _duplicate_keys(keys: array) -> set[int]:
+    import numpy as np
+
+    ordered = np.sort(np.frombuffer(keys, dtype=np.int64)) if len(keys) else np.zeros(0, dtype=np.int64)
+    return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+
+
+def _reject_duplicates(files: list[Path], shards: list[dict], duplicates: set[int], rejects: list, skip_bad) -> int:
+    """A second look at the rows whose id hash repeats: the second and later of one id are refused."""
+    first: dict[str, str] = {}
+    repeated = 0
+    shard_of = _shard_locator(shards)
+    for number, path in enumerate(files):
+        for record in read_records(path):
+            if record.problem or _id_key(record.id) not in duplicates:
+                continue
+            if record.id not in first:
+                first[record.id] = record.where
+                continue
+            problem = f"duplicate id {record.id!r} (first at {first[record.id]})"
+            _refuse(record.where, problem, skip_bad)
+            rejects.append({"where": record.where, "id": record.id, "problem": problem})
+            shards[shard_of(number, record.position)]["skip"].append([number, record.position])
+            repeated += 1
+    return repeated
+
+
+def _shard_locator(shards: list[dict]) -> Callable[[int, int], int]:
+    """Which shard holds record ``position`` of source ``source`` (segments are in source order)."""
+    starts = [(seg["source"], seg["start"], shard["index"]) for shard in shards for seg in shard["segments"]]
+
+    def locate(source: int, position: int) -> int:
+        return starts[bisect.bisect_right(starts, (source, position, len(shards))) - 1][2]
+
+    return locate
+
+
+# --- labeling one shard: what both engines call ------------------------------------------------
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def shard_articles(shard: dict) -> Iterator[tuple[str, str]]:
+    """The (id, text) pairs of one shard, in source order, less the rows the plan refused."""
+    skip = {tuple(pair) for pair in shard["skip"]}
+    for segment in shard["segments"]:
+        for record in read_records(Path(segment["path"]), segment["start"], segment["offset"]):
+            if record.position >= segment["stop"]:
+                break
+            if (segment["source"], record.position) in skip:
+                continue
+            if record.problem:
+                raise InputError(f"{record.where}: {record.problem} (the source changed during the run)")
+            yield record.id, record.text
+
+
+def label_rows(
+    predictor: Predictor,
+    model_hash: str,
+    articles: Iterable[tuple[str, str]],
+    *,
+    n_process: int = 1,
+    batch_size: int = 64,
+) -> Iterator[dict]:
+    """Rows of spans (code-point offsets, scores) for (id, text) pairs, in order, as the shards hold them.
+
+    A stream: the articles are read as the predictor takes them, so memory does not grow with them.
+    """
+    in_flight: deque[tuple[str, str]] = deque()
+
+    def texts() -> Iterator[str]:
+        for article in articles:
+            in_flight.append(article)
+            yield article[1]
+
+    if predictor.stream is not None:
+        found = predictor.stream(texts(), n_process=n_process, batch_size=batch_size)
+    else:
+        found = iter(predictor.predict(list(texts())))
+    for spans in found:
+        article_id, text = in_flight.popleft()
+        yield {
+            "id": article_id,
+            "text_sha256": text_sha256(text),
+            "spans": [{**span.to_dict(), "score": score} for span, score in sorted(spans)],
+            "model_version": predictor.model_version,
+            "model_sha256": model_hash,
+        }
+
+
+def write_shard(out_dir: Path, shard: dict, rows: list[dict], words: int, started: float) -> dict:
+    """Write one shard's rows as parquet, atomically; returns what the manifest records of it."""
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), buffer)
+    data = buffer.getvalue()
+    name = shard_name(shard["index"])
+    atomic_write_bytes(out_dir / name, data)
+    return {
+        "index": shard["index"],
+        "file": name,
+        "rows": len(rows),
+        "spans": sum(len(row["spans"]) for row in rows),
+        "words": words,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def label_shard(predictor: Predictor, model_hash: str, shard: dict, out_dir: Path, *, batch_size: int = 64) -> dict:
+    """Read, label and write one shard: what each Ray worker does with the shards it is given."""
+    started = time.perf_counter()
+    articles = list(shard_articles(shard))
+    rows = list(label_rows(predictor, model_hash, articles, batch_size=batch_size))
+    return write_shard(out_dir, shard, rows, sum(len(text.split()) for _, text in articles), started)
+
+
+class ShardLabeler:
+    """Ray Data's callable class: loads the pipeline once per worker, then labels whole shards."""
+
+    def __init__(self, model_dir: str, schema: Schema, model_hash: str, out_dir: str, batch_size: int) -> None:
+        self.predictor = load_predictor(Path(model_dir), schema)
+        self.model_hash = model_hash
+        self.out_dir = Path(out_dir)
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        records = [
+            label_shard(self.predictor, self.model_hash, json.loads(shard), self.out_dir, batch_size=self.batch_size)
+            for shard in batch["shard"]
+        ]
+        return {"record": [json.dumps(record) for record in records]}
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ApplyReport:
+    out_dir: Path
+    engine: str
+    workers: int
+    articles: int = 0
+    rejected: int = 0
+    shards: int = 0
+    shards_done_before: int = 0
+    shards_written: int = 0
+    spans: int = 0
+    words: int = 0
+    seconds: float = 0.0
+    model_version: str = ""
+    rejects_path: Path | None = None
+    manifest: dict = field(default_factory=dict)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def apply(
+    model_dir: str | Path,
+    sources: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    schema: Schema,
+    engine: str = "local",
+    workers: int | None = None,
+    batch_size: int = 64,
+    shard_size: int = SHARD_SIZE,
+    force: bool = False,
+    skip_bad: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ApplyReport:
+    """Label every article of ``sources`` with the model into parquet shards under ``out_dir``.
+
+    Resumable: shards already recorded in the folder's manifest are kept, the rest are written.
+    A folder written for other sources, another model or another shard size is refused unless
+    ``force``, which removes what apply wrote there and starts over. ``progress(done, total)``
+    counts articles.
+    """
+    if engine not in {"local", "ray"}:
+        raise InputError(f"engine must be 'local' or 'ray', not {engine!r}")
+    workers = workers or default_workers()
+    if workers < 1 or batch_size < 1:
+        raise InputError(f"workers and batch size must be at least 1 (got {workers} and {batch_size})")
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not (model_dir / "config.cfg").is_file():
+        raise InputError(f"{model_dir}: not a saved spaCy pipeline (no config.cfg)")
+    previous = _previous_manifest(out_dir)
+    the_plan = plan(sources, shard_size=shard_size, skip_bad=skip_bad)
+    model = {"path": str(model_dir), "version": model_version(model_dir), "sha256": pipeline_sha256(model_dir)}
+    manifest = {
+        "written_by": "annotate apply",
+        "format": FORMAT,
+        "model": model,
+        "sources": the_plan.sources,
+        "shard_size": shard_size,
+        "shards_total": len(the_plan.shards),
+        "counts": {"articles": the_plan.articles, "rejected": len(the_plan.rejects)},
+        "shards": [],
+        "runs": [],
+    }
+    if previous is not None:
+        difference = _difference(previous, manifest)
+        if difference and not force:
+            raise InputError(
+                f"{out_dir}: holds apply output for {difference}; rerun with --force to start over, "
+                "or choose another --out"
+            )
+        if difference:
+            _remove_ours(out_dir)
+        else:
+            manifest["shards"] = [s for s in previous.get("shards", []) if (out_dir / s["file"]).is_file()]
+            manifest["runs"] = previous.get("runs", [])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_temporaries(out_dir)
+    _write_manifest(out_dir, manifest)  # first, so that the folder is recognisably apply's
+    report = ApplyReport(out_dir, engine, workers, the_plan.articles, len(the_plan.rejects), len(the_plan.shards))
+    report.model_version = model["version"]
+    if the_plan.rejects:
+        report.rejects_path = out_dir / REJECTS
+        lines = (json.dumps(reject, ensure_ascii=False) + "\n" for reject in the_plan.rejects)
+        atomic_write_text(report.rejects_path, "".join(lines))
+    done = {s["index"] for s in manifest["shards"]}
+    report.shards_done_before = len(done)
+    pending = [shard for shard in the_plan.shards if shard["index"] not in done]
+    run = {"engine": engine, "workers": workers, "batch_size": batch_size, "started": _now(), "shards": 0}
+    manifest["runs"].append(run)
+    started = time.perf_counter()
+    articles_done = sum(s["rows"] for s in manifest["shards"])
+
+    in_shard = 0
+
+    def tick() -> None:
+        nonlocal in_shard
+        in_shard += 1
+        if progress and in_shard % 16 == 0:
+            progress(articles_done + in_shard, the_plan.articles)
+
+    def record(shard_record: dict) -> None:
+        nonlocal articles_done, in_shard
+        manifest["shards"] = sorted([*manifest["shards"], shard_record], key=lambda s: s["index"])
+        run["shards"] += 1
+        run["seconds"] = round(time.perf_counter() - started, 3)
+        articles_done += shard_record["rows"]
+        in_shard = 0
+        report.shards_written += 1
+        report.words += shard_record["words"]
+        _write_manifest(out_dir, manifest)
+        if progress:
+            progress(articles_done, the_plan.articles)
+
+    _write_manifest(out_dir, manifest)
+    if progress:
+        progress(articles_done, the_plan.articles)
+    if engine == "local":
+        _run_local(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record, tick)
+    else:
+        _run_ray(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record)
+    run["finished"] = _now()
+    run["seconds"] = round(time.perf_counter() - started, 3)
+    manifest["counts"]["spans"] = sum(s["spans"] for s in manifest["shards"])
+    _write_manifest(out_dir, manifest)
+    report.spans = manifest["counts"]["spans"]
+    report.seconds = run["seconds"]
+    report.manifest = manifest
+    return report
+
+
+def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record, tick) -> None:
+    """One ``nlp.pipe(n_process=workers)`` over the articles of every pending shard, in order.
+
+    The worker processes start once for the whole run; the rows coming back are cut into shards
+    again (a shard whose rows were all refused is written empty) and each is written as it completes.
+    """
+    if not pending:
+        return
+    predictor = load_predictor(model_dir, schema)
+    shard_of: deque[tuple[int, int]] = deque()  # (shard index, words) of each article in flight
+    unwritten = deque(pending)
+
+    def articles() -> Iterator[tuple[str, str]]:
+        for shard in pending:
+            for article_id, text in shard_articles(shard):
+                shard_of.append((shard["index"], len(text.split())))
+                yield article_id, text
+
+    rows: list[dict] = []
+    words, started = 0, time.perf_counter()
+    for row in label_rows(predictor, model_hash, articles(), n_process=workers, batch_size=batch_size):
+        index, count = shard_of.popleft()
+        while unwritten[0]["index"] != index:
+            record(write_shard(out_dir, unwritten.popleft(), rows, words, started))
+            rows, words, started = [], 0, time.perf_counter()
+        rows.append(row)
+        words += count
+        tick()
+    while unwritten:
+        record(write_shard(out_dir, unwritten.popleft(), rows, words, started))
+        rows, words, started = [], 0, time.perf_counter()
+
+
+def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record) -> None:
+    """Shards mapped over a Ray Data actor pool; the driver records each shard as it comes back.
+
+    With ``RAY_ADDRESS`` set the job runs on that cluster (every node must see the model, the
+    sources and ``out_dir`` at the same paths); without it a local Ray is started and shut down.
+    """
+    if not pending:
+        return
+    import ray
+    import ray.data
+
+    data_logger = logging.getLogger("ray.data")  # its INFO lines would break through our progress bar
+    level = data_logger.level
+    started_here = not ray.is_initialized()
+    if started_here:
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(logging_level=logging.ERROR, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        data_logger.setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        items = [{"shard": json.dumps(shard)} for shard in pending]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            ShardLabeler,
+            fn_constructor_kwargs={
+                "model_dir": str(model_dir.resolve()),
+                "schema": schema,
+                "model_hash": model_hash,
+                "out_dir": str(out_dir.resolve()),
+                "batch_size": batch_size,
+            },
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
+            num_cpus=1,
+        )
+        try:
+            for row in dataset.iter_rows():
+                record(json.loads(row["record"]))
+        except Exception as exc:
+            ours = _our_error(exc)
+            if ours is None:
+                raise
+            raise type(ours)(str(ours)) from None
+    finally:
+        data_logger.setLevel(level)
+        if started_here:
+            ray.shutdown()
+
+
+def _our_error(exc: BaseException) -> AnnotateError | None:
+    """The toolkit error a Ray worker raised, unwrapped from Ray's task and user-code errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__ == "annotate.errors":
+            return current
+        current = getattr(current, "cause", None) or current.__cause__
+    return None
+
+
+# --- the output folder --------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_manifest(out_dir: str | Path) -> dict:
+    """The manifest of an apply output folder; a folder without one is not apply's."""
+    path = Path(out_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{out_dir}: not an apply output (no {MANIFEST})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("written_by") != "annotate apply":
+        raise InputError(f"{path}: not a manifest written by annotate apply")
+    return manifest
+
+
+def _previous_manifest(out_dir: Path) -> dict | None:
+    """The folder's manifest if apply wrote it; an absent or empty folder has none; anything else is refused."""
+    if not out_dir.exists():
+        return None
+    if not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if (out_dir / MANIFEST).is_file():
+        return read_manifest(out_dir)
+    if any(not _OUR_TEMPORARIES.fullmatch(path.name) for path in out_dir.iterdir()):
+        raise InputError(f"{out_dir}: not empty and not an apply output (no {MANIFEST}); choose another --out")
+    return None
+
+
+def _difference(previous: dict, wanted: dict) -> str:
+    """What makes a folder's earlier run another job: model, sources or shard size ('' when the same)."""
+    if previous.get("format") != FORMAT:
+        return f"another format ({previous.get('format')})"
+    if previous["model"]["sha256"] != wanted["model"]["sha256"]:
+        return f"another model ({previous['model']['version']}, now {wanted['model']['version']})"
+    before = [(s["path"], s["sha256"]) for s in previous["sources"]]
+    now = [(s["path"], s["sha256"]) for s in wanted["sources"]]
+    if [p for p, _ in before] != [p for p, _ in now]:
+        return "other sources"
+    for (path, old), (_, new) in zip(before, now, strict=True):
+        if old != new:
+            return f"{path} as it was before (it changed since)"
+    if previous.get("shard_size") != wanted["shard_size"]:
+        return f"another shard size ({previous.get('shard_size')})"
+    return ""
+
+
+def _remove_ours(out_dir: Path) -> None:
+    """--force: remove the shards, rejects and manifest apply wrote, and nothing else."""
+    for path in out_dir.iterdir():
+        if path.is_file() and (_SHARD_NAME.fullmatch(path.name) or path.name in {REJECTS, MANIFEST}):
+            path.unlink()
+
+
+def _remove_temporaries(out_dir: Path) -> None:
+    for path in out_dir.iterdir():
+        if path.is_file() and _OUR_TEMPORARIES.fullmatch(path.name):
+            path.unlink()
+
+
+def _write_manifest(out_dir: Path, manifest: dict) -> None:
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+
+
+# --- reading an output back ---------------------------------------------------------------------
+
+
+def predictions_from(out_dir: str | Path, articles: Sequence, schema: Schema) -> Predictor:
+    """A predictor that answers from an apply output instead of running the model (push --predictions-from).
+
+    Each article is matched by id and checked against the text hash the output recorded, so
+    spans are never shown on a text other than the one they were predicted on.
+    """
+    out_dir = Path(out_dir)
+    manifest = read_manifest(out_dir)
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    wanted = {article.id: article for article in articles}
+    files = [str(out_dir / s["file"]) for s in manifest.get("shards", [])]
+    by_hash: dict[str, list[tuple[Span, float]]] = {}
+    found: set[str] = set()
+    if files and wanted:
+        table = ds.dataset(files, format="parquet", schema=ROW_SCHEMA).to_table(
+            columns=["id", "text_sha256", "spans"], filter=pc.field("id").isin(list(wanted))
+        )
+        for row in table.to_pylist():
+            article = wanted[row["id"]]
+            if row["text_sha256"] != article.text_sha256:
+                raise InputError(
+                    f"{out_dir}: article {article.id} was labeled with other text than it has now; "
+                    "run annotate apply on the current text"
+                )
+            by_hash[article.text_sha256] = [_span(article, span, schema, out_dir) for span in row["spans"]]
+            found.add(article.id)
+    missing = [article_id for article_id in wanted if article_id not in found]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+        raise InputError(f"{out_dir}: {len(missing)} article(s) not in this apply output ({shown}); run apply on them")
+
+    def predict(texts: list[str]) -> list[list[tuple[Span, float]]]:
+        return [by_hash[text_sha256(text)] for text in texts]
+
+    return Predictor(predict, manifest["model"]["version"])
+
+
+def _span(article, span: dict, schema: Schema, out_dir: Path) -> tuple[Span, float]:
+    found = Span(span["start"], span["end"], span["label"], span["text"])
+    if found.label not in schema:
+        raise InputError(f"{out_dir}: article {article.id}: label {found.label!r} is not in the schema")
+    if article.text[found.start : found.end] != found.text or not 0 <= found.start < found.end <= len(article.text):
+        raise InputError(f"{out_dir}: article {article.id}: span {found.describe()} does not match the text")
+    return found, float(span["score"])
