@@ -17,17 +17,16 @@ independent.
 
 from __future__ import annotations
 
-import gc
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from annotate.errors import EvaluationError
+from annotate.memory import cycle_collector_paused
 from annotate.records import AnnotatedDoc, Span
 
 SCHEMAS = ("strict", "exact", "partial", "type")
@@ -626,23 +625,6 @@ def strict_errors(
     return _strict_errors(_match(gold, predicted, list(labels), MIN_OVERLAP_PERCENT), list(labels), context)
 
 
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while we build many small objects that hold no cycles.
-
-    The error list of a large evaluation is hundreds of thousands of records; each collection they
-    trigger walks every live object, the gold spans included. Measured on 1M synthetic spans
-    (bench/bench_evaluate.py): the error list took twice as long with the collector running.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def evaluate(
     gold: Sequence[AnnotatedDoc],
     predicted: Sequence[AnnotatedDoc],
@@ -656,7 +638,7 @@ def evaluate(
 ) -> Evaluation:
     """Everything a report shows: scores with CIs under every schema, counts, confusions, errors."""
     labels = list(labels)
-    with _cycle_collector_paused():
+    with cycle_collector_paused():
         matching = _match(gold, predicted, labels, min_overlap_percent)
         errors = _strict_errors(matching, labels, context) if with_errors else []
     summed = matching.counts.sum(axis=0)

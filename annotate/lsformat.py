@@ -9,15 +9,14 @@ task, annotation and annotator, never dropped or shifted silently.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from annotate.labels import FROM_NAME, TO_NAME, Schema
+from annotate.memory import cycle_collector_paused
 from annotate.records import AnnotatedDoc, Article, Problem, PulledAnnotation, Span, text_sha256
 
 SOURCE_PREFIX = "label-studio"
@@ -195,30 +194,12 @@ class ExportReading:
     per_annotator: Counter = field(default_factory=Counter)
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a large export becomes objects.
-
-    Parsing builds millions of small acyclic objects; every time the collector's thresholds are
-    crossed it walks the whole growing heap, which made ``json.loads`` of an export three to five
-    times slower here (bench/bench_studio.py). These objects form no reference cycles and
-    reference counting still frees them, so pausing the collector costs no memory.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def parse_export(raw: bytes, schema: Schema, users: Mapping[int, str] | None = None) -> ExportReading | None:
     """Parse and read a JSON export as the server sent it; None if it is not a JSON list of tasks."""
-    with _collector_paused():
+    with cycle_collector_paused():
         try:
             tasks = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested past Python's limit
             return None
         return read_export(tasks, schema, users) if isinstance(tasks, list) else None
 

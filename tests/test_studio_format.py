@@ -250,6 +250,7 @@ def test_parse_export_reads_the_bytes_and_leaves_the_garbage_collector_as_it_was
     try:
         assert lsformat.parse_export(b'{"not": "a list"}', schema) is None
         assert lsformat.parse_export(b"<html>", schema) is None
+        assert lsformat.parse_export(b"[" * 100_000, schema) is None
         assert not gc.isenabled()
     finally:
         gc.enable()
