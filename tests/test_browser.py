@@ -12,7 +12,6 @@ is made that way).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -31,19 +30,11 @@ from annotate.errors import StudioServerError
 from annotate.labels import instructions_html, load_schema
 from annotate.records import Span
 from annotate.settings import load_settings
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, missing_browser_parts
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = [pytest.mark.browser, pytest.mark.studio, pytest.mark.timeout(180, func_only=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1400, "height": 900}
 # Resolved now: the tests run the CLI from project folders of their own (chdir).
 SCREENSHOTS_COPY = (
@@ -79,19 +70,10 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _what_is_missing() -> list[str]:
-    missing = []
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        missing.append(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    if importlib.util.find_spec("playwright") is None:
-        missing.append("playwright is not installed: pip install -e '.[browser]' (no `playwright install` needed)")
-    return missing
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _browser_and_server_present():
     """Runs before the session's server starts: skip at once locally; under CI, fail (also without label-studio)."""
-    missing = _what_is_missing()
+    missing = missing_browser_parts()
     if _in_ci():
         try:
             server.label_studio_executable()

@@ -10,7 +10,6 @@ Without /usr/bin/chromium or Playwright the tests skip, unless ``CI`` is set: th
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -19,36 +18,19 @@ import pytest
 
 from annotate.htmlreport import write_html_report
 from annotate.mistakes import KINDS
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, missing_browser_parts
 from tests.report_fixture import EXPECTED_KINDS, EXPECTED_LABELS, LABELS, write_fixed_evaluation
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180, func_only=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SCREENSHOTS_COPY = (
     Path(os.environ["ANNOTATE_SCREENSHOTS"]).resolve() if os.environ.get("ANNOTATE_SCREENSHOTS") else None
 )
 
 
-def _missing() -> list[str]:
-    missing = []
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        missing.append(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    if importlib.util.find_spec("playwright") is None:
-        missing.append("playwright is not installed: pip install -e '.[browser]'")
-    return missing
-
-
 @pytest.fixture(scope="module")
 def browser():
-    missing = _missing()
+    missing = missing_browser_parts()
     if missing:
         if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
             pytest.fail("; ".join(missing) + " (CI is set, so this fails instead of skipping)")
