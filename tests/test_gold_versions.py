@@ -101,3 +101,12 @@ def test_gold_v1_is_still_clean(project_root):
     schema = load_schema(project_root / "guidelines" / "labels.toml")
     found = inspect_gold(project_root / "gold" / "v1" / "gold.jsonl", schema, blank_pipeline("en"))
     assert [str(p) for p in found.problems + found.warnings] == []
+
+
+def test_readme_counts_are_the_shipped_gold(project_root, releases):
+    schema = load_schema(project_root / "guidelines" / "labels.toml")
+    before, after = (gold_stats(release.values(), schema, blank_pipeline("en")).totals for release in releases)
+    readme = " ".join((project_root / "README.md").read_text(encoding="utf-8").split())
+    per_label = ", ".join(f"{label} {after[label]}" for label in schema.names)
+    assert f"{sum(after.values())} spans ({per_label})" in readme
+    assert f"Gold v1 ({sum(before.values())} spans" in readme
