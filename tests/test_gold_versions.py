@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import pytest
 
+from annotate.agreement import span_agreement
 from annotate.convert import blank_pipeline
 from annotate.corpus import read_gold
 from annotate.gold import gold_stats, inspect_gold
@@ -110,3 +111,11 @@ def test_readme_counts_are_the_shipped_gold(project_root, releases):
     per_label = ", ".join(f"{label} {after[label]}" for label in schema.names)
     assert f"{sum(after.values())} spans ({per_label})" in readme
     assert f"Gold v1 ({sum(before.values())} spans" in readme
+
+
+def test_changelog_agreement_of_v1_and_v2(project_root, releases):
+    v1, v2 = ({doc_id: doc.spans for doc_id, doc in release.items()} for release in releases)
+    strict, partial = span_agreement(v1, v2, ["DEMAND"])
+    changelog = " ".join((project_root / "gold" / "CHANGELOG.md").read_text(encoding="utf-8").split())
+    figures = f"strict F1 {strict['DEMAND'].f1:.2f} and overlap F1 {partial['DEMAND'].f1:.2f} over the five articles"
+    assert figures in changelog
