@@ -179,6 +179,12 @@ DEMAND_WORDS = frozenset(
     ]
 )
 _STOPS = frozenset({".", "?", "!", ";"})
+_COORDINATORS = frozenset({",", "and", "or", "—", "–"})
+_QUOTES = frozenset({"“", '"', "‘", "'"})
+_LEAD_INS = _QUOTES | {"on", "to", "for", "that", "than"}
+# The rest of the guide's D1 cues (used with ``demand_parts``): "desire to", "after", "anything less than",
+# "on condition that", "What matters to us is", negations ("don't want").
+GUIDE_DEMAND_WORDS = frozenset({"desire", "after", "than", "condition", "matters", "n't", "do", "can"})
 
 
 def _clause_limits(doc: Doc) -> list[tuple[int, int]]:
@@ -200,6 +206,7 @@ def cue_candidates(
     speech_before: int = 12,
     speech_after: int = 8,
     demand_length: int = 30,
+    demand_parts: bool = False,
     ngram_sizes: Sequence[int] = (),
 ) -> set[tuple[int, int]]:
     """Token (start, end) stretches offered around cue words in one doc, plus all n-grams of the given sizes."""
@@ -220,8 +227,19 @@ def cue_candidates(
                     found.add((start, end))
             for end in range(token.i + 1, min(high, token.i + speech_after) + 1):
                 found.add((token.i, end))
-        if lower in DEMAND_WORDS:
-            for start in (token.i, token.i + 1):
+        if lower in DEMAND_WORDS or (demand_parts and lower in GUIDE_DEMAND_WORDS):
+            starts = {token.i, token.i + 1}
+            if demand_parts:
+                # the guide's D2: the span starts after "insists on", "priority to", an opening quote ...
+                if token.i + 1 < high and doc[token.i + 1].lower_ in _LEAD_INS:
+                    starts.add(token.i + 2)
+                # ... and each part of a list after the cue is a span ("release the prisoners" after "to halt ...,")
+                for k in range(token.i + 1, min(high, token.i + 1 + demand_length)):
+                    if doc[k].lower_ in _COORDINATORS:
+                        starts.add(k + 1)
+                        if k + 1 < high and doc[k + 1].lower_ in _QUOTES:
+                            starts.add(k + 2)
+            for start in sorted(starts):
                 for end in range(start + 1, min(high, start + demand_length) + 1):
                     found.add((start, end))
     return {(start, end) for start, end in found if start < end}
@@ -234,6 +252,7 @@ def build_cue_suggester(
     speech_before: int = 12,
     speech_after: int = 8,
     demand_length: int = 30,
+    demand_parts: bool = False,
     ngram_sizes: list[int] | None = None,
 ):
     """The suggester: the spans already in ``doc.spans[spans_key]`` (span_finder's) plus the cue candidates."""
@@ -249,6 +268,7 @@ def build_cue_suggester(
                 speech_before=speech_before,
                 speech_after=speech_after,
                 demand_length=demand_length,
+                demand_parts=demand_parts,
                 ngram_sizes=ngram_sizes or (),
             )
             if spans_key is not None and spans_key in doc.spans:
