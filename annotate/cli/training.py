@@ -152,7 +152,7 @@ def _candidates(config: Path, nested: bool, candidate_config: Optional[list[Path
 
     if candidate_config and not nested:
         raise InputError("--candidate-config is for --nested (the configs a nested run chooses among); add --nested")
-    for path in [config, *(candidate_config or [])]:
+    for path in [config, *(candidate_config or [])] if nested else []:
         if not path.is_file():
             raise InputError(f"{path}: no such spaCy config")
     return list(dict.fromkeys([config, *(candidate_config or [])]))
