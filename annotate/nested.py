@@ -9,8 +9,9 @@ choice; then the chosen recipe is trained on all the fold's training articles an
 held-out article once.
 
 Inner models over the same articles are shared between outer folds (with five articles, the
-inner trainings are the ten three-article subsets, each used by two outer folds), which keeps
-the full search to fifteen trainings per recipe.
+inner trainings are the ten three-article subsets, each used by two outer folds; the sharing
+lives in :func:`annotate.train.cross_validate`), which keeps the full search to ten trainings
+per recipe plus the five outer ones.
 """
 
 from __future__ import annotations
