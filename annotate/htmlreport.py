@@ -27,7 +27,7 @@ from annotate.errors import EvaluationError, InputError
 from annotate.evaluate import Evaluation
 from annotate.mistakes import KINDS, Mistake, mistakes
 from annotate.records import AnnotatedDoc, Span
-from annotate.report import CHART_SCHEMAS, chart_png
+from annotate.report import CHART_SCHEMAS, SECTIONS, chart_png
 
 INDEX_FILE = "index.html"
 ACCEPTANCE_FILE = "acceptance.json"
@@ -171,12 +171,27 @@ def article_views(
 def _provenance_rows(source: Mapping) -> list[tuple[str, str]]:
     rows = []
     for key, value in source.items():
+        if key in SECTIONS:
+            continue
         if isinstance(value, Mapping):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         elif isinstance(value, list):
             value = "; ".join(" ".join(map(str, item)) if isinstance(item, list) else str(item) for item in value)
         rows.append((str(key), str(value)))
     return rows
+
+
+def _choice_rows(choices: Sequence[Mapping]) -> list[dict[str, str]]:
+    """Each fold's nested choice as table cells."""
+    return [
+        {
+            "held_out": " ".join(choice["held_out"]),
+            "seen": " ".join(choice["seen"]),
+            "config": Path(choice["config"]).name,
+            "thresholds": ", ".join(f"{label} {value:g}" for label, value in choice["thresholds"].items()),
+        }
+        for choice in choices
+    ]
 
 
 def _score_rows(evaluations: Mapping[str, Evaluation]) -> list[dict]:
@@ -339,6 +354,8 @@ def render_report(
         .render(
             title=f"Evaluation: {', '.join(evaluations)}",
             provenance=_provenance_rows(source),
+            knowledge=dict(source.get("systems_knowledge") or {}),
+            choices=_choice_rows(source.get("choices") or []),
             scores=_score_rows(evaluations),
             chart=_png_data_uri(chart_png(evaluations)),
             confusion=_png_data_uri(confusion) if confusion else "",

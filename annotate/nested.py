@@ -9,12 +9,14 @@ choice; then the chosen recipe is trained on all the fold's training articles an
 held-out article once.
 
 Inner models over the same articles are shared between outer folds (with five articles, the
-inner trainings are the ten three-article subsets, each used by two outer folds), which keeps
-the full search to fifteen trainings per recipe.
+inner trainings are the ten three-article subsets, each used by two outer folds; the sharing
+lives in :func:`annotate.train.cross_validate`), which keeps the full search to ten trainings
+per recipe plus the five outer ones.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,11 +24,13 @@ from pathlib import Path
 from spacy.language import Language
 
 from annotate.convert import SPAN_KEY
+from annotate.errors import TrainingError
 from annotate.evaluate import evaluate
 from annotate.records import AnnotatedDoc, Span
 from annotate.suggest import OVERLAP_FILTER
 
 THRESHOLD_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+FILTER_PIPE = "best_per_label"
 
 Trainer = Callable[[Sequence[AnnotatedDoc], Path], Language]
 ScoredDoc = tuple[AnnotatedDoc, tuple[tuple[Span, float], ...]]
@@ -47,16 +51,30 @@ class FoldChoice:
 
 
 def with_thresholds(nlp: Language, thresholds: dict[str, float]) -> Language:
-    """Give the pipeline per-label thresholds (adding the per-label filter after spancat if it lacks one)."""
-    if OVERLAP_FILTER not in nlp.pipe_names and "best_per_label" not in nlp.pipe_names:
-        nlp.add_pipe(OVERLAP_FILTER, name="best_per_label", after="spancat")
-    name = "best_per_label" if "best_per_label" in nlp.pipe_names else OVERLAP_FILTER
-    nlp.get_pipe(name).thresholds = dict(thresholds)
+    """Give the pipeline per-label thresholds: the per-label filter after spancat holds them.
+
+    The filter is added after spancat if the pipeline lacks one, and replaced (not mutated) if it
+    has one, so ``nlp.config`` and a saved pipeline carry the thresholds. spancat's own threshold
+    is lowered to the lowest of them: spancat drops every span below its threshold before the
+    filter sees it, so a label's threshold under spancat's would otherwise have no effect.
+    """
+    config = {"spans_key": SPAN_KEY, "thresholds": {label: float(value) for label, value in thresholds.items()}}
+    name = next((pipe for pipe in nlp.pipe_names if nlp.get_pipe_meta(pipe).factory == OVERLAP_FILTER), None)
+    if name is None:
+        nlp.add_pipe(OVERLAP_FILTER, name=FILTER_PIPE, after="spancat", config=config)
+    else:
+        config["spans_key"] = nlp.get_pipe(name).spans_key
+        nlp.replace_pipe(name, OVERLAP_FILTER, config=config)
+    if thresholds:
+        nlp.get_pipe("spancat").cfg["threshold"] = min(config["thresholds"].values())
     return nlp
 
 
 def scored_predictions(nlp: Language, docs: Sequence[AnnotatedDoc], floor: float) -> list[ScoredDoc]:
     """Every span the pipeline keeps at ``floor``, with its spancat score: enough to apply any higher threshold.
+
+    The pipeline gets the per-label filter (without thresholds; see :func:`with_thresholds`),
+    which stays; spancat's own threshold is put back afterwards.
 
     The per-label filter keeps the best-scoring spans that do not overlap; raising a label's
     threshold only drops that label's spans below it, so filtering these scores gives exactly
@@ -103,16 +121,20 @@ def best_thresholds(
     Labels are independent under the per-label filter, so each is chosen on its own. Returns
     the thresholds and the strict micro F1 they give.
     """
+    values = sorted(grid)
+    if not values:
+        raise TrainingError("no threshold values to choose among")
     chosen: dict[str, float] = {}
     for label in labels:
-        best = None
-        for value in grid:
+        best: tuple[float, float] | None = None
+        for value in values:
             predicted = thresholded(scored, {label: value}, default=value)
             score = evaluate(gold, predicted, labels, bootstrap=0, with_errors=False).scores["strict"][label].f1
+            score = 0.0 if math.isnan(score) else score
             if best is None or score > best[0] + 1e-12:
                 best = (score, value)
-        chosen[label] = best[1] if best else 0.5
-    micro = evaluate(gold, thresholded(scored, chosen, default=0.5), labels, bootstrap=0, with_errors=False)
+        chosen[label] = best[1]
+    micro = evaluate(gold, thresholded(scored, chosen, default=values[0]), labels, bootstrap=0, with_errors=False)
     return chosen, micro.scores["strict"]["micro"].f1
 
 
@@ -124,10 +146,20 @@ def choose_in_fold(
     trainer: Trainer,
     grid: Sequence[float] = THRESHOLD_GRID,
 ) -> FoldChoice:
-    """Choose a recipe and per-label thresholds by leave-one-article-out over ``train_docs`` only."""
+    """Choose a recipe and per-label thresholds by leave-one-article-out over ``train_docs`` only.
+
+    ``trainer(docs, config)`` returns a pipeline trained on exactly ``docs``; it may hand back a
+    model it trained before on the same articles (see :func:`annotate.train.cross_validate`).
+    """
     leaked = sorted({doc.id for doc in train_docs} & set(held_out))
     if leaked:
-        raise ValueError(f"held-out article(s) {', '.join(leaked)} among the articles a choice may see")
+        raise TrainingError(f"held-out article(s) {', '.join(leaked)} among the articles a choice may see")
+    if len(train_docs) < 2:
+        raise TrainingError(
+            f"a choice inside the fold needs at least 2 training articles (leave one out), not {len(train_docs)}"
+        )
+    if not configs:
+        raise TrainingError("no candidate config to choose among")
     results: dict[str, tuple[float, dict[str, float]]] = {}
     for config in configs:
         scored: list[ScoredDoc] = []
@@ -135,7 +167,7 @@ def choose_in_fold(
             nlp = trainer([doc for doc in train_docs if doc.id != inner.id], config)
             scored.extend(scored_predictions(nlp, [inner], min(grid)))
         thresholds, micro = best_thresholds(list(train_docs), scored, labels, grid)
-        results[str(config)] = (micro, thresholds)
+        results.setdefault(str(config), (micro, thresholds))
     best_config = max(results, key=lambda name: results[name][0])  # first listed wins a tie
     return FoldChoice(
         held_out=tuple(held_out),

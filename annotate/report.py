@@ -21,6 +21,7 @@ from annotate.records import AnnotatedDoc
 REPORT_SCHEMAS = SCHEMAS
 CHART_SCHEMAS = ("strict", "partial")
 ERRORS_IN_MARKDOWN = 40
+SECTIONS = ("systems_knowledge", "choices")  # provenance keys shown as sections of their own, not table rows
 
 
 def provenance(gold: Sequence[AnnotatedDoc], **extra) -> dict:
@@ -55,9 +56,36 @@ def metrics_document(evaluations: Mapping[str, Evaluation], source: dict) -> dic
     return {"provenance": source, "systems": {name: result.to_dict() for name, result in evaluations.items()}}
 
 
+def _knowledge_lines(source: dict) -> list[str]:
+    """What each system knows, and (nested cross-validation) what each fold chose, as Markdown."""
+    lines: list[str] = []
+    if source.get("systems_knowledge"):
+        lines += ["## What each system knows", ""]
+        lines += [f"- **{system}**: {text}" for system, text in source["systems_knowledge"].items()]
+        lines.append("")
+    if source.get("choices"):
+        lines += [
+            "## Choices per fold (nested: made on the fold's training articles only)",
+            "",
+            "| held out | choice seen | config | thresholds | inner strict micro F1 |",
+            "|---|---|---|---|---|",
+        ]
+        for choice in source["choices"]:
+            thresholds = ", ".join(f"{label} {value:g}" for label, value in choice["thresholds"].items())
+            inner = ", ".join(f"{Path(config).name} {f1:.3f}" for config, f1 in choice["inner_f1"].items())
+            lines.append(
+                f"| {' '.join(choice['held_out'])} | {' '.join(choice['seen'])} | {Path(choice['config']).name} "
+                f"| {thresholds} | {inner} |"
+            )
+        lines.append("")
+    return lines
+
+
 def markdown_report(evaluations: Mapping[str, Evaluation], source: dict, *, title: str, chart: str = "") -> str:
     lines = [f"# {title}", "", "## Provenance", "", "| what | value |", "|---|---|"]
     for key, value in source.items():
+        if key in SECTIONS:
+            continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         elif isinstance(value, list):
@@ -71,6 +99,7 @@ def markdown_report(evaluations: Mapping[str, Evaluation], source: dict, *, titl
         "or predictions.",
         "",
     ]
+    lines += _knowledge_lines(source)
     if chart:
         lines += [f"![P/R/F per label]({chart})", ""]
     for name, result in evaluations.items():

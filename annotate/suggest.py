@@ -209,7 +209,14 @@ def cue_candidates(
     demand_parts: bool = False,
     ngram_sizes: Sequence[int] = (),
 ) -> set[tuple[int, int]]:
-    """Token (start, end) stretches offered around cue words in one doc, plus all n-grams of the given sizes."""
+    """Token (start, end) stretches offered around cue words in one doc, plus all n-grams of the given sizes.
+
+    Never across a clause end (., ?, !, ; or a line break). A number: itself with up to
+    ``number_window`` tokens before and up to ``number_window - 1`` after. A speech word: every
+    stretch from up to ``speech_before`` tokens before it to 1-4 tokens from it, and from it up to
+    ``speech_after`` tokens. A demand word: from it, or the token after it, up to ``demand_length``
+    tokens.
+    """
     found: set[tuple[int, int]] = set()
     limits = _clause_limits(doc)
     for size in ngram_sizes:

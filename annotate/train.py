@@ -33,12 +33,13 @@ from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs, with_p
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
 from annotate.errors import TrainingError
 from annotate.evaluate import evaluate
+from annotate.nested import FoldChoice, choose_in_fold, with_thresholds
 from annotate.predict import META_FILE, pipeline_sha256  # noqa: F401  (the model's identity; part of this API)
 from annotate.records import AnnotatedDoc
-from annotate.rules import add_rules, rule_pipeline
+from annotate.rules import MERGE_NAME, RULER_NAME, add_rules, memorized_pipeline, rule_pipeline
 from annotate.targets import check_folder_target
 
-SYSTEMS = ("rules", "model", "both")
+SYSTEMS = ("rules", "memorized", "model", "both")
 PROGRESS_LOGGER = "annotate.ProgressLogger.v1"
 
 
@@ -304,11 +305,85 @@ def article_folds(doc_ids: Sequence[str], folds: int | None = None, seed: int = 
 
 @dataclass
 class CrossValidation:
-    """Pooled held-out predictions of every system, in gold order, and how the folds were made."""
+    """Pooled held-out predictions of every system, in gold order, and how the folds were made.
+
+    ``choices`` holds each fold's nested choice (recipe, thresholds), empty unless nested.
+    """
 
     folds: list[list[str]]
     predictions: dict[str, list[AnnotatedDoc]]
     seconds: dict[str, float] = field(default_factory=dict)
+    choices: list[FoldChoice] = field(default_factory=list)
+
+
+class _SharedTrainings:
+    """Pipelines trained once per (config, articles) and handed to every fold that needs the same one.
+
+    Nested cross-validation trains, inside each outer fold, one model per training article left
+    out; with leave-one-article-out the model without articles a and b serves the outer folds of
+    both a and b. A model is dropped once the last fold that needs it is done (``release``).
+    """
+
+    def __init__(self, train: Callable[[Sequence[AnnotatedDoc], Path], Language]) -> None:
+        self._train = train
+        self._models: dict[tuple[str, tuple[str, ...]], Language] = {}
+        self._last_use: dict[tuple[str, tuple[str, ...]], int] = {}
+        self.trained = 0
+
+    @staticmethod
+    def key(config: str | Path, doc_ids: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+        return str(config), tuple(sorted(doc_ids))
+
+    def needed_by(self, fold: int, config: str | Path, doc_ids: Sequence[str]) -> None:
+        self._last_use[self.key(config, doc_ids)] = fold
+
+    def has(self, config: str | Path, docs: Sequence[AnnotatedDoc]) -> bool:
+        return self.key(config, [doc.id for doc in docs]) in self._models
+
+    def get(self, docs: Sequence[AnnotatedDoc], config: str | Path) -> Language:
+        key = self.key(config, [doc.id for doc in docs])
+        if key not in self._models:
+            self._models[key] = self._train(docs, Path(config))
+            self.trained += 1
+        return self._models[key]
+
+    def release(self, fold: int) -> None:
+        for key in [key for key, last in self._last_use.items() if last <= fold]:
+            self._models.pop(key, None)
+            del self._last_use[key]
+
+
+def _remove_rules(nlp: Language) -> None:
+    for name in (RULER_NAME, MERGE_NAME):
+        if name in nlp.pipe_names:
+            nlp.remove_pipe(name)
+
+
+def _inner_trainer(
+    shared: _SharedTrainings,
+    report: Progress,
+    fold: dict,
+    held_out: Sequence[str],
+    train_docs: Sequence[AnnotatedDoc],
+    *,
+    several: bool,
+) -> Callable[[Sequence[AnnotatedDoc], Path], Language]:
+    """The trainer a fold's inner choice uses: shared models, and a progress line naming what each one leaves out."""
+    seen = [doc.id for doc in train_docs]
+    where = f"fold {fold['fold']}/{fold['folds']}"
+
+    def trainer(docs: Sequence[AnnotatedDoc], config: Path) -> Language:
+        kept = {doc.id for doc in docs}
+        left = [doc_id for doc_id in seen if doc_id not in kept]
+        which = f"{where}, inner {seen.index(left[0]) + 1}/{len(seen)}" if len(left) == 1 else where
+        if several:
+            which += f" ({Path(config).name})"
+        without = ", ".join([*held_out, *left])
+        what = "reusing the model trained" if shared.has(config, docs) else "training"
+        report(TrainingProgress(f"{which}: {what} without {without}", **fold))
+        return shared.get(docs, config)
+
+    return trainer
 
 
 def cross_validate(
@@ -323,52 +398,97 @@ def cross_validate(
     systems: Sequence[str] = SYSTEMS,
     overrides: dict | None = None,
     progress: Progress | None = None,
+    nested: bool = False,
+    configs: Sequence[str | Path] | None = None,
 ) -> CrossValidation:
     """Train one model per fold, predict its held-out articles with each system, pool the predictions.
 
-    ``rules`` needs no training; ``model`` is the fold's trained pipeline; ``both`` is that
-    pipeline with the rule component after it. ``progress`` hears each fold and every training step.
+    ``rules`` needs no training; ``memorized`` matches the labeled strings of the fold's training
+    articles; ``model`` is the fold's trained pipeline; ``both`` is that pipeline with the rule
+    component after it. ``progress`` hears each fold and every training step.
+
+    Without ``nested`` the model is the pipeline as ``config_path`` defines it (its thresholds
+    too). With ``nested``, each fold first chooses among ``configs`` (default: ``config_path``
+    alone) and per-label thresholds by an inner leave-one-article-out over its own training
+    articles (:func:`annotate.nested.choose_in_fold`), then trains the chosen config on all its
+    training articles and predicts the held-out ones with the chosen thresholds. Inner models are
+    trained once and shared between the outer folds that need them.
     """
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         raise TrainingError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    candidates = list(dict.fromkeys(str(path) for path in (configs or [config_path])))
+    for candidate in candidates if {"model", "both"} & set(systems) else ():
+        if not Path(candidate).is_file():
+            raise TrainingError(f"{candidate}: no such spaCy config")
     report = progress or (lambda event: None)
     by_id = {doc.id: doc for doc in gold}
     plan = article_folds(list(by_id), folds, seed)
+    learned = bool({"model", "both"} & set(systems))
+    if nested and learned and any(len(by_id) - len(held_out) < 2 for held_out in plan):
+        raise TrainingError(
+            f"nested cross-validation needs at least 2 training articles in every fold (the gold has {len(by_id)})"
+        )
     pooled: dict[str, dict[str, AnnotatedDoc]] = {system: {} for system in systems}
     seconds: dict[str, float] = {}
+    choices: list[FoldChoice] = []
     if "rules" in systems:
         began = time.perf_counter()
         pooled["rules"] = {doc.id: doc for doc in predict(rule_pipeline(patterns, lang), list(gold), "rules")}
         seconds["rules"] = time.perf_counter() - began
-    if {"model", "both"} & set(systems):
+    current = {"fold": 0}
+
+    def on_step(step: int, max_steps: int, loss: float | None) -> None:
+        report(TrainingProgress(step=step, max_steps=max_steps, loss=loss, fold=current["fold"], folds=len(plan)))
+
+    def train(docs: Sequence[AnnotatedDoc], config: Path) -> Language:
+        return train_pipeline(
+            docs, config, labels, seed=seed, lang=lang, overrides=overrides, on_step=on_step if progress else None
+        )
+
+    shared = _SharedTrainings(train)
+    if nested and learned:
         for number, held_out in enumerate(plan, start=1):
-            fold = {"fold": number, "folds": len(plan)}
-            report(TrainingProgress(f"fold {number}/{len(plan)}: training without {', '.join(held_out)}", **fold))
-            began = time.perf_counter()
-            train_docs = [doc for doc in gold if doc.id not in held_out]
-            test_docs = [by_id[doc_id] for doc_id in held_out]
-
-            def on_step(step: int, max_steps: int, loss: float | None, fold: dict = fold) -> None:
-                report(TrainingProgress(step=step, max_steps=max_steps, loss=loss, **fold))
-
-            nlp = train_pipeline(
-                train_docs,
-                config_path,
-                labels,
-                seed=seed,
-                lang=lang,
-                overrides=overrides,
-                on_step=on_step if progress else None,
-            )
-            if "model" in systems:
-                pooled["model"].update((doc.id, doc) for doc in predict(nlp, test_docs, f"model fold {number}"))
-            if "both" in systems:
-                combined = add_rules(nlp, patterns)
-                pooled["both"].update((doc.id, doc) for doc in predict(combined, test_docs, f"both fold {number}"))
+            seen = [doc_id for doc_id in by_id if doc_id not in held_out]
+            for config in candidates:
+                shared.needed_by(number, config, seen)
+                for inner in seen:
+                    shared.needed_by(number, config, [doc_id for doc_id in seen if doc_id != inner])
+    for number, held_out in enumerate(plan, start=1):
+        fold = {"fold": number, "folds": len(plan)}
+        current["fold"] = number
+        began = time.perf_counter()
+        train_docs = [doc for doc in gold if doc.id not in held_out]
+        test_docs = [by_id[doc_id] for doc_id in held_out]
+        if "memorized" in systems:
+            memorized = memorized_pipeline(train_docs, lang)
+            found = predict(memorized, test_docs, f"memorized fold {number}")
+            pooled["memorized"].update((doc.id, doc) for doc in found)
+        if not learned:
             seconds[f"fold {number}"] = time.perf_counter() - began
+            continue
+        where = f"fold {number}/{len(plan)}"
+        if nested:
+            inner_trainer = _inner_trainer(shared, report, fold, held_out, train_docs, several=len(candidates) > 1)
+            choice = choose_in_fold(train_docs, held_out, [Path(c) for c in candidates], labels, inner_trainer)
+            choices.append(choice)
+            named = f" {Path(choice.config).name}" if len(candidates) > 1 else ""
+            report(TrainingProgress(f"{where}: training{named} without {', '.join(held_out)}", **fold))
+            nlp = with_thresholds(shared.get(train_docs, choice.config), choice.thresholds)
+        else:
+            report(TrainingProgress(f"{where}: training without {', '.join(held_out)}", **fold))
+            nlp = train(train_docs, Path(config_path))
+        if "model" in systems:
+            pooled["model"].update((doc.id, doc) for doc in predict(nlp, test_docs, f"model fold {number}"))
+        if "both" in systems:
+            combined = add_rules(nlp, patterns)
+            pooled["both"].update((doc.id, doc) for doc in predict(combined, test_docs, f"both fold {number}"))
+            _remove_rules(nlp)
+        shared.release(number)
+        seconds[f"fold {number}"] = time.perf_counter() - began
     return CrossValidation(
         folds=plan,
         predictions={system: [pooled[system][doc.id] for doc in gold] for system in systems},
         seconds=seconds,
+        choices=choices,
     )

@@ -1,0 +1,114 @@
+"""The cue-word suggester, the per-label best-span filter, and a saved pipeline that uses them.
+
+Hand-made docs with known token positions; the saved pipeline is a real tiny model loaded by
+plain ``spacy.load`` in a fresh interpreter that never imported annotate itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import spacy
+from spacy.tokens import Span as SpacySpan
+
+from annotate.nested import with_thresholds
+from annotate.suggest import OVERLAP_FILTER, SUGGESTER, cue_candidates
+from annotate.train import predict, train_pipeline
+from tests.conftest import ROOT
+from tests.nested_fixture import LABELS, articles, tiny_config
+
+nlp = spacy.blank("en")
+# tokens: Officials(0) said(1) 57(2) people(3) died(4) .(5) Hamas(6) demanded(7) a(8) halt(9) .(10)
+TEXT = "Officials said 57 people died. Hamas demanded a halt."
+
+
+def test_cue_candidates_around_numbers_speech_and_demands_stop_at_the_clause():
+    doc = nlp.make_doc(TEXT)
+    assert [t.text for t in doc][5] == "." and doc[7].text == "demanded"
+    found = cue_candidates(doc, number_window=3, speech_before=12, speech_after=8, demand_length=30)
+    number = {(start, end) for start in (0, 1, 2) for end in (3, 4, 5)}  # "57", up to 3 tokens before, 2 after
+    speech = {(start, end) for start in (0, 1) for end in (2, 3, 4, 5)}  # ending at or after "said", from "said"
+    demand = {(7, 8), (7, 9), (7, 10), (8, 9), (8, 10)}  # from "demanded" or just after it, to the full stop
+    assert found == number | speech | demand
+    assert all(not (start <= 5 < end) and not (start <= 10 < end) for start, end in found), "no stop inside"
+
+
+def test_cue_candidates_break_at_line_ends_and_add_ngrams():
+    doc = nlp.make_doc("Hamas said\n57 dead")
+    # tokens: Hamas(0) said(1) \n(2) 57(3) dead(4)
+    found = cue_candidates(doc, number_window=2, speech_before=1, speech_after=1, demand_length=5)
+    assert found == {(0, 2), (1, 2), (3, 4), (3, 5)}  # "57" and "57 dead", nothing back across the line end
+    assert {(i, i + 1) for i in range(5)} <= cue_candidates(doc, ngram_sizes=[1])
+
+
+def test_suggester_adds_span_finder_spans_and_keeps_one_row_block_per_doc():
+    suggest = spacy.registry.misc.get(SUGGESTER)(spans_key="sc", demand_length=30)
+    first, second = nlp.make_doc(TEXT), nlp.make_doc("Nothing here")
+    first.spans["sc"] = [SpacySpan(first, 4, 8)]  # what span_finder proposed: across the full stop
+    ragged = suggest([first, second])
+    lengths = [int(n) for n in ragged.lengths]
+    rows = {tuple(int(x) for x in row) for row in ragged.dataXd}
+    assert lengths == [len(cue_candidates(first)) + 1, 0]
+    assert rows == cue_candidates(first) | {(4, 8)}
+    assert ragged.dataXd.shape == (lengths[0], 2)
+
+
+def test_best_per_label_resolves_overlaps_by_score_per_label_with_its_own_thresholds():
+    pipe = spacy.blank("en")
+    pipe.add_pipe(OVERLAP_FILTER, config={"thresholds": {"FIGURE": 0.7}})
+    doc = pipe.make_doc(TEXT)
+    spans = [
+        (SpacySpan(doc, 0, 2, "ACTOR"), 0.6),
+        (SpacySpan(doc, 0, 1, "ACTOR"), 0.9),  # overlaps the one above, higher: kept, the other dropped
+        (SpacySpan(doc, 0, 5, "ATTRIBUTION"), 0.4),  # another label: overlap allowed
+        (SpacySpan(doc, 2, 4, "FIGURE"), 0.65),  # under FIGURE's own threshold: dropped
+        (SpacySpan(doc, 6, 7, "ACTOR"), 0.3),  # no threshold for ACTOR: kept
+    ]
+    doc.spans["sc"] = [span for span, _ in spans]
+    doc.spans["sc"].attrs["scores"] = [score for _, score in spans]
+    doc = pipe.get_pipe(OVERLAP_FILTER)(doc)
+    kept = [(span.start, span.end, span.label_) for span in doc.spans["sc"]]
+    assert kept == [(0, 1, "ACTOR"), (0, 5, "ATTRIBUTION"), (6, 7, "ACTOR")]
+    assert [round(float(score), 2) for score in doc.spans["sc"].attrs["scores"]] == [0.9, 0.4, 0.3]
+
+
+LOAD = """
+import json, sys
+import spacy
+before = sorted(name for name in sys.modules if name.split(".")[0] == "annotate")
+nlp = spacy.load(sys.argv[1])
+doc = nlp(sys.argv[2])
+print(json.dumps({
+    "before": before,
+    "pipes": nlp.pipe_names,
+    "thresholds": nlp.config["components"]["best_per_label"]["thresholds"],
+    "suggester": nlp.config["components"]["spancat"]["suggester"]["@misc"],
+    "spans": sorted([s.start_char, s.end_char, s.label_] for s in doc.spans["sc"]),
+}))
+"""
+
+
+def test_saved_pipeline_with_suggester_and_filter_loads_with_plain_spacy(project_root, tmp_path):
+    docs = articles()
+    model = train_pipeline(docs[:2], tiny_config(project_root, tmp_path), LABELS)
+    thresholds = {"ACTOR": 0.4, "DEMAND": 0.3, "FIGURE": 0.45, "ATTRIBUTION": 0.5}
+    with_thresholds(model, thresholds).to_disk(tmp_path / "model")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD, str(tmp_path / "model"), docs[2].text],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout)
+    assert loaded["before"] == []
+    assert loaded["pipes"] == ["span_finder", "spancat", "best_per_label"]
+    assert loaded["thresholds"] == thresholds and loaded["suggester"] == SUGGESTER
+    here = predict(model, [docs[2]], "model")[0].spans
+    assert loaded["spans"] == sorted([span.start, span.end, span.label] for span in here)
