@@ -1,14 +1,15 @@
 """Word-cluster vectors: what the model can know about a word it never saw in five articles.
 
-The tok2vecs embed a word by its form (norm, prefix, suffix, shape). A name or verb absent from
-the training articles is then just an unknown string. spaCy's own lookups package
-(``spacy-lookups-data``, installed from the package index like any dependency, no hub download)
-carries Brown clusters for English computed on a large corpus: words used alike (country names,
-speech verbs, numbers) share a bit-path prefix (stored low bit first, under a top marker bit). This module turns each of the most frequent
-words' cluster paths into a small static vector — the sum of a fixed random vector per path
-prefix, so words with a longer shared prefix get closer vectors — and installs the table before
-training through ``[initialize.before_init]`` (``annotate.cluster_vectors.v1``). The vectors are
-saved with the pipeline; prediction does not need the lookups package.
+The tok2vecs embed a word by its form (norm, prefix, suffix, shape). A name or verb absent from the
+training articles is then just an unknown string. spaCy's own lookups package (``spacy-lookups-
+data``, installed from the package index like any dependency, no hub download) carries Brown
+clusters for English computed on a large corpus: words used alike (country names, speech verbs,
+numbers) share a bit-path prefix (stored low bit first, under a top marker bit). This module turns
+each of the most frequent words' cluster paths into a small static vector — the sum of a fixed
+random vector per path prefix, so words with a longer shared prefix get closer vectors — and
+installs the table before training through ``[initialize.before_init]``
+(``annotate.cluster_vectors.v1``). The vectors are saved with the pipeline; prediction does not
+need the lookups package.
 """
 
 from __future__ import annotations
