@@ -1,8 +1,8 @@
 """Word-cluster vectors: what the model can know about a word it never saw in five articles.
 
 The tok2vecs embed a word by its form (norm, prefix, suffix, shape). A name or verb absent from the
-training articles is then just an unknown string. spaCy's own lookups package (``spacy-lookups-
-data``, installed from the package index like any dependency, no hub download) carries Brown
+training articles is then just an unknown string. spaCy's own lookups package
+(``spacy-lookups-data``, installed from the package index like any dependency, no hub download) carries Brown
 clusters for English computed on a large corpus: words used alike (country names, speech verbs,
 numbers) share a bit-path prefix (stored low bit first, under a top marker bit). This module turns
 each of the most frequent words' cluster paths into a small static vector — the sum of a fixed
