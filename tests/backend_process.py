@@ -95,6 +95,14 @@ def tiny_config(path: Path) -> Path:
         tok2vec["embed"]["width"] = 32
         tok2vec["encode"]["width"] = 32
         tok2vec["embed"]["rows"] = [500, 100, 250, 100]
+        tok2vec["embed"]["include_static_vectors"] = False  # no cluster table to load: seconds, not minutes
     config["components"]["spancat"]["model"]["reducer"]["hidden_size"] = 32
+    config["initialize"]["before_init"] = None
+    # After 30 steps, a model that must also score the cue-word candidates predicts no span at
+    # all; these tests need spans with differing scores (as the project's model gives after full
+    # training), so the tiny model keeps span_finder's candidates only and one threshold.
+    config["components"]["spancat"]["suggester"] = {"@misc": "spacy.preset_spans_suggester.v1", "spans_key": "sc"}
+    config["components"]["spancat"]["threshold"] = 0.5
+    config["components"]["best_per_label"]["thresholds"] = {}
     config.to_disk(path)
     return path
