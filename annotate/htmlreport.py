@@ -4,8 +4,10 @@ It reads what an evaluation folder already holds — ``metrics.json``, ``predict
 and when present ``curve.json`` and ``acceptance.json`` — plus the gold the metrics were computed
 on. Images are inline PNGs, the one script is inline, and a Content-Security-Policy allows nothing
 else: the page makes no network request. Article text only ever reaches the page escaped: spans
-are drawn by spaCy's displaCy span renderer (it escapes token text) and the page by Jinja2 with
-autoescape. Nothing here prints.
+are drawn by spaCy's displaCy span renderer (it escapes token text) and the page by the templates
+of :mod:`annotate.presentation` (Jinja2 with autoescape). The page is a list of sections, each a
+partial template; a new section is one more :class:`Section` in :func:`render_report`'s list.
+Nothing here prints.
 """
 
 from __future__ import annotations
