@@ -9,7 +9,6 @@ strict and partial matching. Nothing here prints; :func:`write_curve` writes ``c
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import time
@@ -23,6 +22,7 @@ from random import Random
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
 from annotate.errors import TrainingError
 from annotate.evaluate import MICRO, evaluate
+from annotate.figures import Panels, figure_png
 from annotate.records import AnnotatedDoc
 from annotate.train import Progress, library_versions, predict, train_pipeline
 
@@ -227,40 +227,33 @@ def learning_curve(
 
 def curve_png(curve: Curve) -> bytes:
     """Mean F1 against training articles, one line per label and micro, whiskers min–max; strict and partial."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     summary = curve.summary()
-    figure, axes = plt.subplots(1, len(CURVE_SCHEMAS), figsize=(5.2 * len(CURVE_SCHEMAS), 3.8), squeeze=False)
-    for axis, schema in zip(axes[0], CURVE_SCHEMAS, strict=True):
-        for name in [*curve.labels, MICRO]:
-            points = [summary[size][schema][name] for size in curve.sizes]
-            means = [p["mean"] for p in points]
-            whiskers = [[p["mean"] - p["min"] for p in points], [p["max"] - p["mean"] for p in points]]
-            axis.errorbar(
-                curve.sizes,
-                means,
-                yerr=whiskers,
-                marker="o",
-                capsize=3,
-                label=name,
-                linewidth=2.5 if name == MICRO else 1.2,
-                color="black" if name == MICRO else None,
-            )
-        axis.set_xticks(curve.sizes)
-        axis.set_xlabel("training articles")
-        axis.set_ylabel("F1 on the other articles")
-        axis.set_ylim(0, 1.0)
-        axis.set_title(f"{schema}: mean over repeats, whiskers min–max", fontsize=10)
-        axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="upper left")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return buffer.getvalue()
+
+    def draw(panels: Panels) -> None:
+        for axis, schema in zip(panels[0], CURVE_SCHEMAS, strict=True):
+            for name in [*curve.labels, MICRO]:
+                points = [summary[size][schema][name] for size in curve.sizes]
+                means = [p["mean"] for p in points]
+                whiskers = [[p["mean"] - p["min"] for p in points], [p["max"] - p["mean"] for p in points]]
+                axis.errorbar(
+                    curve.sizes,
+                    means,
+                    yerr=whiskers,
+                    marker="o",
+                    capsize=3,
+                    label=name,
+                    linewidth=2.5 if name == MICRO else 1.2,
+                    color="black" if name == MICRO else None,
+                )
+            axis.set_xticks(curve.sizes)
+            axis.set_xlabel("training articles")
+            axis.set_ylabel("F1 on the other articles")
+            axis.set_ylim(0, 1.0)
+            axis.set_title(f"{schema}: mean over repeats, whiskers min–max", fontsize=10)
+            axis.grid(alpha=0.3)
+        panels[0][0].legend(fontsize=7, loc="upper left")
+
+    return figure_png(draw, rows=1, columns=len(CURVE_SCHEMAS), size=(5.2 * len(CURVE_SCHEMAS), 3.8))
 
 
 def write_curve(folder: str | Path, curve: Curve) -> dict[str, Path]:

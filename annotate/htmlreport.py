@@ -4,8 +4,10 @@ It reads what an evaluation folder already holds — ``metrics.json``, ``predict
 and when present ``curve.json`` and ``acceptance.json`` — plus the gold the metrics were computed
 on. Images are inline PNGs, the one script is inline, and a Content-Security-Policy allows nothing
 else: the page makes no network request. Article text only ever reaches the page escaped: spans
-are drawn by spaCy's displaCy span renderer (it escapes token text) and the page by Jinja2 with
-autoescape. Nothing here prints.
+are drawn by spaCy's displaCy span renderer (it escapes token text) and the page by the templates
+of :mod:`annotate.presentation` (Jinja2 with autoescape). The page is a list of sections, each a
+partial template; a new section is one more :class:`Section` in :func:`render_report`'s list.
+Nothing here prints.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import json
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,16 +25,35 @@ from annotate.corpus import atomic_write_text, gold_sha256, read_gold
 from annotate.curve import CURVE_FILE, CURVE_PLOT
 from annotate.errors import EvaluationError, InputError
 from annotate.evaluate import Evaluation
+from annotate.figures import CHART_SCHEMAS, chart_png, confusion_png
 from annotate.mistakes import KINDS, Mistake, mistakes
+from annotate.presentation import evaluation_view, render
 from annotate.records import AnnotatedDoc, Span
-from annotate.report import CHART_SCHEMAS, SECTIONS, chart_png
 
 INDEX_FILE = "index.html"
 ACCEPTANCE_FILE = "acceptance.json"
-TEMPLATE = "report.html.j2"
+INDEX_TEMPLATE = "index.html.j2"
 MAX_DRAWN = 100  # articles per system drawn side by side (those with most errors); see article_views
 # displaCy's default palette has no entry for our labels; one color per label, in schema order.
 PALETTE = ("#7aecec", "#feca74", "#c887fb", "#aa9cfc", "#bfe1d9", "#e4e7d2", "#ff8197", "#9cc9cc")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the page: its anchor, its name in the navigation, and the template that draws it."""
+
+    anchor: str
+    title: str
+    template: str
+
+
+# The page is these sections in this order (each a partial in annotate/templates); the navigation lists them.
+PROVENANCE = Section("provenance", "Provenance", "provenance.html.j2")
+SCORES = Section("scores", "Scores", "scores.html.j2")
+CONFUSION = Section("confusion", "Confusion", "confusion.html.j2")
+CURVE = Section("curve", "Learning curve", "curve.html.j2")  # when curve.json is in the folder
+ACCEPTANCE = Section("acceptance", "Pre-annotation acceptance", "acceptance.html.j2")  # when acceptance.json is
+ERRORS = Section("errors", "Errors", "errors.html.j2")
 
 
 @dataclass(frozen=True)
@@ -50,41 +69,6 @@ class ArticleView:
 
 def _png_data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def confusion_png(evaluations: Mapping[str, Evaluation]) -> bytes | None:
-    """The label confusion of overlapping spans as a heat map per system (rows gold, columns predicted)."""
-    systems = [name for name, result in evaluations.items() if result.confusion]
-    if not systems:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.8), squeeze=False)
-    for axis, system in zip(axes[0], systems, strict=True):
-        result = evaluations[system]
-        labels = result.labels
-        table = [[result.confusion[gold][predicted] for predicted in labels] for gold in labels]
-        axis.imshow(table, cmap="Blues")
-        top = max((max(row) for row in table), default=0)
-        for row, values in enumerate(table):
-            for column, value in enumerate(values):
-                color = "white" if top and value > top / 2 else "black"
-                axis.text(column, row, str(value), ha="center", va="center", color=color, fontsize=8)
-        axis.set_xticks(range(len(labels)))
-        axis.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
-        axis.set_yticks(range(len(labels)))
-        axis.set_yticklabels(labels, fontsize=8)
-        axis.set_xlabel("predicted")
-        axis.set_ylabel("gold")
-        axis.set_title(system, fontsize=10)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 def _spans_html(nlp, text: str, spans: Sequence[tuple[Span, str]], colors: Mapping[str, str]) -> str:
@@ -168,59 +152,6 @@ def article_views(
     return views
 
 
-def _provenance_rows(source: Mapping) -> list[tuple[str, str]]:
-    rows = []
-    for key, value in source.items():
-        if key in SECTIONS:
-            continue
-        if isinstance(value, Mapping):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
-        elif isinstance(value, list):
-            value = "; ".join(" ".join(map(str, item)) if isinstance(item, list) else str(item) for item in value)
-        rows.append((str(key), str(value)))
-    return rows
-
-
-def _choice_rows(choices: Sequence[Mapping]) -> list[dict[str, str]]:
-    """Each fold's nested choice as table cells."""
-    return [
-        {
-            "held_out": " ".join(choice["held_out"]),
-            "seen": " ".join(choice["seen"]),
-            "config": Path(choice["config"]).name,
-            "thresholds": ", ".join(f"{label} {value:g}" for label, value in choice["thresholds"].items()),
-        }
-        for choice in choices
-    ]
-
-
-def _score_rows(evaluations: Mapping[str, Evaluation]) -> list[dict]:
-    def cell(value: float) -> str:
-        return "–" if math.isnan(value) else f"{value:.3f}"
-
-    def interval(bounds: tuple[float, float]) -> str:
-        return "" if math.isnan(bounds[0]) else f"{bounds[0]:.2f}–{bounds[1]:.2f}"
-
-    rows = []
-    for system, result in evaluations.items():
-        for schema in CHART_SCHEMAS:
-            for name, score in result.scores[schema].items():
-                rows.append(
-                    {
-                        "system": system,
-                        "schema": schema,
-                        "label": name,
-                        "p": cell(score.precision),
-                        "r": cell(score.recall),
-                        "f1": cell(score.f1),
-                        "ci": interval(score.f1_ci),
-                        "support": score.support,
-                        "predicted": score.predicted,
-                    }
-                )
-    return rows
-
-
 def _acceptance(folder: Path) -> dict | None:
     """The pre-annotation acceptance figures, when ``acceptance.json`` is in the folder.
 
@@ -271,17 +202,6 @@ def _curve(folder: Path) -> dict | None:
         "sizes": data.get("sizes", []),
         "repeats": (data.get("provenance") or {}).get("repeats"),
     }
-
-
-def _environment():
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    return Environment(
-        loader=PackageLoader("annotate", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 SCRIPT = """
@@ -342,38 +262,40 @@ def render_report(
         path = folder / f"predictions-{system}.jsonl"
         if not path.is_file():
             continue
-        for view in article_views(gold, read_gold(path), labels, lang=lang, links=links):
-            articles.append({"system": system, "view": view})
-            kind_counts.setdefault(system, Counter()).update(row["kind"] for row in view.mistakes)
+        for article in article_views(gold, read_gold(path), labels, lang=lang, links=links):
+            articles.append({"system": system, "article": article})
+            kind_counts.setdefault(system, Counter()).update(row["kind"] for row in article.mistakes)
     confusion = confusion_png(evaluations)
+    curve = _curve(folder)
+    acceptance = _acceptance(folder)
     script = SCRIPT.strip()
     script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    page = (
-        _environment()
-        .get_template(TEMPLATE)
-        .render(
-            title=f"Evaluation: {', '.join(evaluations)}",
-            provenance=_provenance_rows(source),
-            knowledge=dict(source.get("systems_knowledge") or {}),
-            choices=_choice_rows(source.get("choices") or []),
-            scores=_score_rows(evaluations),
-            chart=_png_data_uri(chart_png(evaluations)),
-            confusion=_png_data_uri(confusion) if confusion else "",
-            curve=_curve(folder),
-            acceptance=_acceptance(folder),
-            articles=articles,
-            systems=list(evaluations),
-            labels=labels,
-            kinds=KINDS,
-            kind_counts={system: [(kind, counts[kind]) for kind in KINDS] for system, counts in kind_counts.items()},
-            project=project,
-            max_drawn=MAX_DRAWN,
-            default_system="model" if "model" in kind_counts else next(iter(kind_counts), ""),
-            script=script,
-            script_hash=script_hash,
-        )
+    return render(
+        INDEX_TEMPLATE,
+        view=evaluation_view(evaluations, source, title=f"Evaluation: {', '.join(evaluations)}"),
+        sections=[
+            PROVENANCE,
+            SCORES,
+            CONFUSION,
+            *([CURVE] if curve else []),
+            *([ACCEPTANCE] if acceptance else []),
+            ERRORS,
+        ],
+        chart_schemas=CHART_SCHEMAS,
+        chart=_png_data_uri(chart_png(evaluations)),
+        confusion=_png_data_uri(confusion) if confusion else "",
+        curve=curve,
+        acceptance=acceptance,
+        articles=articles,
+        labels=labels,
+        kinds=KINDS,
+        kind_counts={system: [(kind, counts[kind]) for kind in KINDS] for system, counts in kind_counts.items()},
+        project=project,
+        max_drawn=MAX_DRAWN,
+        default_system="model" if "model" in kind_counts else next(iter(kind_counts), ""),
+        script=script,
+        script_hash=script_hash,
     )
-    return page
 
 
 def write_html_report(

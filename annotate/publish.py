@@ -17,14 +17,13 @@ import datetime as dt
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import datasets
@@ -38,7 +37,8 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from spacy.language import Language
 from spacy.training import biluo_to_iob, iob_to_biluo, offsets_to_biluo_tags, tags_to_entities
 
-from annotate import __version__, privacy
+from annotate import privacy
+from annotate.card import CARD_MARKER, CardFacts, card_body
 from annotate.corpus import gold_files, gold_sha256, read_gold
 from annotate.errors import GoldError, HubError, PublishError
 from annotate.gold import check_gold
@@ -51,7 +51,6 @@ TOKENS = "tokens"
 VIEWS = (SPANS, TOKENS)
 MIN_ARTICLES_FOR_TRAIN_SPLITS = 20
 MAX_FOLDS = 5
-CARD_MARKER = "<!-- Written by `annotate publish`. Regenerate it rather than editing it by hand. -->"
 _EMPTY_TAG = "O"
 
 
@@ -272,152 +271,11 @@ def spans_from_tokens_row(row: dict, features: Features, text: str) -> list[Span
 # The dataset card
 
 
-@dataclass(frozen=True)
-class CardFacts:
-    """Everything the card says that is not in the data itself."""
-
-    pretty_name: str
-    language: str
-    license: str
-    date: str
-    date_source: str
-    gold_name: str
-    gold_sha256: str
-    schema: Schema
-    split_plan: SplitPlan
-    include_text: bool
-    guidelines_text: str | None = None
-    guidelines_sha256: str = ""
-    agreement: dict | None = None
-    agreement_name: str = ""
-    layers: dict[str, int] = field(default_factory=dict)
-    pseudonymous: bool = True
-
-
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
 def size_category(count: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
         if count < limit:
             return name
     return "1M<n<10M"
-
-
-@dataclass(frozen=True)
-class GuidelineNotes:
-    """What the annotation guidelines say about one label: its rule headings and its examples."""
-
-    rules: list[str]
-    examples: str
-
-
-def guideline_notes(guidelines: str, label: str) -> GuidelineNotes | None:
-    """The section of the guidelines headed by ``label`` (``## 4. ACTOR``), or ``None`` if there is none.
-
-    Its sub-headings are the rules annotators follow (``A2 Extent: determiners and titles are in``);
-    its ``**Examples**`` paragraph quotes the articles.
-    """
-    lines = guidelines.splitlines()
-    heading = re.compile(rf"^(#+)\s+(?:\d+\.\s*)?{re.escape(label)}\s*$")
-    for index, line in enumerate(lines):
-        match = heading.match(line)
-        if not match:
-            continue
-        level = len(match.group(1))
-        section: list[str] = []
-        for following in lines[index + 1 :]:
-            deeper = re.match(r"^(#+)\s+(.*)$", following)
-            if deeper and len(deeper.group(1)) <= level:
-                break
-            section.append(following)
-        rules = [m.group(2).strip() for m in (re.match(r"^(#+)\s+(.*)$", ln) for ln in section) if m]
-        paragraphs = "\n".join(section).split("\n\n")
-        examples = next((p for p in paragraphs if p.lstrip().startswith("**Examples**")), "")
-        examples = re.sub(r"^\s*\*\*Examples\*\*[^:]*:\s*", "", examples).replace("\n", " ").strip()
-        return GuidelineNotes(rules, examples)
-    return None
-
-
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _flatten(figures: object, prefix: str = "") -> list[tuple[str, object]]:
-    if isinstance(figures, dict):
-        return [item for key, value in figures.items() for item in _flatten(value, f"{prefix}{key}.")]
-    if isinstance(figures, list):
-        return [item for index, value in enumerate(figures) for item in _flatten(value, f"{prefix}{index}.")]
-    return [(prefix.rstrip("."), round(figures, 3) if isinstance(figures, float) else figures)]
-
-
-def agreement_section(figures: dict | None, name: str = "") -> str:
-    """The card's agreement paragraph, from the JSON of ``annotate agreement --json-out`` when given.
-
-    Figures in that report's layout (``schema_version`` 1, docs/agreement.md) become tables of the
-    headline, per-label and per-pair scores; any other JSON object is shown as flattened keys.
-    """
-    if not figures:
-        return (
-            "No agreement figures were given when this card was written (`annotate agreement --json-out FILE` "
-            "writes them; pass the file with `annotate publish --agreement FILE`)."
-        )
-    if figures.get("schema_version") == 1 and isinstance(figures.get("summary"), dict):
-        return _agreement_v1(figures, name)
-    return f"Inter-annotator agreement, from `{name}`:\n\n" + _table(["figure", "value"], _flatten(figures))
-
-
-def _score(value: object) -> str:
-    return "undefined" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _agreement_v1(figures: dict, name: str) -> str:
-    summary = figures["summary"]
-    annotators = figures.get("annotators", [])
-    parts = [
-        f"Inter-annotator agreement (from `{name}`): {figures.get('documents_shared', '?')} article(s) annotated "
-        f"independently by two or more of {len(annotators)} annotators ({', '.join(annotators)}), "
-        f"{figures.get('tokens_shared', '?')} tokens. Span F1 is per pair of annotators, strict (same edges and "
-        "label) or partial (overlapping, same label); kappa and alpha are chance-corrected, per token and label "
-        "(docs/agreement.md in the toolkit says exactly what is counted).",
-        _table(
-            ["measure", "value"],
-            [
-                ("span F1, strict (mean over pairs)", _score(summary.get("strict_f1_mean"))),
-                ("span F1, partial (mean over pairs)", _score(summary.get("partial_f1_mean"))),
-                ("Cohen's kappa, tokens (mean over pairs and labels)", _score(summary.get("cohen_kappa_mean"))),
-                ("Krippendorff's alpha, tokens (mean over labels)", _score(summary.get("krippendorff_alpha_mean"))),
-            ],
-        ),
-    ]
-    alpha = (figures.get("krippendorff_alpha") or {}).get("per_label") or {}
-    if alpha:
-        parts.append(_table(["label", "Krippendorff's alpha"], [(label, _score(v)) for label, v in alpha.items()]))
-    pairs = figures.get("pairs") or []
-    if pairs:
-        parts.append(
-            _table(
-                ["annotators", "articles", "strict F1", "partial F1", "mean kappa"],
-                [
-                    (
-                        " vs ".join(pair.get("annotators", [])),
-                        pair.get("documents", "?"),
-                        _score(((pair.get("strict") or {}).get("overall") or {}).get("f1")),
-                        _score(((pair.get("partial") or {}).get("overall") or {}).get("f1")),
-                        _score((pair.get("cohen_kappa") or {}).get("mean")),
-                    )
-                    for pair in pairs
-                ],
-            )
-        )
-    return "\n\n".join(parts)
 
 
 def card_metadata(facts: CardFacts, views: dict[str, DatasetDict], files: dict[str, dict[str, str]]) -> str:
@@ -454,186 +312,6 @@ def card_metadata(facts: CardFacts, views: dict[str, DatasetDict], files: dict[s
         )
     DatasetInfosDict(infos).to_dataset_card_data(data)
     return data.to_yaml()
-
-
-def _overlap_note(facts: CardFacts) -> str:
-    """What overlaps: spans of different labels may; the guidelines say one label never overlaps itself."""
-    same = [name for name, count in facts.layers.items() if count > 1]
-    if not same:
-        return "Spans of different labels may overlap; spans of one label never overlap each other."
-    return (
-        "Spans of different labels may overlap. The guidelines say a label never overlaps itself, yet this copy "
-        f"has overlapping spans of the same label ({', '.join(same)}), kept as annotated."
-    )
-
-
-def card_body(facts: CardFacts, docs: Sequence[AnnotatedDoc]) -> str:
-    """The card's text: labels, views, splits and folds, counts, annotators, sources, provenance."""
-    schema, plan = facts.schema, facts.split_plan
-    by_id = {doc.id: doc for doc in docs}
-    names = schema.names
-    text_note = (
-        "This copy includes the article texts."
-        if facts.include_text
-        else "This copy was published with `--no-text`: it holds offsets, labels and text hashes only. "
-        "To use it, obtain each article from its source and check its SHA-256 against `text_sha256`."
-    )
-    parts = [
-        f"# {facts.pretty_name}",
-        CARD_MARKER,
-        f"Hand-annotated spans in {len(docs)} news article{'s' if len(docs) != 1 else ''} "
-        f"(language: `{facts.language}`), with {len(names)} labels: {', '.join(names)}. {_overlap_note(facts)} "
-        f"{text_note}",
-        "## Labels",
-        "Label meanings come from the project's label schema (`guidelines/labels.toml`); the label order "
-        "is the `ClassLabel` index order.",
-        _table(
-            ["index", "label", "meaning"], [(i, label.name, label.definition) for i, label in enumerate(schema.labels)]
-        ),
-    ]
-    if facts.guidelines_text is not None:
-        notes_lines = []
-        for name in names:
-            notes = guideline_notes(facts.guidelines_text, name)
-            if notes is None or not (notes.rules or (notes.examples and facts.include_text)):
-                continue
-            line = f"- **{name}**"
-            if notes.rules:
-                line += " — rules: " + "; ".join(notes.rules) + "."
-            if notes.examples and facts.include_text:
-                line += f" Examples: {notes.examples}"
-            notes_lines.append(line)
-        if notes_lines:
-            parts.append("The annotation guidelines decide each label's edges and hard cases with these rules:")
-            parts.append("\n".join(notes_lines))
-        if facts.include_text:
-            parts.append(
-                f"The full annotation guidelines are published with the data as `GUIDELINES.md` "
-                f"(SHA-256 `{facts.guidelines_sha256}`)."
-            )
-        else:
-            parts.append(
-                f"The annotation guidelines (SHA-256 `{facts.guidelines_sha256}`) quote the articles, so this "
-                "text-free copy does not include them."
-            )
-    span_columns = "`start`, `end`, `label`" + (", `text`" if facts.include_text else "")
-    tag_columns = [tag_column(name, layer) for name in names for layer in range(facts.layers.get(name, 1))]
-    extra_layers = [f"`{tag_column(name, layer)}`" for name in names for layer in range(1, facts.layers.get(name, 1))]
-    layer_note = (
-        f"This copy has extra layer columns ({', '.join(extra_layers)}): they hold the spans that overlap "
-        "another span of the same label."
-        if extra_layers
-        else "In this copy no two spans of the same label overlap, so each label needs one column."
-    )
-    parts += [
-        "## Two views (configurations)",
-        f"- **`{SPANS}`** (default): one row per article: `id`, "
-        + ("`text`, " if facts.include_text else "")
-        + f"`text_sha256`, `annotator`, `source`, and `spans`, a list of {{{span_columns}}} with `label` a "
-        "`ClassLabel`. Offsets are Python code-point offsets into `text`, `end` exclusive "
-        "(`text[start:end] == span.text`). Overlapping spans are kept as they are.",
-        f"- **`{TOKENS}`**: one row per article: `id`, `text_sha256`, "
-        + ("`tokens`, " if facts.include_text else "")
-        + "`token_start`, `token_end` (code-point offsets of each token) and BIO tag columns, each a "
-        "`List(ClassLabel)` (`Sequence(ClassLabel)` in datasets before 4) over the tokens: "
-        f"{', '.join(f'`{c}`' for c in tag_columns)}. Tokens come from "
-        f'spaCy {spacy.__version__}\'s `spacy.blank("{facts.language}")` tokenizer; whitespace other than a '
-        "single space is its own token. BIO cannot hold two overlapping spans in one column, so every label "
-        "has its own column (an ACTOR inside an ATTRIBUTION shows in both). " + layer_note + " A span is a "
-        "`B-` tag and the `I-` tags after it; its character offsets are `token_start` of its first token and "
-        "`token_end` of its last. Both views hold exactly the same spans.",
-        "```python\nfrom datasets import load_dataset\n\n"
-        f'spans = load_dataset("PATH_OR_REPO")            # the {SPANS} view\n'
-        f'tokens = load_dataset("PATH_OR_REPO", "{TOKENS}")\n```',
-        "## Splits and folds",
-        plan.reason,
-        _table(
-            ["split", "articles"],
-            [(split, ", ".join(ids)) for split, ids in plan.splits.items()],
-        ),
-    ]
-    if plan.folds:
-        parts.append(
-            f"Cross-validation folds (document level, seed {plan.seed}): train on the other folds, test on this one."
-        )
-        parts.append(
-            _table(
-                ["fold", "test articles", "train articles"],
-                [
-                    (number, ", ".join(fold), ", ".join(plan.fold_train(number)))
-                    for number, fold in enumerate(plan.folds)
-                ],
-            )
-        )
-    counts = {
-        split: Counter(span.label for doc_id in ids for span in by_id[doc_id].spans)
-        for split, ids in plan.splits.items()
-    }
-    total = Counter(span.label for doc in docs for span in doc.spans)
-    parts += [
-        "## Counts",
-        "Spans per label and split:",
-        _table(
-            ["label", *plan.splits, "total"],
-            [(name, *(counts[split][name] for split in plan.splits), total[name]) for name in names]
-            + [("all", *(sum(counts[split].values()) for split in plan.splits), sum(total.values()))],
-        ),
-        "Spans per article:",
-        _table(
-            ["article", *names, "total"],
-            [
-                (doc.id, *(sum(1 for s in doc.spans if s.label == name) for name in names), len(doc.spans))
-                for doc in sorted(docs, key=lambda d: d.id)
-            ],
-        ),
-    ]
-    annotators = Counter(doc.annotator or "(not recorded)" for doc in docs)
-    parts += [
-        "## Annotators and agreement",
-        "The gold annotation of each article, and who made it"
-        + (
-            " (annotators are named by stable pseudonyms, `annotator-1`, `annotator-2`, …; who is who is "
-            "kept by the project and not published):"
-            if facts.pseudonymous
-            else ":"
-        ),
-        _table(["annotator", "articles"], sorted(annotators.items())),
-        agreement_section(facts.agreement, facts.agreement_name),
-        "## Sources and copyright",
-        "The articles are news reports published online by their publishers; each row's `source` says where "
-        "this article came from, as recorded with the gold:",
-        _table(
-            ["article", "source"],
-            [(doc.id, doc.source or "(not recorded)") for doc in sorted(docs, key=lambda d: d.id)],
-        ),
-        *(
-            []
-            if all(_is_url(doc.source) for doc in docs)
-            else [
-                "Where a source above is not a web address, the gold does not record the publisher or the "
-                "address the article was taken from; `text_sha256` identifies the exact text that was annotated."
-            ]
-        ),
-        "**The article texts remain the copyright of their publishers.** They are included only so that the "
-        "annotations can be read and checked; reuse of the texts themselves needs the publishers' permission. "
-        "The annotations (offsets and labels) are released under the licence in this card's header "
-        f"(`{facts.license}`). "
-        "`annotate publish --no-text` publishes offsets, labels and text hashes only.",
-        "## Provenance",
-        _table(
-            ["what", "value"],
-            [
-                ("gold file", f"`{facts.gold_name}`"),
-                ("gold SHA-256 (canonical JSONL)", f"`{facts.gold_sha256}`"),
-                ("label schema SHA-256", f"`{schema.sha256}`"),
-                ("toolkit", f"news-annotate {__version__} (`annotate publish`)"),
-                ("libraries", f"spaCy {spacy.__version__}, datasets {datasets.__version__}"),
-                ("split seed", plan.seed),
-                ("date", f"{facts.date} ({facts.date_source})"),
-            ],
-        ),
-    ]
-    return "\n\n".join(parts) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -794,6 +472,7 @@ def publish(
         docs, agreement = _pseudonymous(docs, agreement, pseudonyms_path)
     plan = plan_splits((doc.id for doc in docs), split_seed)
     views = build_views(docs, schema, nlp, plan, include_text=include_text)
+    layers = layer_counts(docs, schema)
     facts = CardFacts(
         pretty_name=pretty_name,
         language=language,
@@ -805,11 +484,13 @@ def publish(
         schema=schema,
         split_plan=plan,
         include_text=include_text,
+        views=(SPANS, TOKENS),
+        libraries={"spaCy": spacy.__version__, "datasets": datasets.__version__},
         guidelines_text=guidelines_text,
         guidelines_sha256=text_sha256(guidelines_text) if guidelines_text is not None else "",
         agreement=agreement,
         agreement_name=Path(agreement_path).name if agreement_path is not None else "",
-        layers=layer_counts(docs, schema),
+        tag_columns={name: [tag_column(name, layer) for layer in range(count)] for name, count in layers.items()},
         pseudonymous=not real_names,
     )
     files = {view: {split: f"{view}/{split}-00000-of-00001.parquet" for split in plan.splits} for view in VIEWS}
