@@ -12,12 +12,13 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from annotate.backend import BackendOptions, Retrainer, TrainingRequest, predict_tasks  # noqa: E402
+from annotate.backend.app import create_app  # noqa: E402
+from annotate.backend.retrain import Retrainer, TrainingRequest  # noqa: E402
+from annotate.backend.state import Backend, BackendOptions, predict_tasks  # noqa: E402
 from annotate.errors import TrainingError  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
 from annotate.predict import label_studio_prediction, load_predictor, model_version, task_score  # noqa: E402
 from annotate.records import Span  # noqa: E402
-from annotate.serve import create_app  # noqa: E402
 
 TEXT = "Hi 😀 Hamas said Israel."
 
@@ -219,8 +220,6 @@ def test_a_failed_training_is_recorded_and_the_old_model_keeps_serving(tmp_path)
 
 
 def test_every_n_new_or_updated_annotations_start_one_training(ruler_model_dir, schema, project_root, tmp_path):
-    from annotate.backend import Backend
-
     backend = Backend.load(ruler_model_dir, schema, _options(project_root, tmp_path, train_every=2))
     trained: list[TrainingRequest] = []
     backend.retrainer = Retrainer(lambda request: trained.append(request) or tmp_path, lambda folder, request: "v2")

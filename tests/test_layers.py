@@ -14,9 +14,9 @@ OWNERS = {
     "huggingface_hub": {"publish"},
     "typer": {"cli"},
     "jinja2": {"htmlreport"},
-    "fastapi": {"serve"},
-    "starlette": {"serve"},
-    "uvicorn": {"serve"},
+    "fastapi": {"backend"},
+    "starlette": {"backend"},
+    "uvicorn": {"backend"},
     "ray": {"apply"},
 }
 ENTRY_POINTS = {"cli", "__main__"}
