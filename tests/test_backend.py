@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -12,12 +13,15 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from annotate.backend import BackendOptions, Retrainer, TrainingRequest, predict_tasks  # noqa: E402
-from annotate.errors import TrainingError  # noqa: E402
+from annotate.backend import state  # noqa: E402
+from annotate.backend.app import create_app  # noqa: E402
+from annotate.backend.retrain import Retrainer, StudioAddress, TrainingJob, TrainingRequest, run_in_child  # noqa: E402
+from annotate.backend.state import Backend, BackendOptions, predict_tasks  # noqa: E402
+from annotate.errors import PullError, TrainingError  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
 from annotate.predict import label_studio_prediction, load_predictor, model_version, task_score  # noqa: E402
-from annotate.records import Span  # noqa: E402
-from annotate.serve import create_app  # noqa: E402
+from annotate.records import Problem, Span  # noqa: E402
+from tests import child_jobs  # noqa: E402
 
 TEXT = "Hi 😀 Hamas said Israel."
 
@@ -147,6 +151,45 @@ def test_basic_auth_guards_every_route(ruler_model_dir, schema, project_root, tm
     assert client.post("/webhook", json={"action": "START_TRAINING"}).status_code == 401
 
 
+def _basic(raw: bytes) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def test_auth_compares_user_and_password_in_constant_time_and_refuses_anything_else(
+    ruler_model_dir, schema, project_root, tmp_path, monkeypatch
+):
+    compared: list[tuple[bytes, bytes]] = []
+    constant_time = secrets.compare_digest
+
+    def spy(given: bytes, expected: bytes) -> bool:
+        compared.append((given, expected))
+        return constant_time(given, expected)
+
+    monkeypatch.setattr(secrets, "compare_digest", spy)
+    client = TestClient(create_app(ruler_model_dir, schema, _options(project_root, tmp_path), basic_auth=("ls", "pw")))
+    # A wrong user name: the password is compared all the same, so timing tells nothing about which half failed.
+    answer = client.get("/health", headers=_basic(b"LS:pw"))
+    assert answer.status_code == 401 and compared == [(b"LS", b"ls"), (b"pw", b"pw")]
+    assert answer.json() == {"detail": "authentication required"} and answer.headers["WWW-Authenticate"] == "Basic"
+    compared.clear()
+    assert client.get("/health", headers=_basic(b"ls:p")).status_code == 401
+    assert compared == [(b"ls", b"ls"), (b"p", b"pw")]
+    refused = [
+        _basic(b"ls:pw "),
+        _basic(b"ls"),  # no colon
+        {"Authorization": "Basic not-base64!"},
+        {"Authorization": "Bearer pw"},
+        {"Authorization": "Basic " + base64.b64encode("ls:pw\u00e9".encode()).decode()},
+        {},
+    ]
+    for headers in refused:
+        answer = client.get("/health", headers=headers)
+        assert answer.status_code == 401 and answer.json() == {"detail": "authentication required"}, headers
+    compared.clear()
+    assert client.get("/health", headers=_basic(b"ls:pw")).status_code == 200
+    assert compared == [(b"ls", b"ls"), (b"pw", b"pw")]
+
+
 def test_task_score_is_the_least_certain_span_so_unsure_articles_sort_first():
     span = Span(0, 5, "ACTOR", "Hamas")
     sure = label_studio_prediction([(span, 0.97), (span, 0.91)], "v")
@@ -219,8 +262,6 @@ def test_a_failed_training_is_recorded_and_the_old_model_keeps_serving(tmp_path)
 
 
 def test_every_n_new_or_updated_annotations_start_one_training(ruler_model_dir, schema, project_root, tmp_path):
-    from annotate.backend import Backend
-
     backend = Backend.load(ruler_model_dir, schema, _options(project_root, tmp_path, train_every=2))
     trained: list[TrainingRequest] = []
     backend.retrainer = Retrainer(lambda request: trained.append(request) or tmp_path, lambda folder, request: "v2")
@@ -236,3 +277,76 @@ def test_every_n_new_or_updated_annotations_start_one_training(ruler_model_dir, 
     assert trained == [TrainingRequest(4, "News", "2 new or updated annotations")]
     assert event(1, "t2") == "counted"  # an update of annotation 1 counts again
     assert len(trained) == 1
+
+
+# --- the child process: a plain call, its result or our error as raised --------------------------------
+
+
+def test_a_child_returns_its_result_and_raises_our_error_intact(tmp_path):
+    job = TrainingJob(
+        StudioAddress(tmp_path, "http://127.0.0.1:1", "secret-key"),
+        "News",
+        tmp_path / "labels.toml",
+        tmp_path / "spancat.cfg",
+        tmp_path / "live",
+        policy="latest",
+    )
+    assert run_in_child(child_jobs.echo, job) == job
+    assert "secret-key" not in repr(job)
+    with pytest.raises(PullError) as refused:
+        run_in_child(child_jobs.refuse_a_bad_span, job)
+    assert str(refused.value) == "1 problem(s) in project 'News' (policy latest); fix them in Label Studio first"
+    (problem,) = refused.value.problems
+    assert problem == Problem(
+        "task 7 annotation 9 (ann@example.org)",
+        "label VILLAIN is not in the schema",
+        "d7",
+        Span(5, 10, "VILLAIN", "Hamas"),
+    )
+    with pytest.raises(TrainingError, match=r"^ZeroDivisionError: division by zero$"):
+        run_in_child(child_jobs.divide_by_zero)
+    with pytest.raises(TrainingError, match=r"^crash_with ended without an answer \(child process exit code 3\)$"):
+        run_in_child(child_jobs.crash_with, 3)
+
+
+def test_a_failed_trainings_error_and_problems_arrive_in_health_with_the_policy_the_child_got(
+    ruler_model_dir, schema, project_root, tmp_path, monkeypatch
+):
+    # The backend builds the job and starts the child as for a real training; only the function differs.
+    monkeypatch.setattr(state, "train_job", child_jobs.refuse_a_bad_span)
+    options = _options(project_root, tmp_path, policy="ground-truth-only")
+    client = TestClient(create_app(ruler_model_dir, schema, options))
+    event = {"action": "START_TRAINING", "project": {"id": 3, "title": "News"}}
+    assert client.post("/webhook", json=event).json() == {"status": "started"}
+    assert client.app.state.backend.retrainer.wait(60)
+    health = client.get("/health").json()
+    assert health["trainings"] == 1 and health["model_version"] == model_version(ruler_model_dir)
+    last = health["last_training"]
+    assert last["ok"] is False
+    assert last["error"] == (
+        "1 problem(s) in project 'News' (policy ground-truth-only); fix them in Label Studio first"
+    )
+    assert last["problems"] == [
+        "task 7 annotation 9 (ann@example.org): d7: [5:10] VILLAIN 'Hamas': label VILLAIN is not in the schema"
+    ]
+
+
+def test_the_training_job_carries_the_options_and_where_label_studio_is(
+    ruler_model_dir, schema, project_root, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    options = _options(project_root, tmp_path, policy="latest", seed=7, lang="en")
+    backend = Backend.load(ruler_model_dir, schema, options)
+    backend.setup("http://studio.example:8080", "token-from-setup")
+    job = backend.training_job(TrainingRequest(3, "News", "Start training"))
+    assert job.studio == StudioAddress(project_root, "http://studio.example:8080", "token-from-setup")
+    assert (job.title, job.policy, job.seed, job.lang) == ("News", "latest", 7, "en")
+    assert (job.schema_path, job.config_path) == (options.schema_path, options.config_path)
+    assert job.output.parent == options.models_dir and job.output.name.startswith("live-")
+
+
+def test_an_unknown_pull_policy_is_refused_before_training(tmp_path):
+    from annotate.backend.retrain import train_from_project
+
+    with pytest.raises(TrainingError, match="unknown pull policy 'newest'; choose one of ground-truth-then-latest"):
+        train_from_project(None, title="P", schema=None, config_path=tmp_path, output=tmp_path, policy="newest")

@@ -17,7 +17,7 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from annotate import studio
+from annotate import lsformat, studio
 from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.labels import load_schema
@@ -27,6 +27,11 @@ from annotate.train import train
 from tests.backend_process import BackendProcess, tiny_config
 
 pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from annotate.backend.app import create_app  # noqa: E402
+from annotate.backend.state import BackendOptions  # noqa: E402
+
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
 
@@ -164,6 +169,49 @@ def test_connect_open_a_task_stop_restart_and_a_failed_training(
     assert "What annotators did to the predictions" in result.output
     table = result.output.split("What annotators did to the predictions", 1)[1]
     assert f"{version}: 3 annotation(s)" in table  # two on "plain", one on "emoji"
+
+
+def test_a_training_gets_the_pull_policy_and_a_refused_span_reaches_health_by_task_and_span(
+    local_studio, connection, schema, title, tmp_path, ruler_model_dir, project_root, monkeypatch
+):
+    """The backend in this process, the training in its real child against the real Label Studio."""
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
+        monkeypatch.delenv(name, raising=False)  # the child finds Label Studio through /setup, as when connected
+    studio.push(connection, [Article("plain", "Israel and Hamas talk.")], title=title, schema=schema)
+    project = connection.project(title)
+    task_id = connection.task_index(project)["plain"][0][0]
+    connection.annotate(task_id, [Span(0, 6, "ACTOR", "Israel")])  # submitted, not ground truth
+
+    def last_training(policy: str) -> dict:
+        options = BackendOptions(
+            root=project_root,
+            schema_path=project_root / "guidelines" / "labels.toml",
+            config_path=project_root / "configs" / "spancat.cfg",
+            models_dir=tmp_path / "live",
+            policy=policy,
+        )
+        client = TestClient(create_app(ruler_model_dir, schema, options))
+        client.post("/setup", json={"hostname": local_studio.url, "access_token": local_studio.token})
+        event = {"action": "START_TRAINING", "project": {"id": project.id, "title": title}}
+        assert client.post("/webhook", json=event).json() == {"status": "started"}
+        assert client.app.state.backend.retrainer.wait(120)
+        return client.get("/health").json()["last_training"]
+
+    # By pull's default policy the annotation would be gold; by ground-truth-only there is none.
+    assert lsformat.DEFAULT_POLICY != "ground-truth-only"
+    refused = last_training("ground-truth-only")
+    assert refused["ok"] is False and refused["problems"] == []
+    assert refused["error"] == f"project {title!r} has no submitted annotation to train on"
+
+    # A span pull refuses stops the training: the message and every problem arrive as pull states them.
+    bad = connection.annotate(task_id, [Span(11, 16, "ACTOR", "Hamaz")])
+    refused = last_training(lsformat.DEFAULT_POLICY)
+    assert refused["ok"] is False
+    assert refused["error"].startswith(f"1 problem(s) in project {title!r}; ")
+    (problem,) = refused["problems"]
+    assert problem.startswith(f"task {task_id} annotation {bad} (")
+    assert "): plain: [11:16] ACTOR 'Hamaz': " in problem
+    assert not (tmp_path / "live").exists()
 
 
 def _paragraphs(gold: list[AnnotatedDoc], count: int) -> list[AnnotatedDoc]:

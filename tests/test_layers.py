@@ -15,9 +15,9 @@ OWNERS = {
     "typer": {"cli"},
     "jinja2": {"presentation"},
     "matplotlib": {"figures"},
-    "fastapi": {"serve"},
-    "starlette": {"serve"},
-    "uvicorn": {"serve"},
+    "fastapi": {"backend"},
+    "starlette": {"backend"},
+    "uvicorn": {"backend"},
     "ray": {"apply"},
 }
 ENTRY_POINTS = {"cli", "__main__"}

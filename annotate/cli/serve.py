@@ -1,4 +1,4 @@
-"""The model in the loop: `serve` (the ML backend), `studio connect`, and the backend's child jobs."""
+"""The model in the loop: `serve` (the ML backend) and `studio connect`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from annotate.cli._util import ProjectOption, app, project_schema, project_settings, studio_app
-
-job_app = typer.Typer(help="What `annotate serve` runs in child processes (not for people).", no_args_is_help=True)
-app.add_typer(job_app, name="backend-job", hidden=True)
 
 
 @app.command("serve")
@@ -37,11 +34,12 @@ def serve_cli(
     import logging
 
     try:
-        from annotate import serve
+        from annotate.backend.app import create_app, run
+        from annotate.backend.auth import basic_auth_from_env
     except ImportError as exc:
         typer.echo(f"Error: annotate serve needs the serve extra: pip install -e '.[serve]' ({exc})", err=True)
         raise typer.Exit(1) from None
-    from annotate.backend import BackendOptions
+    from annotate.backend.state import BackendOptions
     from annotate.errors import InputError
 
     if train_every is not None and train_every < 1:
@@ -56,10 +54,10 @@ def serve_cli(
         train_every=train_every,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    application = serve.create_app(model_dir, project_schema(), options, basic_auth=serve.basic_auth_from_env())
+    application = create_app(model_dir, project_schema(), options, basic_auth=basic_auth_from_env())
     version = application.state.backend.predictor.model_version
     typer.echo(f"Serving {version} at http://{host}:{port} (connect it: annotate studio connect --backend-url ...)")
-    serve.run(application, host, port)
+    run(application, host, port)
 
 
 @studio_app.command("connect")
@@ -72,7 +70,7 @@ def studio_connect_cli(
 ) -> None:
     """Connect the ML backend to the project (idempotent) and have it pre-annotate every unlabeled task."""
     from annotate import studio
-    from annotate.serve import basic_auth_from_env
+    from annotate.backend.auth import basic_auth_from_env
 
     settings = project_settings()
     title = project or settings.project
@@ -88,43 +86,3 @@ def studio_connect_cli(
     if link.sampling:
         typer.echo(f"Sampling: {link.sampling}")
     typer.echo(f"{link.refreshed} unlabeled task(s) predicted with {link.model_version}")
-
-
-@job_app.command("train")
-def job_train_cli(
-    project: Annotated[str, typer.Option("--project")],
-    schema: Annotated[Path, typer.Option("--schema")],
-    config: Annotated[Path, typer.Option("--config")],
-    output: Annotated[Path, typer.Option("--output")],
-    lang: Annotated[str, typer.Option("--lang")] = "en",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-) -> None:
-    """Train on the project's annotations into OUTPUT; prints OUTPUT last."""
-    from annotate import studio
-    from annotate.labels import load_schema
-    from annotate.retrain import train_from_project
-
-    result = train_from_project(
-        studio.connect(root=project_settings().root),
-        title=project,
-        schema=load_schema(schema),
-        config_path=config,
-        output=output,
-        lang=lang,
-        seed=seed,
-    )
-    typer.echo(str(result.output))
-
-
-@job_app.command("refresh")
-def job_refresh_cli(
-    project: Annotated[str, typer.Option("--project")],
-    version: Annotated[str, typer.Option("--version")],
-) -> None:
-    """Make the project show VERSION's predictions and predict its unlabeled tasks; prints how many."""
-    from annotate import studio
-
-    count = studio.refresh_predictions(
-        studio.connect(root=project_settings().root), title=project, model_version=version
-    )
-    typer.echo(str(count))

@@ -1,0 +1,263 @@
+"""Retraining while serving: one training at a time, each a plain function call in a child process.
+
+:class:`Retrainer` runs trainings on a worker thread, one at a time, and queues one more.
+:func:`run_in_child` calls a function in a fresh child process (multiprocessing, spawn) and hands
+back its return value, or re-raises our error with its message and problems as they were. The
+child keeps the server answering while spaCy trains (which holds the GIL for minutes) and gives
+its memory back when done.
+
+:func:`train_from_project` reads the project's annotations exactly as ``pull`` reads them (any bad
+span stops the training with every problem named), turns them into gold by the given pull policy,
+and trains with :func:`annotate.train.train`; ``gold/gold.jsonl`` is not touched. The model is
+saved atomically into a new folder, so the backend never loads half a model.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from annotate import lsformat
+from annotate.errors import AnnotateError, TrainingError
+
+if TYPE_CHECKING:
+    from annotate import studio
+    from annotate.labels import Schema
+    from annotate.train import TrainResult
+
+log = logging.getLogger(__name__)
+Result = TypeVar("Result")
+
+
+# --- one training at a time, on a worker thread -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What to train on: a Label Studio project, named as its webhook payload names it."""
+
+    project_id: int
+    project_title: str
+    reason: str
+
+
+@dataclass
+class TrainingRecord:
+    """One finished training: the request, how it ended, and the model it made (or why not)."""
+
+    request: TrainingRequest
+    ok: bool
+    seconds: float
+    model_dir: str = ""
+    model_version: str = ""
+    error: str = ""
+    problems: tuple[str, ...] = ()
+
+
+class Retrainer:
+    """One training at a time on a worker thread; a request while one runs queues exactly one more.
+
+    ``train(request)`` runs the training (a child process) and returns the new model's folder or
+    raises :class:`AnnotateError`; ``install(folder)`` loads and swaps it in and returns its version.
+    """
+
+    def __init__(
+        self,
+        train: Callable[[TrainingRequest], Path],
+        install: Callable[[Path, TrainingRequest], str],
+    ) -> None:
+        self._train = train
+        self._install = install
+        self._lock = threading.Lock()
+        self._running: TrainingRequest | None = None
+        self._queued: TrainingRequest | None = None
+        self._worker: threading.Thread | None = None
+        self.history: list[TrainingRecord] = []
+
+    def request(self, request: TrainingRequest) -> str:
+        """Start a training now ("started"), or after the running one ("queued"; a later request replaces it)."""
+        with self._lock:
+            if self._running is not None:
+                self._queued = request
+                return "queued"
+            self._running = request
+            self._worker = threading.Thread(target=self._work, name="annotate-retrainer", daemon=True)
+            self._worker.start()
+            return "started"
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._running is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no training runs or is queued (for tests and shutdown); True when idle."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.busy:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _work(self) -> None:
+        request = self._running
+        while request is not None:
+            self.history.append(self._run_one(request))
+            with self._lock:
+                request, self._queued = self._queued, None
+                self._running = request
+
+    def _run_one(self, request: TrainingRequest) -> TrainingRecord:
+        began = time.monotonic()
+        log.info("training on project %s (%s)", request.project_title, request.reason)
+        try:
+            folder = self._train(request)
+            version = self._install(folder, request)
+        except Exception as exc:  # a failed training must never stop the worker or the old model serving
+            reason = str(exc) if isinstance(exc, AnnotateError) else f"{type(exc).__name__}: {exc}"
+            problems = tuple(str(problem) for problem in getattr(exc, "problems", None) or ())
+            log.error("training on project %s failed, the old model keeps serving: %s", request.project_title, reason)
+            for problem in problems:
+                log.error("  %s", problem)
+            return TrainingRecord(request, False, round(time.monotonic() - began, 2), error=reason, problems=problems)
+        log.info("now serving %s (trained on project %s)", version, request.project_title)
+        return TrainingRecord(request, True, round(time.monotonic() - began, 2), str(folder), version)
+
+
+# --- a plain call in a child process -----------------------------------------------------------------
+
+
+def run_in_child(function: Callable[..., Result], *arguments: Any) -> Result:
+    """``function(*arguments)`` in a fresh child process: its return value, or its error raised here.
+
+    Our errors come back as they were raised (class, message, problems). Any other exception
+    arrives as :class:`TrainingError` naming its type and message, and a child that ends without an
+    answer (killed, out of memory) as one naming its exit code. ``function`` and ``arguments`` must
+    pickle (a module-level function, plain data). The child is a daemon: it ends with the server.
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_answer, args=(sender, function, arguments), name=f"annotate-{function.__name__}", daemon=True
+    )
+    child.start()
+    sender.close()  # the child holds the only writing end now: its death ends recv() with EOFError
+    with receiver:
+        try:
+            succeeded, value = receiver.recv()
+        except EOFError:
+            child.join()
+            raise TrainingError(
+                f"{function.__name__} ended without an answer (child process exit code {child.exitcode})"
+            ) from None
+    child.join()
+    if not succeeded:
+        raise value
+    return value
+
+
+def _answer(sender: Connection, function: Callable[..., Any], arguments: tuple) -> None:
+    """The child's side of :func:`run_in_child`: call, and send back (True, result) or (False, our error)."""
+    try:
+        outcome = (True, function(*arguments))
+    except AnnotateError as exc:
+        outcome = (False, exc)
+    except Exception as exc:  # not ours: its class may not exist or pickle in the parent, its text does
+        log.exception("%s failed", function.__name__)
+        outcome = (False, TrainingError(f"{type(exc).__name__}: {exc}"))
+    with sender:
+        sender.send(outcome)
+
+
+# --- what the child runs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudioAddress:
+    """Where a child process finds Label Studio: this URL and key, else the environment and the project's server."""
+
+    root: Path
+    url: str = ""
+    api_key: str = field(default="", repr=False)
+
+    def connect(self) -> studio.Studio:
+        from annotate import studio  # here, not above: the serving process never loads the SDK
+
+        return studio.connect(self.url or None, self.api_key or None, root=self.root)
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything :func:`train_job` needs, as plain data that pickles into the child."""
+
+    studio: StudioAddress
+    title: str
+    schema_path: Path
+    config_path: Path
+    output: Path
+    lang: str = "en"
+    seed: int = 0
+    policy: str = lsformat.DEFAULT_POLICY
+
+
+def train_from_project(
+    connection: studio.Studio,
+    *,
+    title: str,
+    schema: Schema,
+    config_path: Path,
+    output: Path,
+    lang: str = "en",
+    seed: int = 0,
+    policy: str = lsformat.DEFAULT_POLICY,
+) -> TrainResult:
+    """Train on the project's submitted annotations (one per article, chosen by ``policy`` as ``pull`` chooses)."""
+    from annotate import studio
+    from annotate.train import train
+
+    if policy not in lsformat.POLICIES:
+        raise TrainingError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
+    found = studio.fetch_annotations(connection, title=title, schema=schema)
+    texts = {article.id: article.text for article in found.articles}
+    gold = lsformat.gold_from_pulled(found.annotations, texts, policy, title)
+    if not gold:
+        raise TrainingError(f"project {title!r} has no submitted annotation to train on")
+    if not any(doc.spans for doc in gold):
+        raise TrainingError(f"the {len(gold)} annotated article(s) of project {title!r} have no spans to learn from")
+    return train(
+        gold, output, config_path=config_path, labels=schema.names, schema_sha256=schema.sha256, seed=seed, lang=lang
+    )
+
+
+def train_job(job: TrainingJob) -> TrainResult:
+    """The training a child process runs: connect, read the schema, :func:`train_from_project`."""
+    from annotate.labels import load_schema
+
+    return train_from_project(
+        job.studio.connect(),
+        title=job.title,
+        schema=load_schema(job.schema_path),
+        config_path=job.config_path,
+        output=job.output,
+        lang=job.lang,
+        seed=job.seed,
+        policy=job.policy,
+    )
+
+
+def refresh_job(address: StudioAddress, title: str, model_version: str) -> int:
+    """Have the project show ``model_version``'s predictions of every unlabeled task; how many were asked for.
+
+    A child process runs it too (the serving process never loads the SDK); meanwhile Label Studio
+    asks this backend's /predict for the tasks.
+    """
+    from annotate import studio
+
+    return studio.refresh_predictions(address.connect(), title=title, model_version=model_version)

@@ -1,0 +1,31 @@
+"""Functions the backend tests hand to ``run_in_child``: module-level, so a spawned child imports them by name."""
+
+from __future__ import annotations
+
+import os
+
+from annotate.backend.retrain import TrainingJob
+from annotate.errors import PullError
+from annotate.records import Problem, Span
+
+
+def echo(value):
+    return value
+
+
+def crash_with(exit_code: int) -> None:
+    """End the child without an answer, as the kernel's OOM killer would."""
+    os._exit(exit_code)
+
+
+def divide_by_zero() -> float:
+    return 1 / 0
+
+
+def refuse_a_bad_span(job: TrainingJob) -> None:
+    """What ``train_job`` raises when the project holds a span ``pull`` refuses; names the policy it was given."""
+    problem = Problem("task 7 annotation 9 (ann@example.org)", "label VILLAIN is not in the schema", "d7")
+    raise PullError(
+        f"1 problem(s) in project {job.title!r} (policy {job.policy}); fix them in Label Studio first",
+        [Problem(problem.where, problem.reason, problem.doc_id, Span(5, 10, "VILLAIN", "Hamas"))],
+    )
