@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotate import lsformat, studio
+from annotate import lsformat
 from annotate.errors import TrainingError
 from annotate.labels import Schema
+from annotate.studio.client import Studio
+from annotate.studio.pull import fetch_annotations
 from annotate.train import TrainResult, train
 
 
 def train_from_project(
-    connection: studio.Studio,
+    connection: Studio,
     *,
     title: str,
     schema: Schema,
@@ -28,7 +30,7 @@ def train_from_project(
     policy: str = lsformat.DEFAULT_POLICY,
 ) -> TrainResult:
     """Train on the project's submitted annotations (one per article, chosen as ``pull`` chooses)."""
-    found = studio.fetch_annotations(connection, title=title, schema=schema)
+    found = fetch_annotations(connection, title=title, schema=schema)
     texts = {article.id: article.text for article in found.articles}
     gold = lsformat.gold_from_pulled(found.annotations, texts, policy, title)
     if not gold:

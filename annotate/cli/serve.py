@@ -71,13 +71,14 @@ def studio_connect_cli(
     ] = None,
 ) -> None:
     """Connect the ML backend to the project (idempotent) and have it pre-annotate every unlabeled task."""
-    from annotate import studio
     from annotate.serve import basic_auth_from_env
+    from annotate.studio import client
+    from annotate.studio.link import connect_backend
 
     settings = project_settings()
     title = project or settings.project
-    link = studio.connect_backend(
-        studio.connect(root=settings.root),
+    link = connect_backend(
+        client.connect(root=settings.root),
         title=title,
         backend_url=backend_url,
         sampling=sampling,
@@ -100,12 +101,12 @@ def job_train_cli(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Train on the project's annotations into OUTPUT; prints OUTPUT last."""
-    from annotate import studio
     from annotate.labels import load_schema
     from annotate.retrain import train_from_project
+    from annotate.studio import client
 
     result = train_from_project(
-        studio.connect(root=project_settings().root),
+        client.connect(root=project_settings().root),
         title=project,
         schema=load_schema(schema),
         config_path=config,
@@ -122,9 +123,8 @@ def job_refresh_cli(
     version: Annotated[str, typer.Option("--version")],
 ) -> None:
     """Make the project show VERSION's predictions and predict its unlabeled tasks; prints how many."""
-    from annotate import studio
+    from annotate.studio import client
+    from annotate.studio.link import refresh_predictions
 
-    count = studio.refresh_predictions(
-        studio.connect(root=project_settings().root), title=project, model_version=version
-    )
+    count = refresh_predictions(client.connect(root=project_settings().root), title=project, model_version=version)
     typer.echo(str(count))
