@@ -30,7 +30,7 @@ class SettingsError(AnnotateError):
     """Project settings in pyproject.toml are malformed."""
 
 
-# --- Label Studio (annotate/studio.py, annotate/server.py, annotate/lsformat.py) ---
+# --- Label Studio (annotate/studio/, annotate/lsformat.py) ---
 
 
 class StudioError(AnnotateError):

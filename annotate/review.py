@@ -1,7 +1,7 @@
 """The model's spans next to the gold, for reviewing errors in Label Studio (``annotate review-errors``).
 
 What is sent is plain: each gold article with its gold spans and the spans a model (or a
-predictions file) gives it. The Label Studio side lives in :func:`annotate.studio.send_errors_for_review`.
+predictions file) gives it. The Label Studio side lives in :func:`annotate.studio.review.send_errors_for_review`.
 """
 
 from __future__ import annotations

@@ -24,10 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotate import server, studio  # noqa: E402
 from annotate.corpus import read_articles, read_gold  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
 from annotate.settings import load_settings  # noqa: E402
+from annotate.studio import local  # noqa: E402
+from annotate.studio.client import Studio  # noqa: E402
+from annotate.studio.link import connect_backend  # noqa: E402
+from annotate.studio.push import push  # noqa: E402
 from annotate.train import load_pipeline, train  # noqa: E402
 from tests.backend_process import BackendProcess  # noqa: E402
 
@@ -122,20 +125,20 @@ def main() -> None:
 
         url, token = os.environ.get("LABEL_STUDIO_URL", ""), os.environ.get("LABEL_STUDIO_API_KEY", "")
         if not (url and token):
-            url = server.up(studio_root, port=server.free_port(), timeout=300).url
-            token = server.read_credentials(server.StudioPaths(studio_root).credentials).token
-        connection = studio.Studio(url, token)
+            url = local.up(studio_root, port=local.free_port(), timeout=300).url
+            token = local.read_credentials(local.StudioPaths(studio_root).credentials).token
+        connection = Studio(url, token)
         backend.stop()
         backend.env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
         backend.start()
         title = f"Bench backend {time.strftime('%H%M%S')}"
-        studio.push(connection, articles, title=title, schema=schema)
+        push(connection, articles, title=title, schema=schema)
         tasks = {doc_id: found[0][0] for doc_id, found in connection.task_index(connection.project(title)).items()}
         for doc in gold:
             connection.annotate(tasks[doc.id], doc.spans)
-        link = studio.connect_backend(connection, title=title, backend_url=backend.url)
+        link = connect_backend(connection, title=title, backend_url=backend.url)
         pressed = time.perf_counter()
-        connection._request("Start training", "POST", f"api/ml/{link.backend_id}/train", json={})
+        connection.train_ml_backend(link.backend_id)
         during = []
         while True:
             began = time.perf_counter()
@@ -155,7 +158,7 @@ def main() -> None:
         )
     finally:
         backend.stop()
-        server.down(studio_root)
+        local.down(studio_root)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,14 @@ from pathlib import Path
 
 from label_studio_sdk import LabelStudio
 
-from annotate import lsformat, server, studio
+from annotate import lsformat
 from annotate.corpus import atomic_write_bytes, read_gold, write_gold, write_pulled
 from annotate.labels import label_studio_config, load_schema
 from annotate.records import Article, Span
+from annotate.studio import local
+from annotate.studio.client import Studio
+from annotate.studio.pull import pull
+from annotate.studio.push import push
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = [
@@ -120,18 +124,18 @@ def main() -> None:
         url, key = arguments.url, arguments.key
         if url is None:
             print("Starting Label Studio in a temporary folder (not timed)…", flush=True)
-            info = server.up(folder, port=server.free_port(), timeout=400)
-            url, key = info.url, server.read_credentials(server.StudioPaths(folder).credentials).token
+            info = local.up(folder, port=local.free_port(), timeout=400)
+            url, key = info.url, local.read_credentials(local.StudioPaths(folder).credentials).token
         try:
             run(url, key, schema, config, arguments.articles, arguments.rounds, folder)
         finally:
             if arguments.url is None:
-                server.down(folder)
+                local.down(folder)
 
 
 def run(url: str, key: str, schema, config: str, count: int, rounds: int, folder: Path) -> None:
     raw = LabelStudio(base_url=url, api_key=key, max_retries=0, timeout=600)
-    ours = studio.Studio(url, key)
+    ours = Studio(url, key)
     articles = synthetic_articles(count)
     tag = uuid.uuid4().hex[:6]
     print(f"{count} articles, {sum(len(a.text.encode()) for a in articles) / 1e6:.1f} MB of text; server {url}")
@@ -143,10 +147,10 @@ def run(url: str, key: str, schema, config: str, count: int, rounds: int, folder
         baseline_project = raw.projects.create(title=f"bench raw import {tag} {round_number}", label_config=config)
         raw_imports.append(timed(raw.projects.import_tasks, id=baseline_project.id, request=payloads)[0])
         title = f"bench push {tag} {round_number}"
-        seconds, report = timed(studio.push, ours, articles, title=title, schema=schema)
+        seconds, report = timed(push, ours, articles, title=title, schema=schema)
         assert report.imported == count, report
         our_pushes.append(seconds)
-    repush, again = timed(studio.push, ours, articles, title=title, schema=schema)
+    repush, again = timed(push, ours, articles, title=title, schema=schema)
     assert again.imported == 0 and again.already_present == count, again
 
     # --- pull: 10,000 annotated tasks (annotations imported inline; the API takes ~100 ms per annotation) ---
@@ -163,7 +167,7 @@ def run(url: str, key: str, schema, config: str, count: int, rounds: int, folder
         first_bytes.append(first_byte)
         target = folder / f"round{round_number}"
         seconds, pulled = timed(
-            studio.pull,
+            pull,
             ours,
             title=f"bench pull {tag}",
             schema=schema,

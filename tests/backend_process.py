@@ -16,7 +16,7 @@ from pathlib import Path
 
 from spacy.util import load_config
 
-from annotate import server
+from annotate.studio import local
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ class BackendProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> BackendProcess:
-        self.port = server.free_port()
+        self.port = local.free_port()
         environment = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         command = [sys.executable, "-m", "annotate", "serve", str(self.model_dir), "--port", str(self.port)]
         with open(self.log_path, "ab") as log:

@@ -1,7 +1,7 @@
 """A real Label Studio for the tests: one per session, on a free port, with a temporary data folder.
 
 Load it with ``pytest_plugins = ["tests.studio_server"]`` (or from tests/conftest.py). It is started
-through ``annotate.server.up`` — the same code as ``annotate studio up`` — so the admin account and
+through ``annotate.studio.local.up`` — the same code as ``annotate studio up`` — so the admin account and
 the preset API token are made the same way. Without ``label-studio`` installed the tests that need
 it are skipped, unless ``ANNOTATE_REQUIRE_STUDIO=1`` (CI) turns that into a failure.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from annotate import server
 from annotate.errors import StudioServerError
+from annotate.studio import local
 
 
 @dataclass
@@ -31,7 +31,7 @@ class LocalStudio:
     token: str
 
     def connect(self):
-        from annotate.studio import Studio
+        from annotate.studio.client import Studio
 
         return Studio(self.url, self.token)
 
@@ -46,22 +46,22 @@ class LocalStudio:
 
     def restart(self) -> None:
         """Start again on the same data folder and port (about 4 s on an existing data folder)."""
-        info = server.up(self.root, port=self.port, timeout=240)
+        info = local.up(self.root, port=self.port, timeout=240)
         self.pid = info.pid
 
 
 @pytest.fixture(scope="session")
 def local_studio(tmp_path_factory) -> LocalStudio:
     try:
-        server.label_studio_executable()
+        local.label_studio_executable()
     except StudioServerError as exc:
         if os.environ.get("ANNOTATE_REQUIRE_STUDIO") == "1":
             pytest.fail(str(exc))
         pytest.skip(str(exc))
     root = tmp_path_factory.mktemp("studio-project")
-    port = server.free_port()
-    info = server.up(root, port=port, timeout=300)
-    token = server.read_credentials(server.StudioPaths(root).credentials).token
+    port = local.free_port()
+    info = local.up(root, port=port, timeout=300)
+    token = local.read_credentials(local.StudioPaths(root).credentials).token
     studio = LocalStudio(root, port, info.url, info.pid, token)
     yield studio
-    assert server.down(root) == studio.pid, "studio down did not stop the server the tests started"
+    assert local.down(root) == studio.pid, "studio down did not stop the server the tests started"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from annotate import lsformat, studio
+from annotate import lsformat
 from annotate.records import Span
+from annotate.studio.review import review_version
 
 TEXT = "Talks 😀 resume. Hamas said “no”."
 HAMAS = Span.from_offsets(TEXT, TEXT.index("Hamas"), TEXT.index("Hamas") + 5, "ACTOR")
@@ -17,7 +18,7 @@ def stored(payload: dict) -> dict:
 
 
 def test_review_version_names_the_rule():
-    assert studio.review_version(2) == "adjudication-min2"
+    assert review_version(2) == "adjudication-min2"
 
 
 def test_a_stored_prediction_equals_the_payload_it_came_from():

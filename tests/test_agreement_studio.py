@@ -16,12 +16,15 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from annotate import lsformat, studio
+from annotate import lsformat
 from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.labels import load_schema
 from annotate.records import Article, Span
 from annotate.settings import load_settings
+from annotate.studio.client import Studio
+from annotate.studio.pull import pull
+from annotate.studio.push import push
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
@@ -49,7 +52,7 @@ AGREED_SPANS = (span(AGREED, "Hamas", "ACTOR"), span(AGREED, "40 people", "FIGUR
 @dataclass
 class Annotator:
     email: str
-    connection: studio.Studio
+    connection: Studio
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +106,7 @@ def people(local_studio) -> dict[str, Annotator]:
         assert log_in(local_studio, email, "not the password") is None
         token = log_in(local_studio, email)
         assert token and token != local_studio.token
-        found[name] = Annotator(email, studio.Studio(local_studio.url, token))
+        found[name] = Annotator(email, Studio(local_studio.url, token))
     return found
 
 
@@ -156,13 +159,13 @@ def test_annotators_per_task_lets_a_second_annotator_have_the_task(admin, people
     assert f"Each task of {title!r} now goes to 2 annotator(s)" in raised.output
     assert admin.project(title).annotators_per_task == 2
     assert bob.next_task(project)["id"] == task["id"]
-    again = studio.push(admin, [Article("one", AGREED)], title=title, schema=schema, annotators_per_task=2)
+    again = push(admin, [Article("one", AGREED)], title=title, schema=schema, annotators_per_task=2)
     assert not again.annotators_per_task_updated and again.annotators_per_task == 2
 
 
 def test_agreement_adjudication_review_and_ground_truth(admin, people, schema, cli, tmp_path, title):
     articles = [Article("agreed", AGREED), Article("emoji", EMOJI), Article("split", SPLIT)]
-    studio.push(admin, articles, title=title, schema=schema, annotators_per_task=3)
+    push(admin, articles, title=title, schema=schema, annotators_per_task=3)
     tasks = _tasks(admin, title)
     alice, bob, carol = (people[name].connection for name in ("alice", "bob", "carol"))
     for person in (alice, bob, carol):
@@ -186,7 +189,7 @@ def test_agreement_adjudication_review_and_ground_truth(admin, people, schema, c
     alice_bob = next(p for p in figures["pairs"] if set(p["annotators"]) == {emails["alice"], emails["bob"]})
     assert alice_bob["documents"] == 2  # bob did not annotate "emoji"
     assert alice_bob["strict"]["overall"]["matched"] == 3 and alice_bob["strict"]["overall"]["f1"] == 0.8571
-    studio.pull(
+    pull(
         admin,
         title=title,
         schema=schema,
@@ -243,7 +246,7 @@ def test_agreement_adjudication_review_and_ground_truth(admin, people, schema, c
     assert conflict["doc_id"] == "emoji" and conflict["span"] == QUOTE.to_dict()
 
     # The usual path, pull then adjudicate the pulled file, reaches the same gold.
-    studio.pull(
+    pull(
         admin,
         title=title,
         schema=schema,
@@ -257,14 +260,14 @@ def test_agreement_adjudication_review_and_ground_truth(admin, people, schema, c
 
 
 def test_review_from_a_pulled_file_into_a_project_without_its_articles_is_refused(admin, schema, cli, tmp_path, title):
-    studio.push(admin, [Article("split", SPLIT)], title=title, schema=schema)
+    push(admin, [Article("split", SPLIT)], title=title, schema=schema)
     other = f"{title} other"
-    studio.push(admin, [Article("unrelated", AGREED)], title=other, schema=schema)
+    push(admin, [Article("unrelated", AGREED)], title=other, schema=schema)
     (task,) = _tasks(admin, title).values()
     admin.annotate(task, [HAMAS])
     second = admin.add_user(f"second-{uuid.uuid4().hex[:6]}@example.org")
     admin.annotate(task, [OFFICIALS], user_id=second)  # as the second annotator's browser would
-    studio.pull(
+    pull(
         admin,
         title=title,
         schema=schema,
@@ -301,7 +304,7 @@ def test_unknown_project_is_one_error_line(cli):
 
 
 def test_invalid_span_in_the_project_lists_every_problem_and_compares_nothing(admin, schema, cli, title):
-    studio.push(admin, [Article("bad", SPLIT)], title=title, schema=schema)
+    push(admin, [Article("bad", SPLIT)], title=title, schema=schema)
     (task,) = _tasks(admin, title).values()
     wrong = lsformat.span_result(Span(0, 5, "ACTOR", "Hamaz"))
     annotation = admin.annotate(task, results=[wrong])
@@ -317,7 +320,7 @@ def test_invalid_span_in_the_project_lists_every_problem_and_compares_nothing(ad
 def test_review_sets_of_another_k_and_decided_tasks_leave_the_project(admin, schema, cli, tmp_path, title):
     """One review set at a time: a run with another --min-agree replaces the old one, and once a
     ground truth decides the last conflict, the next --review run removes the set and stops showing it."""
-    studio.push(admin, [Article("split", SPLIT), Article("agreed", AGREED)], title=title, schema=schema)
+    push(admin, [Article("split", SPLIT), Article("agreed", AGREED)], title=title, schema=schema)
     tasks = _tasks(admin, title)
     first, second = (admin.add_user(f"{name}-{uuid.uuid4().hex[:6]}@example.org") for name in ("ann", "ben"))
     admin.annotate(tasks["split"], [HAMAS, CEASEFIRE], user_id=first)

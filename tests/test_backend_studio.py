@@ -17,12 +17,13 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from annotate import lsformat, studio
 from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.labels import load_schema
 from annotate.predict import model_version
 from annotate.records import AnnotatedDoc, Article, Span
+from annotate.studio.link import connect_backend, unlabeled_tasks
+from annotate.studio.push import push
 from annotate.train import train
 from tests.backend_process import BackendProcess, tiny_config
 
@@ -60,11 +61,11 @@ def _backend(local_studio, model_dir, tmp_path, *arguments: str) -> BackendProce
 
 def _open_task(connection, task_id: int) -> dict:
     """What the labeling view loads when an annotator opens a task."""
-    return connection._request("opening a task", "GET", f"api/tasks/{task_id}/")
+    return connection.task(task_id)
 
 
 def _ml_backends(connection, project) -> list[dict]:
-    return connection._request("listing ML backends", "GET", "api/ml", params={"project": project.id})
+    return connection.ml_backends(project)
 
 
 def _regions(prediction: dict) -> list[tuple[int, int, str, str]]:
@@ -91,19 +92,19 @@ def _wait_for_training(backend: BackendProcess, trainings: int, timeout: float =
 def test_connect_open_a_task_stop_restart_and_a_failed_training(
     local_studio, connection, schema, title, tmp_path, ruler_model_dir
 ):
-    studio.push(connection, [Article("plain", "Israel and Hamas talk.")], title=title, schema=schema)
+    push(connection, [Article("plain", "Israel and Hamas talk.")], title=title, schema=schema)
     backend = _backend(local_studio, ruler_model_dir, tmp_path)
     version = model_version(ruler_model_dir)
     try:
-        link = studio.connect_backend(connection, title=title, backend_url=backend.url)
+        link = connect_backend(connection, title=title, backend_url=backend.url)
         assert link.created and link.model_version == version and link.refreshed == 1
         project = connection.project(title)
-        again = studio.connect_backend(connection, title=title, backend_url=backend.url)
+        again = connect_backend(connection, title=title, backend_url=backend.url)
         assert not again.created and again.backend_id == link.backend_id
         assert len(_ml_backends(connection, project)) == 1
 
         # A task pushed after connecting has no prediction: opening it asks the backend, which is stored.
-        studio.push(connection, [Article("emoji", EMOJI_TEXT)], title=title, schema=schema)
+        push(connection, [Article("emoji", EMOJI_TEXT)], title=title, schema=schema)
         task_id = connection.task_index(project)["emoji"][0][0]
         assert connection.predictions(task_id) == []
         _open_task(connection, task_id)
@@ -113,7 +114,7 @@ def test_connect_open_a_task_stop_restart_and_a_failed_training(
         assert all(EMOJI_TEXT[start:end] == text for start, end, _, text in _regions(stored))
 
         # Start training on a project without annotations: refused with the reason, the old model serves.
-        connection._request("pressing Start training", "POST", f"api/ml/{link.backend_id}/train", json={})
+        connection.train_ml_backend(link.backend_id)
         health, _ = _wait_for_training(backend, 1)
         assert health["last_training"]["ok"] is False
         assert "has no submitted annotation to train on" in health["last_training"]["error"]
@@ -121,7 +122,7 @@ def test_connect_open_a_task_stop_restart_and_a_failed_training(
 
         # The backend stops: annotators still open and label tasks.
         backend.stop()
-        studio.push(connection, [Article("while-down", "Hamas spoke again.")], title=title, schema=schema)
+        push(connection, [Article("while-down", "Hamas spoke again.")], title=title, schema=schema)
         down_task = connection.task_index(project)["while-down"][0][0]
         opened = _open_task(connection, down_task)
         assert opened["data"]["text"] == "Hamas spoke again."
@@ -130,10 +131,10 @@ def test_connect_open_a_task_stop_restart_and_a_failed_training(
 
         # Restarted on another port: connecting again updates the URL, never adds a second backend.
         backend.start()
-        moved = studio.connect_backend(connection, title=title, backend_url=backend.url)
+        moved = connect_backend(connection, title=title, backend_url=backend.url)
         assert moved.updated and not moved.created and moved.backend_id == link.backend_id
         assert [b["url"] for b in _ml_backends(connection, project)] == [backend.url]
-        studio.push(connection, [Article("after", "Israel answered.")], title=title, schema=schema)
+        push(connection, [Article("after", "Israel answered.")], title=title, schema=schema)
         after = connection.task_index(project)["after"][0][0]
         _open_task(connection, after)
         assert [_regions(p) for p in connection.predictions(after)] == [[(0, 6, "ACTOR", "Israel")]]
@@ -177,7 +178,7 @@ def test_a_training_gets_the_pull_policy_and_a_refused_span_reaches_health_by_ta
     """The backend in this process, the training in its real child against the real Label Studio."""
     for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
         monkeypatch.delenv(name, raising=False)  # the child finds Label Studio through /setup, as when connected
-    studio.push(connection, [Article("plain", "Israel and Hamas talk.")], title=title, schema=schema)
+    push(connection, [Article("plain", "Israel and Hamas talk.")], title=title, schema=schema)
     project = connection.project(title)
     task_id = connection.task_index(project)["plain"][0][0]
     connection.annotate(task_id, [Span(0, 6, "ACTOR", "Israel")])  # submitted, not ground truth
@@ -244,7 +245,7 @@ def tiny(tmp_path_factory, project_root, schema):
 
 def _unlabeled_scores(connection, project, version: str) -> dict[int, float]:
     scores = {}
-    for task_id in studio.unlabeled_tasks(connection, project):
+    for task_id in unlabeled_tasks(connection, project):
         (prediction,) = [p for p in connection.predictions(task_id) if p["model_version"] == version]
         scores[task_id] = prediction["score"]
     return scores
@@ -258,13 +259,13 @@ def test_retraining_from_label_studio_and_uncertainty_sampling(
     articles = _paragraphs(gold[2:], 10)
     assert len(articles) == 10
     by_id = {doc.id: doc for doc in articles}
-    studio.push(connection, [Article(doc.id, doc.text) for doc in articles], title=title, schema=schema)
+    push(connection, [Article(doc.id, doc.text) for doc in articles], title=title, schema=schema)
     gold_file = project_root / "gold" / "gold.jsonl"
     gold_hash = hashlib.sha256(gold_file.read_bytes()).hexdigest()
     live = tmp_path / "live"
     backend = _backend(local_studio, model_dir, tmp_path, "--train-config", str(config), "--models-dir", str(live))
     try:
-        link = studio.connect_backend(connection, title=title, backend_url=backend.url, sampling="uncertainty")
+        link = connect_backend(connection, title=title, backend_url=backend.url, sampling="uncertainty")
         first = model_version(model_dir)
         assert link.model_version == first and link.refreshed == 10 and link.sampling == "Uncertainty sampling"
         project = connection.project(title)
@@ -278,7 +279,7 @@ def test_retraining_from_label_studio_and_uncertainty_sampling(
             assert scores[served["id"]] == min(scores.values())
             connection.annotate(served["id"], by_id[doc_of_task[served["id"]]].spans)
 
-        connection._request("pressing Start training", "POST", f"api/ml/{link.backend_id}/train", json={})
+        connection.train_ml_backend(link.backend_id)
         health, latencies = _wait_for_training(backend, 1)
         assert health["last_training"]["ok"] is True, health["last_training"]
         second = health["model_version"]
@@ -289,7 +290,7 @@ def test_retraining_from_label_studio_and_uncertainty_sampling(
         assert hashlib.sha256(gold_file.read_bytes()).hexdigest() == gold_hash, "retraining must not touch gold"
 
         # The project follows the new model: its version, predictions of every unlabeled task, the order.
-        settings = connection._request("reading the project", "GET", f"api/projects/{project.id}")
+        settings = connection.project_settings(project)
         assert settings["model_version"] == second
         scores = _unlabeled_scores(connection, project, second)
         assert len(scores) == 7
@@ -303,7 +304,7 @@ def test_retraining_from_label_studio_and_uncertainty_sampling(
 def test_basic_auth_reaches_the_backend_on_predictions_and_on_the_webhook(
     local_studio, connection, schema, title, tmp_path, ruler_model_dir
 ):
-    studio.push(connection, [Article("plain", "Israel and Hamas talk.")], title=title, schema=schema)
+    push(connection, [Article("plain", "Israel and Hamas talk.")], title=title, schema=schema)
     credentials = {"ANNOTATE_BACKEND_USER": "ls", "ANNOTATE_BACKEND_PASSWORD": f"pw-{uuid.uuid4().hex}"}
     env = {"LABEL_STUDIO_URL": local_studio.url, "LABEL_STUDIO_API_KEY": local_studio.token, **credentials}
     backend = BackendProcess(ruler_model_dir, tmp_path / "backend.log", env).start()
@@ -311,9 +312,7 @@ def test_basic_auth_reaches_the_backend_on_predictions_and_on_the_webhook(
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{backend.url}/health", timeout=5)
         assert refused.value.code == 401
-        link = studio.connect_backend(
-            connection, title=title, backend_url=backend.url, basic_auth=tuple(credentials.values())
-        )
+        link = connect_backend(connection, title=title, backend_url=backend.url, basic_auth=tuple(credentials.values()))
         assert link.created and link.refreshed == 1
         project = connection.project(title)
         task_id = connection.task_index(project)["plain"][0][0]

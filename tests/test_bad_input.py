@@ -523,7 +523,7 @@ def test_studio_down_leaves_a_live_process_that_is_not_its_server_alone(project)
 
 
 def _closed_port() -> int:
-    from annotate.server import free_port
+    from annotate.studio.local import free_port
 
     return free_port()
 
@@ -595,7 +595,7 @@ def test_a_server_that_never_answers_is_a_bounded_wait():
     import time
 
     from annotate.errors import StudioUnreachable
-    from annotate.studio import Studio
+    from annotate.studio.client import Studio
 
     listener, held = _serve(None)
     try:
@@ -611,7 +611,7 @@ def test_a_server_that_never_answers_is_a_bounded_wait():
 
 def test_a_server_that_is_not_http_is_named_so():
     from annotate.errors import StudioUnreachable
-    from annotate.studio import Studio
+    from annotate.studio.client import Studio
 
     listener, held = _serve(b"SSH-2.0-OpenSSH_9.6\r\n")
     try:
@@ -648,7 +648,7 @@ def test_a_server_that_answers_something_else_than_the_api_is_one_line():
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     from annotate.errors import StudioError
-    from annotate.studio import Studio
+    from annotate.studio.client import Studio
 
     class Other(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
@@ -711,7 +711,7 @@ def test_toml_nested_too_deeply_or_not_text_is_one_line(project, data):
 
 def test_an_os_error_no_reader_translated_is_still_one_line(project):
     """The CLI's last-resort net (the readers and writers translate what they know first)."""
-    from annotate.server import free_port
+    from annotate.studio.local import free_port
 
     (project / ".studio").write_text("not a folder\n", encoding="utf-8")
     refused_and_unchanged(project, "studio", "up", "--port", str(free_port()))

@@ -7,11 +7,12 @@ import uuid
 
 import pytest
 
-from annotate import studio
 from annotate.errors import TargetError
 from annotate.labels import load_schema
 from annotate.records import Article, Span
 from annotate.settings import load_settings
+from annotate.studio.pull import pull
+from annotate.studio.push import push
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
@@ -30,7 +31,7 @@ def test_pull_writes_nothing_when_any_target_is_refused(local_studio, project_ro
     connection = local_studio.connect()
     title = f"Test {uuid.uuid4().hex[:10]}"
     text = "Hamas said Israel"
-    studio.push(connection, [Article("a", text)], title=title, schema=schema)
+    push(connection, [Article("a", text)], title=title, schema=schema)
     (task,) = [tasks[0][0] for tasks in connection.task_index(connection.project(title)).values()]
     connection.annotate(task, [Span.from_offsets(text, 0, 5, "ACTOR")])
     gold, pulled = tmp_path / "gold.jsonl", tmp_path / "pulled.jsonl"
@@ -43,7 +44,5 @@ def test_pull_writes_nothing_when_any_target_is_refused(local_studio, project_ro
         pulled.symlink_to(tmp_path / "notes.txt")
     before = _files(tmp_path)
     with pytest.raises(TargetError):
-        studio.pull(
-            connection, title=title, schema=schema, gold_path=gold, pulled_path=pulled, snapshots=tmp_path / "snap"
-        )
+        pull(connection, title=title, schema=schema, gold_path=gold, pulled_path=pulled, snapshots=tmp_path / "snap")
     assert _files(tmp_path) == before

@@ -23,13 +23,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from annotate import lsformat, server
+from annotate import lsformat
 from annotate.cli import app
 from annotate.corpus import read_articles, read_gold
 from annotate.errors import StudioServerError
 from annotate.labels import instructions_html, load_schema
 from annotate.records import Span
 from annotate.settings import load_settings
+from annotate.studio import local
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS, missing_browser_parts
 
 pytest_plugins = ["tests.studio_server"]
@@ -76,7 +77,7 @@ def _browser_and_server_present():
     missing = missing_browser_parts()
     if _in_ci():
         try:
-            server.label_studio_executable()
+            local.label_studio_executable()
         except StudioServerError as exc:
             missing.append(str(exc))
         if missing:
@@ -101,8 +102,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def admin(local_studio) -> server.Credentials:
-    return server.read_credentials(server.StudioPaths(local_studio.root).credentials)
+def admin(local_studio) -> local.Credentials:
+    return local.read_credentials(local.StudioPaths(local_studio.root).credentials)
 
 
 @pytest.fixture(scope="module")
@@ -406,7 +407,7 @@ def test_predictions_are_shown_to_the_annotator_who_corrects_them(
 ):
     import spacy
 
-    from annotate.studio import model_version
+    from annotate.predict import model_version
 
     nlp = spacy.load(ruler_model_dir)
     version = model_version(ruler_model_dir)

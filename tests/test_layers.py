@@ -7,9 +7,10 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "annotate"
 
-# Only these modules may import these packages.
+# Only these modules may import these packages: a top-level name (``cli``) stands for every module
+# under it, a dotted one (``studio.client``) for that module alone.
 OWNERS = {
-    "label_studio_sdk": {"studio"},
+    "label_studio_sdk": {"studio.client"},
     "datasets": {"publish"},
     "huggingface_hub": {"publish"},
     "typer": {"cli"},
@@ -20,6 +21,8 @@ OWNERS = {
     "uvicorn": {"backend"},
     "ray": {"apply"},
 }
+# What only the Label Studio client touches: its SDK client and its request helpers.
+CLIENT_PRIVATE = {"_client", "_client_wrapper", "_call", "_request", "_send", "_ml_request"}
 ENTRY_POINTS = {"cli", "__main__"}
 
 
@@ -51,7 +54,26 @@ def test_outside_services_are_imported_by_their_one_module():
         for imported in _imports(path):
             top = imported.split(".")[0]
             if top in OWNERS:
-                assert _owner(name) in OWNERS[top], f"annotate/{name}.py imports {top}; only {OWNERS[top]} may"
+                allowed = name in OWNERS[top] or _owner(name) in OWNERS[top]
+                assert allowed, f"annotate/{name}.py imports {top}; only {OWNERS[top]} may"
+
+
+def test_no_module_but_the_client_uses_its_private_members():
+    """Workflows, the CLI, tests and benchmarks call the client's public methods, never what it keeps to itself.
+
+    Another class's own ``self._client`` is its business; ``studio._request(...)`` from outside is not.
+    """
+    root = PACKAGE.parent
+    client = PACKAGE / "studio" / "client.py"
+    for path in sorted([*PACKAGE.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "bench").rglob("*.py")]):
+        if path == client:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Attribute) or node.attr not in CLIENT_PRIVATE:
+                continue
+            on_itself = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+            own = on_itself and node.attr != "_client_wrapper"
+            assert own, f"{path.relative_to(root)}:{node.lineno} uses .{node.attr}, private to the Label Studio client"
 
 
 def test_library_modules_never_import_the_cli():

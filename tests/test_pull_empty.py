@@ -8,12 +8,13 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from annotate import lsformat, studio
+from annotate import lsformat
 from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.labels import load_schema
 from annotate.records import AnnotatedDoc, Article, PulledAnnotation, Span
 from annotate.settings import load_settings
+from annotate.studio.push import push
 
 pytest_plugins = ["tests.studio_server"]
 
@@ -37,7 +38,7 @@ def test_pull_refuses_an_empty_submit_unless_allowed_and_gold_check_warns(
     title = f"Empty {uuid.uuid4().hex[:10]}"
     connection = local_studio.connect()
     articles = [Article(doc_id, TEXT) for doc_id in ("full", "empty", "skipped")]
-    studio.push(connection, articles, title=title, schema=schema)
+    push(connection, articles, title=title, schema=schema)
     tasks = {doc_id: found[0][0] for doc_id, found in connection.task_index(connection.project(title)).items()}
     connection.annotate(tasks["full"], [HAMAS])
     connection.annotate(tasks["empty"], [])

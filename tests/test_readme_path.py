@@ -23,10 +23,11 @@ import pytest
 from pyarrow import parquet
 from typer.testing import CliRunner
 
-from annotate import studio
 from annotate.cli import app
 from annotate.corpus import read_gold
+from annotate.predict import model_version
 from annotate.records import Span
+from annotate.studio import client
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
@@ -74,8 +75,8 @@ def project(local_studio, tmp_path, monkeypatch):
         pyproject.replace(f'project = "{DOCUMENTED_PROJECT}"', f'project = "{title}"'), encoding="utf-8"
     )
     monkeypatch.chdir(root)
-    monkeypatch.setenv(studio.URL_ENV, local_studio.url)
-    monkeypatch.setenv(studio.KEY_ENV, local_studio.token)
+    monkeypatch.setenv(client.URL_ENV, local_studio.url)
+    monkeypatch.setenv(client.KEY_ENV, local_studio.token)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return root, title
@@ -136,7 +137,7 @@ def test_the_readme_labeling_path_as_written(project, local_studio, ruler_model_
     with_model = documented(ROOT / "docs" / "annotators.md", "annotate", "push", "--predictions")
     assert with_model[3] == str(model_dir), "docs/annotators.md pre-labels with the model `annotate train` writes"
     predicted = run(with_model, title)
-    version = studio.model_version(root / model_dir)
+    version = model_version(root / model_dir)
     assert f"Predictions from {version} on tasks already there: 5 added, 0 updated, 0 unchanged" in predicted.output
     assert all([p["model_version"] for p in connection.predictions(task)] == [version] for task in tasks.values())
 

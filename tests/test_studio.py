@@ -14,13 +14,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from annotate import lsformat, server, studio
+from annotate import lsformat
 from annotate.cli import app
 from annotate.corpus import read_articles, read_gold, read_pulled, write_gold
 from annotate.errors import PortBusyError, PullError, StudioAuthError, StudioProjectError, StudioUnreachable
 from annotate.labels import instructions_html, load_schema
+from annotate.predict import load_predictor
 from annotate.records import AnnotatedDoc, Article, Span
 from annotate.settings import load_settings
+from annotate.studio import local
+from annotate.studio.client import Studio
+from annotate.studio.pull import project_slug, pull
+from annotate.studio.push import push
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
@@ -47,7 +52,7 @@ def connection(local_studio):
 
 
 def _pull(connection, title, schema, tmp_path, policy=lsformat.DEFAULT_POLICY, gold_name="gold.jsonl"):
-    return studio.pull(
+    return pull(
         connection,
         title=title,
         schema=schema,
@@ -71,7 +76,7 @@ def _content(docs):
 def test_round_trip_pulled_gold_equals_the_gold(connection, settings, schema, title, tmp_path):
     gold = read_gold(settings.gold)
     assert sum(len(d.spans) for d in gold) > 400, "the round trip runs on the project's whole gold"
-    report = studio.push(connection, read_articles([settings.seeds]), title=title, schema=schema)
+    report = push(connection, read_articles([settings.seeds]), title=title, schema=schema)
     assert report.created_project and report.imported == len(read_articles([settings.seeds]))
     tasks = _task_ids(connection, title)
     for doc in gold:
@@ -88,8 +93,8 @@ def test_round_trip_pulled_gold_equals_the_gold(connection, settings, schema, ti
 
 def test_repush_adds_zero_tasks_and_reports_changed_text(connection, settings, schema, title):
     articles = read_articles([settings.seeds])
-    studio.push(connection, articles, title=title, schema=schema)
-    again = studio.push(connection, articles, title=title, schema=schema)
+    push(connection, articles, title=title, schema=schema)
+    again = push(connection, articles, title=title, schema=schema)
     assert (again.imported, again.already_present, again.created_project, again.config_updated) == (
         0,
         len(articles),
@@ -97,7 +102,7 @@ def test_repush_adds_zero_tasks_and_reports_changed_text(connection, settings, s
         False,
     )
     edited = Article(articles[0].id, articles[0].text + " Edited.")
-    changed = studio.push(connection, [edited], title=title, schema=schema)
+    changed = push(connection, [edited], title=title, schema=schema)
     assert changed.text_changed == [articles[0].id] and changed.imported == 0
     index = connection.task_index(connection.project(title))
     assert sorted(index) == sorted(a.id for a in articles)
@@ -106,15 +111,15 @@ def test_repush_adds_zero_tasks_and_reports_changed_text(connection, settings, s
 
 def test_edited_guidelines_reach_the_project_as_rendered_html(connection, settings, schema, title):
     articles = read_articles([settings.seeds])[:1]
-    first = studio.push(connection, articles, title=title, schema=schema, instructions=instructions_html("# v1"))
+    first = push(connection, articles, title=title, schema=schema, instructions=instructions_html("# v1"))
     assert first.created_project and not first.instructions_updated
     guide = "# Guide v2\n\n| label | hotkey |\n| --- | --- |\n| ACTOR | a |\n\nQuoted `<script>x</script>`\n"
-    second = studio.push(connection, articles, title=title, schema=schema, instructions=instructions_html(guide))
+    second = push(connection, articles, title=title, schema=schema, instructions=instructions_html(guide))
     assert second.instructions_updated and not second.config_updated
     stored = connection.project(title).instructions
     assert "<h1>Guide v2</h1>" in stored and "<table>" in stored
     assert "<script>" not in stored and "&lt;script&gt;" in stored
-    third = studio.push(connection, articles, title=title, schema=schema, instructions=instructions_html(guide))
+    third = push(connection, articles, title=title, schema=schema, instructions=instructions_html(guide))
     assert not third.instructions_updated
 
 
@@ -129,7 +134,7 @@ def test_server_killed_during_push_then_push_again_gives_every_article_once(loca
             threading.Timer(0.05, local_studio.kill).start()
 
     with pytest.raises(StudioUnreachable) as failure:
-        studio.push(
+        push(
             connection,
             articles,
             title=title,
@@ -141,7 +146,7 @@ def test_server_killed_during_push_then_push_again_gives_every_article_once(loca
         )
     assert "run push again to finish" in str(failure.value)
     local_studio.restart()
-    report = studio.push(local_studio.connect(), articles, title=title, schema=schema, batch_size=200)
+    report = push(local_studio.connect(), articles, title=title, schema=schema, batch_size=200)
     index = local_studio.connect().task_index(local_studio.connect().project(title))
     assert sorted(index) == [a.id for a in articles]
     assert all(len(tasks) == 1 for tasks in index.values())
@@ -150,7 +155,7 @@ def test_server_killed_during_push_then_push_again_gives_every_article_once(loca
 
 def test_two_annotators_cancelled_and_draft(connection, schema, title, tmp_path):
     text = "Hamas said Israel must withdraw."
-    studio.push(connection, [Article("one", text), Article("two", text)], title=title, schema=schema)
+    push(connection, [Article("one", text), Article("two", text)], title=title, schema=schema)
     tasks = _task_ids(connection, title)
     second = connection.add_user(f"annotator-{uuid.uuid4().hex[:6]}@example.org")
     hamas, israel = Span.from_offsets(text, 0, 5, "ACTOR"), Span.from_offsets(text, 11, 17, "ACTOR")
@@ -176,7 +181,7 @@ def test_two_annotators_cancelled_and_draft(connection, schema, title, tmp_path)
 
 def test_pull_updates_the_labeled_articles_and_keeps_the_rest_unless_replace(connection, schema, title, tmp_path):
     text = "Hamas said Israel"
-    studio.push(connection, [Article("kept", text), Article("unlabelled", text)], title=title, schema=schema)
+    push(connection, [Article("kept", text), Article("unlabelled", text)], title=title, schema=schema)
     tasks = _task_ids(connection, title)
     connection.annotate(tasks["kept"], [Span.from_offsets(text, 0, 5, "ACTOR")])
     unlabelled = AnnotatedDoc("unlabelled", text, (Span.from_offsets(text, 11, 17, "ACTOR"),), "gold-v1", "seeds/u.txt")
@@ -189,7 +194,7 @@ def test_pull_updates_the_labeled_articles_and_keeps_the_rest_unless_replace(con
     assert merged["unlabelled"] == unlabelled, "an article the project did not label keeps its gold"
     assert merged["kept"].spans == (Span.from_offsets(text, 0, 5, "ACTOR"),)
     assert merged["kept"].source == f"seeds/kept.txt | label-studio:{title} task {tasks['kept']}"
-    replaced = studio.pull(
+    replaced = pull(
         connection,
         title=title,
         schema=schema,
@@ -207,14 +212,14 @@ def test_pull_updates_the_labeled_articles_and_keeps_the_rest_unless_replace(con
 def test_push_with_predictions_onto_tasks_already_there(connection, schema, title, ruler_model_dir, tmp_path):
     text = "Talks 😀: Hamas and Israel."
     articles = [Article("a", text), Article("b", "Hamas said so.")]
-    studio.push(connection, articles, title=title, schema=schema)
-    predictor = studio.load_predictor(ruler_model_dir, schema)
-    first = studio.push(connection, articles, title=title, schema=schema, predictor=predictor)
+    push(connection, articles, title=title, schema=schema)
+    predictor = load_predictor(ruler_model_dir, schema)
+    first = push(connection, articles, title=title, schema=schema, predictor=predictor)
     assert (first.imported, first.predictions_added, first.predictions_updated) == (0, 2, 0)
     tasks = _task_ids(connection, title)
     (prediction,) = connection.predictions(tasks["a"])
     assert prediction["model_version"] == predictor.model_version
-    again = studio.push(connection, articles, title=title, schema=schema, predictor=predictor)
+    again = push(connection, articles, title=title, schema=schema, predictor=predictor)
     assert (again.predictions_added, again.predictions_updated, again.predictions_unchanged) == (0, 0, 2)
     # A stale prediction of the same version (say, from an interrupted run) is replaced, not doubled.
     stale = connection.project(title)
@@ -223,7 +228,7 @@ def test_push_with_predictions_onto_tasks_already_there(connection, schema, titl
     connection.import_predictions(
         stale, [{"task": tasks["b"], **lsformat.prediction_payload([], predictor.model_version, 0.5)}]
     )
-    fixed = studio.push(connection, articles, title=title, schema=schema, predictor=predictor)
+    fixed = push(connection, articles, title=title, schema=schema, predictor=predictor)
     assert (fixed.predictions_added, fixed.predictions_updated, fixed.predictions_unchanged) == (0, 1, 1)
     assert len(connection.predictions(tasks["b"])) == 1
     shown = connection.next_task(connection.project(title))
@@ -232,7 +237,7 @@ def test_push_with_predictions_onto_tasks_already_there(connection, schema, titl
 
 def test_emoji_before_a_span_in_code_points_and_in_utf16(connection, schema, title, tmp_path):
     text = "Talks 😀 resume. Hamas said 🇵🇸 flags flew over “Gaza”."
-    studio.push(connection, [Article("emoji", text)], title=title, schema=schema)
+    push(connection, [Article("emoji", text)], title=title, schema=schema)
     (task,) = _task_ids(connection, title).values()
     gaza = Span.from_offsets(text, text.index("Gaza"), text.index("Gaza") + 4, "ACTOR")
     hamas = Span.from_offsets(text, 16, 21, "ACTOR")
@@ -250,7 +255,7 @@ def test_emoji_before_a_span_in_code_points_and_in_utf16(connection, schema, tit
 
 def test_unknown_label_and_text_mismatch_stop_the_pull_and_keep_gold(connection, schema, title, tmp_path):
     text = "Hamas said Israel"
-    studio.push(connection, [Article("bad", text)], title=title, schema=schema)
+    push(connection, [Article("bad", text)], title=title, schema=schema)
     (task,) = _task_ids(connection, title).values()
     unknown = lsformat.span_result(Span.from_offsets(text, 0, 5, "ACTOR"))
     unknown["value"]["labels"] = ["PERSON"]
@@ -274,7 +279,7 @@ def test_unknown_label_and_text_mismatch_stop_the_pull_and_keep_gold(connection,
 
 def test_schema_change_that_orphans_used_labels_is_refused(connection, schema, title, tmp_path):
     text = "Hamas said 40 people"
-    studio.push(connection, [Article("x", text)], title=title, schema=schema)
+    push(connection, [Article("x", text)], title=title, schema=schema)
     (task,) = _task_ids(connection, title).values()
     connection.annotate(task, [Span.from_offsets(text, 11, 20, "FIGURE")])
     schema_file = tmp_path / "labels.toml"
@@ -283,14 +288,14 @@ def test_schema_change_that_orphans_used_labels_is_refused(connection, schema, t
     smaller = load_schema(schema_file)
     assert "FIGURE" not in smaller
     with pytest.raises(StudioProjectError, match="drops label\\(s\\) FIGURE that annotations use"):
-        studio.push(connection, [Article("x", text)], title=title, schema=smaller)
+        push(connection, [Article("x", text)], title=title, schema=smaller)
 
 
 def test_predictions_from_a_saved_pipeline(connection, schema, title, tmp_path, ruler_model_dir):
-    predictor = studio.load_predictor(ruler_model_dir, schema)
+    predictor = load_predictor(ruler_model_dir, schema)
     assert predictor.model_version.startswith("model-best-") and len(predictor.model_version) == len("model-best-") + 12
     text = "Talks 😀: Hamas and Israel."
-    report = studio.push(connection, [Article("p", text)], title=title, schema=schema, predictor=predictor)
+    report = push(connection, [Article("p", text)], title=title, schema=schema, predictor=predictor)
     assert report.with_predictions == 1
     (task,) = _task_ids(connection, title).values()
     (prediction,) = connection.predictions(task)
@@ -306,10 +311,10 @@ def test_predictions_from_a_saved_pipeline(connection, schema, title, tmp_path, 
 
 def test_up_refuses_a_busy_port_and_keeps_credentials_private(local_studio, tmp_path, monkeypatch):
     with pytest.raises(PortBusyError, match=f"port {local_studio.port} on 127.0.0.1 is already in use"):
-        server.up(tmp_path, port=local_studio.port)
-    credentials = server.StudioPaths(local_studio.root).credentials
+        local.up(tmp_path, port=local_studio.port)
+    credentials = local.StudioPaths(local_studio.root).credentials
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
-    assert server.down(tmp_path) is None
+    assert local.down(tmp_path) is None
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["studio", "up", "--port", str(local_studio.port)])
     assert result.exit_code == 1
@@ -317,7 +322,7 @@ def test_up_refuses_a_busy_port_and_keeps_credentials_private(local_studio, tmp_
         f"Error: port {local_studio.port} on 127.0.0.1 is already in use; stop what uses it or choose another "
         f"with --port (Label Studio would silently move to port {local_studio.port + 1})"
     )
-    assert server.local_url(local_studio.root) == local_studio.url
+    assert local.local_url(local_studio.root) == local_studio.url
 
 
 def test_status_names_the_version_and_the_user(local_studio, monkeypatch):
@@ -361,7 +366,7 @@ def test_wrong_key_is_one_line_without_the_key(local_studio, monkeypatch, projec
 
 def test_wrong_key_exception_chain_carries_no_key(local_studio):
     with pytest.raises(StudioAuthError) as failure:
-        studio.Studio(local_studio.url, WRONG_KEY).find_project("x")
+        Studio(local_studio.url, WRONG_KEY).find_project("x")
     error = failure.value
     assert error.__cause__ is None and error.__context__ is None
     assert WRONG_KEY not in repr(error) and WRONG_KEY not in str(error.args)
@@ -377,7 +382,7 @@ def test_missing_key_is_one_line(monkeypatch, project_root, local_studio):
 
 
 def test_unreachable_url_is_one_line(monkeypatch, tmp_path, project_root):
-    url = f"http://127.0.0.1:{server.free_port()}"
+    url = f"http://127.0.0.1:{local.free_port()}"
     (tmp_path / "a.txt").write_text("Hamas said.", encoding="utf-8")
     result = _run_with(monkeypatch, project_root, url, WRONG_KEY, "push", "--project", "Somewhere", str(tmp_path))
     assert result.exit_code == 1
@@ -408,5 +413,5 @@ def test_cli_push_and_pull_print_summaries(local_studio, monkeypatch, tmp_path, 
     assert pulled.exit_code == 0, pulled.output
     assert "tasks without annotations" in pulled.output and "Wrote " in pulled.output
     assert read_gold(local_studio.root / "gold/gold.jsonl") == []
-    slug = studio.project_slug(title)
+    slug = project_slug(title)
     assert (local_studio.root / "gold" / "pulled" / f"{slug}.jsonl").exists()

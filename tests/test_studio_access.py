@@ -12,12 +12,14 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from annotate import server, studio
 from annotate.cli import app
 from annotate.corpus import write_gold
 from annotate.errors import StudioAuthError
 from annotate.labels import load_schema
+from annotate.predict import load_predictor
 from annotate.records import AnnotatedDoc, Article, Span
+from annotate.studio import client, local
+from annotate.studio.push import push
 from tests.conftest import ROOT
 
 SCHEMA_FILE = ROOT / "guidelines" / "labels.toml"
@@ -31,13 +33,13 @@ pytestmark = pytest.mark.studio
 def in_project(local_studio, monkeypatch):
     """Run commands from the test server's project folder, with no URL or key in the environment."""
     monkeypatch.chdir(local_studio.root)
-    for name in (studio.URL_ENV, studio.KEY_ENV):
+    for name in (client.URL_ENV, client.KEY_ENV):
         monkeypatch.delenv(name, raising=False)
     return local_studio
 
 
 def test_the_whole_studio_folder_is_for_its_owner_only(in_project):
-    paths = server.StudioPaths(in_project.root)
+    paths = local.StudioPaths(in_project.root)
     for folder in (paths.folder, paths.data):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     for path in (paths.credentials, paths.log, paths.data / "label_studio.sqlite3"):
@@ -48,7 +50,7 @@ def test_the_whole_studio_folder_is_for_its_owner_only(in_project):
 
 @pytest.mark.parametrize("folder", ["folder", "data"])
 def test_up_and_status_refuse_a_studio_folder_others_can_read(in_project, folder):
-    paths = server.StudioPaths(in_project.root)
+    paths = local.StudioPaths(in_project.root)
     target = getattr(paths, folder)
     target.chmod(0o755)
     try:
@@ -59,7 +61,7 @@ def test_up_and_status_refuse_a_studio_folder_others_can_read(in_project, folder
             f"so run chmod -R go-rwx {paths.folder}"
         )
         with pytest.raises(StudioAuthError, match="readable by other users"):
-            server.up(in_project.root, port=in_project.port)
+            local.up(in_project.root, port=in_project.port)
     finally:
         target.chmod(0o700)
 
@@ -67,23 +69,23 @@ def test_up_and_status_refuse_a_studio_folder_others_can_read(in_project, folder
 def test_status_shows_the_url_and_the_login_again(in_project):
     result = CliRunner().invoke(app, ["studio", "status"])
     assert result.exit_code == 0, result.output
-    credentials = server.read_credentials(server.StudioPaths(in_project.root).credentials)
+    credentials = local.read_credentials(local.StudioPaths(in_project.root).credentials)
     assert f"Log in at {in_project.url} as {credentials.email} with password {credentials.password}" in result.output
     assert credentials.token not in result.output
 
 
 def test_localhost_is_the_same_local_server(in_project, monkeypatch):
-    monkeypatch.setenv(studio.URL_ENV, f"http://localhost:{in_project.port}/")
+    monkeypatch.setenv(client.URL_ENV, f"http://localhost:{in_project.port}/")
     result = CliRunner().invoke(app, ["studio", "status"])
     assert result.exit_code == 0, result.output
     assert "API key accepted (user admin@annotate.local)" in result.output
-    assert server.same_server("http://[::1]:8080", "http://127.0.0.1:8080")
-    assert not server.same_server("http://localhost:8081", "http://127.0.0.1:8080")
-    assert not server.same_server("https://127.0.0.1:8080", "http://127.0.0.1:8080")
+    assert local.same_server("http://[::1]:8080", "http://127.0.0.1:8080")
+    assert not local.same_server("http://localhost:8081", "http://127.0.0.1:8080")
+    assert not local.same_server("https://127.0.0.1:8080", "http://127.0.0.1:8080")
 
 
 def test_a_notebook_in_the_project_connects_without_arguments(in_project):
-    assert studio.connect().whoami() == "admin@annotate.local"
+    assert client.connect().whoami() == "admin@annotate.local"
 
 
 def test_host_other_than_loopback_warns_and_names_the_address(in_project):
@@ -105,16 +107,16 @@ def _outside_address() -> str | None:
 
 @pytest.mark.slow
 def test_up_on_all_addresses_answers_from_the_network_address(tmp_path):
-    port = server.free_port()
-    info = server.up(tmp_path, port=port, host="0.0.0.0", timeout=300)
+    port = local.free_port()
+    info = local.up(tmp_path, port=port, host="0.0.0.0", timeout=300)
     try:
-        assert info.url == f"http://127.0.0.1:{port}" and server.health(info.url)
+        assert info.url == f"http://127.0.0.1:{port}" and local.health(info.url)
         address = _outside_address()
         if address is not None:
-            assert server.health(f"http://{address}:{port}")
-        assert stat.S_IMODE(server.StudioPaths(tmp_path).folder.stat().st_mode) == 0o700
+            assert local.health(f"http://{address}:{port}")
+        assert stat.S_IMODE(local.StudioPaths(tmp_path).folder.stat().st_mode) == 0o700
     finally:
-        assert server.down(tmp_path) == info.pid
+        assert local.down(tmp_path) == info.pid
 
 
 @pytest.fixture
@@ -122,8 +124,8 @@ def project_elsewhere(local_studio, tmp_path, monkeypatch):
     """A project folder of its own that talks to the session's server through the environment."""
     (tmp_path / "pyproject.toml").write_text(f'[tool.annotate]\nschema = "{SCHEMA_FILE}"\n', encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(studio.URL_ENV, local_studio.url)
-    monkeypatch.setenv(studio.KEY_ENV, local_studio.token)
+    monkeypatch.setenv(client.URL_ENV, local_studio.url)
+    monkeypatch.setenv(client.KEY_ENV, local_studio.token)
     return local_studio.connect()
 
 
@@ -131,9 +133,9 @@ def test_projects_lists_counts_and_an_unknown_project_names_the_known_ones(proje
     connection, title = project_elsewhere, "Counted projects here"
     text = "Hamas said Israel must go."
     articles = [Article("one", text), Article("two", "Israel said no.")]
-    studio.push(connection, articles, title=title, schema=SCHEMA)
-    predictor = studio.load_predictor(ruler_model_dir, SCHEMA)
-    studio.push(connection, articles[:1], title=title, schema=SCHEMA, predictor=predictor)
+    push(connection, articles, title=title, schema=SCHEMA)
+    predictor = load_predictor(ruler_model_dir, SCHEMA)
+    push(connection, articles[:1], title=title, schema=SCHEMA, predictor=predictor)
     index = connection.task_index(connection.project(title))
     connection.annotate(index["one"][0][0], [Span.from_offsets(text, 0, 5, "ACTOR")])
     (summary,) = [p for p in connection.projects() if p.title == title]
@@ -150,7 +152,7 @@ def test_projects_lists_counts_and_an_unknown_project_names_the_known_ones(proje
 def test_pull_dry_run_shows_the_changes_and_writes_nothing(project_elsewhere, tmp_path):
     connection, title = project_elsewhere, "Dry run project"
     text = "Hamas said Israel must go."
-    studio.push(connection, [Article("dry", text)], title=title, schema=SCHEMA)
+    push(connection, [Article("dry", text)], title=title, schema=SCHEMA)
     (task,) = [entries[0][0] for entries in connection.task_index(connection.project(title)).values()]
     connection.annotate(task, [Span.from_offsets(text, 0, 5, "ACTOR"), Span.from_offsets(text, 11, 17, "ACTOR")])
     gold = tmp_path / "gold.jsonl"
@@ -171,8 +173,8 @@ def test_pull_dry_run_shows_the_changes_and_writes_nothing(project_elsewhere, tm
 
 def test_only_a_loopback_server_accepts_ml_backends_on_private_addresses(tmp_path):
     """SSRF protection is lifted for `annotate serve` on loopback only; a server others reach keeps it."""
-    credentials = server.Credentials("admin@localhost", "pw", "t" * 40)
-    local = server.server_environment(tmp_path, credentials)
-    assert local["ML_BLOCK_LOCAL_IP"] == local["SSRF_PROTECTION_ENABLED"] == "false"
-    shared = server.server_environment(tmp_path, credentials, "0.0.0.0")
+    credentials = local.Credentials("admin@localhost", "pw", "t" * 40)
+    loopback = local.server_environment(tmp_path, credentials)
+    assert loopback["ML_BLOCK_LOCAL_IP"] == loopback["SSRF_PROTECTION_ENABLED"] == "false"
+    shared = local.server_environment(tmp_path, credentials, "0.0.0.0")
     assert "ML_BLOCK_LOCAL_IP" not in shared and "SSRF_PROTECTION_ENABLED" not in shared

@@ -28,7 +28,7 @@ from annotate import lsformat
 from annotate.errors import AnnotateError, TrainingError
 
 if TYPE_CHECKING:
-    from annotate import studio
+    from annotate.studio.client import Studio
     from annotate.labels import Schema
     from annotate.train import TrainResult
 
@@ -187,10 +187,10 @@ class StudioAddress:
     url: str = ""
     api_key: str = field(default="", repr=False)
 
-    def connect(self) -> studio.Studio:
-        from annotate import studio  # here, not above: the serving process never loads the SDK
+    def connect(self) -> Studio:
+        from annotate.studio import client  # here, not above: the serving process never loads the SDK
 
-        return studio.connect(self.url or None, self.api_key or None, root=self.root)
+        return client.connect(self.url or None, self.api_key or None, root=self.root)
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ class TrainingJob:
 
 
 def train_from_project(
-    connection: studio.Studio,
+    connection: Studio,
     *,
     title: str,
     schema: Schema,
@@ -219,12 +219,12 @@ def train_from_project(
     policy: str = lsformat.DEFAULT_POLICY,
 ) -> TrainResult:
     """Train on the project's submitted annotations (one per article, chosen by ``policy`` as ``pull`` chooses)."""
-    from annotate import studio
+    from annotate.studio.pull import fetch_annotations
     from annotate.train import train
 
     if policy not in lsformat.POLICIES:
         raise TrainingError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
-    found = studio.fetch_annotations(connection, title=title, schema=schema)
+    found = fetch_annotations(connection, title=title, schema=schema)
     texts = {article.id: article.text for article in found.articles}
     gold = lsformat.gold_from_pulled(found.annotations, texts, policy, title)
     if not gold:
@@ -258,6 +258,6 @@ def refresh_job(address: StudioAddress, title: str, model_version: str) -> int:
     A child process runs it too (the serving process never loads the SDK); meanwhile Label Studio
     asks this backend's /predict for the tasks.
     """
-    from annotate import studio
+    from annotate.studio.link import refresh_predictions
 
-    return studio.refresh_predictions(address.connect(), title=title, model_version=model_version)
+    return refresh_predictions(address.connect(), title=title, model_version=model_version)

@@ -56,15 +56,16 @@ def _pulled_with_texts(pulled: Path, articles: Optional[list[Path]]):
 
 def _annotations_from(pulled: Optional[Path], project: Optional[str], articles: Optional[list[Path]]):
     """Annotations with their checked texts and the schema: from a pulled file, or from a Label Studio project."""
-    from annotate import studio
     from annotate.errors import AgreementError
+    from annotate.studio import client
+    from annotate.studio.pull import fetch_annotations
 
     if project is None:
         return _pulled_with_texts(pulled, articles)
     if articles:
         raise AgreementError("--articles goes with a PULLED_FILE; with --project the texts come from Label Studio")
     settings = project_settings()
-    fetched = studio.fetch_annotations(studio.connect(root=settings.root), title=project, schema=project_schema())
+    fetched = fetch_annotations(client.connect(root=settings.root), title=project, schema=project_schema())
     echo_repairs(fetched.repairs)
     return _checked_texts(list(fetched.annotations), fetched.articles, f"project {project!r}")
 
@@ -175,10 +176,11 @@ def _show_acceptance(pulled, project, annotations, texts, schema) -> None:
     from annotate.cli._acceptance import acceptance_path, print_acceptance, read_acceptance
 
     if project is not None:
-        from annotate import studio
+        from annotate.studio import client
+        from annotate.studio.pull import prediction_acceptance
 
-        connection = studio.connect(root=project_settings().root)
-        found = studio.prediction_acceptance(connection, connection.project(project), annotations, texts, schema)
+        connection = client.connect(root=project_settings().root)
+        found = prediction_acceptance(connection, connection.project(project), annotations, texts, schema)
         if found is not None:
             print_acceptance(found.to_dict())
         return
@@ -240,14 +242,15 @@ def adjudicate_cli(
         gold, kept = merge_gold(previous, gold)
     sent = None
     if review:
-        from annotate import studio
+        from annotate.studio import client
+        from annotate.studio.review import review_version, send_review
 
-        sent = studio.send_review(
-            studio.connect(root=project_settings().root),
+        sent = send_review(
+            client.connect(root=project_settings().root),
             title=project,
             items=review_items(result),
             texts=texts,
-            model_version=studio.review_version(min_agree),
+            model_version=review_version(min_agree),
         )
     writes = [(out, encode_text(gold_jsonl(gold), str(out)))]
     if conflicts_out is not None:

@@ -35,28 +35,28 @@ def studio_up_cli(
     ] = "127.0.0.1",
 ) -> None:
     """Start a local Label Studio on 127.0.0.1 (admin account and API token made on first start)."""
-    from annotate import server
+    from annotate.studio import local
 
     root = project_settings().root
-    if host not in server.LOOPBACK:
+    if host not in local.LOOPBACK:
         typer.echo(
             f"Warning: listening on {host}: anyone who can reach this machine on port {port} sees the login page, "
             "over plain HTTP; use it only on a network you trust (docs/studio.md: a team server)",
             err=True,
         )
     with console.status("Starting Label Studio (the first start takes about a minute)…"):
-        info = server.up(root, port=port, host=host)
+        info = local.up(root, port=port, host=host)
     state = "already running" if info.already_running else "started"
     typer.echo(f"Label Studio {state} at {info.url} (pid {info.pid}, data in {info.data})")
     _echo_login(root, info.url)
-    typer.echo(f"API token kept in {server.StudioPaths(root).credentials} (mode 0600)")
+    typer.echo(f"API token kept in {local.StudioPaths(root).credentials} (mode 0600)")
     typer.echo(_next_steps())
 
 
 def _echo_login(root: Path, url: str) -> None:
-    from annotate import server
+    from annotate.studio import local
 
-    credentials = server.read_credentials(server.StudioPaths(root).credentials)
+    credentials = local.read_credentials(local.StudioPaths(root).credentials)
     typer.echo(f"Log in at {url} as {credentials.email} with password {credentials.password}")
 
 
@@ -79,9 +79,9 @@ def _next_steps() -> str:
 @studio_app.command("down")
 def studio_down_cli() -> None:
     """Stop the Label Studio that `annotate studio up` started here (and nothing else)."""
-    from annotate import server
+    from annotate.studio import local
 
-    pid = server.down(project_settings().root)
+    pid = local.down(project_settings().root)
     typer.echo(f"Stopped Label Studio (pid {pid})" if pid else "No local Label Studio was running")
 
 
@@ -90,33 +90,33 @@ def studio_status_cli() -> None:
     """Whether Label Studio answers (LABEL_STUDIO_URL or the local one), its version, and whether the key works."""
     import os
 
-    from annotate import server, studio
     from annotate.errors import redact_url
+    from annotate.studio import client, local
 
     root = project_settings().root
-    url = os.environ.get(studio.URL_ENV) or server.local_url(root)
+    url = os.environ.get(client.URL_ENV) or local.local_url(root)
     if not url:
-        typer.echo(f"No local Label Studio running and {studio.URL_ENV} is not set (start one: annotate studio up)")
+        typer.echo(f"No local Label Studio running and {client.URL_ENV} is not set (start one: annotate studio up)")
         raise typer.Exit(1)
-    found = server.status(studio.checked_url(url), root)
+    found = local.status(client.checked_url(url), root)
     shown = redact_url(url)
     if not found.answering:
         typer.echo(f"{shown}: not answering")
         raise typer.Exit(1)
-    local = f", local pid {found.local_pid}" if found.local_pid else ""
-    typer.echo(f"{shown}: answering, Label Studio {found.version or '(version not reported)'}{local}")
-    user = studio.connect(url, root=root).whoami()
+    local_pid = f", local pid {found.local_pid}" if found.local_pid else ""
+    typer.echo(f"{shown}: answering, Label Studio {found.version or '(version not reported)'}{local_pid}")
+    user = client.connect(url, root=root).whoami()
     typer.echo(f"API key accepted (user {user})")
-    if found.local_pid and server.same_server(url, server.local_url(root) or ""):
+    if found.local_pid and local.same_server(url, local.local_url(root) or ""):
         _echo_login(root, url)
 
 
 @studio_app.command("projects")
 def studio_projects_cli() -> None:
     """The projects on the server (LABEL_STUDIO_URL or the local one) with task, annotated and prediction counts."""
-    from annotate import studio
+    from annotate.studio import client
 
-    connection = studio.connect(root=project_settings().root)
+    connection = client.connect(root=project_settings().root)
     found = connection.projects()
     if not found:
         typer.echo(f"No projects on {connection.url} yet (annotate push creates one)")
@@ -153,9 +153,11 @@ def push_cli(
     """Put articles into a Label Studio project, each exactly once (safe to re-run after a crash)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from annotate import studio
     from annotate.corpus import read_articles
     from annotate.labels import instructions_html
+    from annotate.predict import load_predictor
+    from annotate.studio import client
+    from annotate.studio.push import push
 
     settings = project_settings()
     schema = project_schema()
@@ -165,16 +167,16 @@ def push_cli(
     instructions = instructions_html(guide) if guide else ""
     if predictions and predictions_from:
         raise typer.BadParameter("give --predictions or --predictions-from, not both")
-    predictor = studio.load_predictor(predictions, schema) if predictions else None
+    predictor = load_predictor(predictions, schema) if predictions else None
     if predictions_from:
         from annotate.apply import predictions_from as stored_predictions
 
         predictor = stored_predictions(predictions_from, articles, schema)
-    connection = studio.connect(root=settings.root)
+    connection = client.connect(root=settings.root)
     columns = (TextColumn("Importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("push", total=None)
-        report = studio.push(
+        report = push(
             connection,
             articles,
             title=title,
@@ -237,14 +239,15 @@ def pull_cli(
     ] = False,
 ) -> None:
     """Export annotations, validate every span, keep all annotators' work, update gold atomically."""
-    from annotate import studio
+    from annotate.studio import client
+    from annotate.studio.pull import project_slug, pull
 
     settings = project_settings()
     title = project or settings.project
     gold_path = gold or settings.gold
-    slug = studio.project_slug(title)
-    report = studio.pull(
-        studio.connect(root=settings.root),
+    slug = project_slug(title)
+    report = pull(
+        client.connect(root=settings.root),
         title=title,
         schema=project_schema(),
         gold_path=gold_path,

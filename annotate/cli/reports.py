@@ -95,9 +95,10 @@ def report_cli(
     folder = metrics_dir or settings.reports
     links = None
     if project:
-        from annotate import studio
+        from annotate.studio import client
+        from annotate.studio.review import task_links
 
-        links = studio.task_links(studio.connect(root=settings.root), project)
+        links = task_links(client.connect(root=settings.root), project)
     docs = read_gold(gold or settings.gold)
     page = write_html_report(folder, docs, lang=settings.lang, links=links, project=project or "")
     typer.echo(f"Wrote {page}" + (f" (errors link to {len(links)} task(s) of {project!r})" if links else ""))
@@ -116,10 +117,11 @@ def review_errors_cli(
     Safe to re-run (articles once; predictions replaced when they change). Fix the gold there, then
     `annotate pull --project TITLE` brings the corrections back.
     """
-    from annotate import studio
     from annotate.corpus import read_gold
     from annotate.errors import InputError
     from annotate.review import predictions_for_review, review_pairs
+    from annotate.studio import client
+    from annotate.studio.review import send_errors_for_review
 
     settings = project_settings()
     schema = project_schema()
@@ -128,9 +130,9 @@ def review_errors_cli(
     docs = read_gold(gold or settings.gold)
     predicted, version = predictions_for_review(model_or_predictions, docs, schema)
     title = project or f"{settings.project} errors"
-    connection = studio.connect(root=settings.root)
+    connection = client.connect(root=settings.root)
     pairs = review_pairs(docs, predicted)
-    report = studio.send_errors_for_review(connection, title=title, schema=schema, pairs=pairs, version=version)
+    report = send_errors_for_review(connection, title=title, schema=schema, pairs=pairs, version=version)
     if report.created_project:
         typer.echo(f"Created project {title!r}")
     typer.echo(

@@ -69,13 +69,14 @@ def studio_connect_cli(
     ] = None,
 ) -> None:
     """Connect the ML backend to the project (idempotent) and have it pre-annotate every unlabeled task."""
-    from annotate import studio
     from annotate.backend.auth import basic_auth_from_env
+    from annotate.studio import client
+    from annotate.studio.link import connect_backend
 
     settings = project_settings()
     title = project or settings.project
-    link = studio.connect_backend(
-        studio.connect(root=settings.root),
+    link = connect_backend(
+        client.connect(root=settings.root),
         title=title,
         backend_url=backend_url,
         sampling=sampling,
