@@ -17,6 +17,7 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
+from annotate import lsformat
 from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.labels import load_schema

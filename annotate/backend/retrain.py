@@ -28,8 +28,8 @@ from annotate import lsformat
 from annotate.errors import AnnotateError, TrainingError
 
 if TYPE_CHECKING:
-    from annotate.studio.client import Studio
     from annotate.labels import Schema
+    from annotate.studio.client import Studio
     from annotate.train import TrainResult
 
 log = logging.getLogger(__name__)
