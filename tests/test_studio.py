@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from annotate import lsformat, server, studio
+from annotate.articles import read_articles
 from annotate.cli import app
-from annotate.corpus import read_articles, read_gold, read_pulled, write_gold
+from annotate.corpus import read_gold, read_pulled, write_gold
 from annotate.errors import PortBusyError, PullError, StudioAuthError, StudioProjectError, StudioUnreachable
 from annotate.labels import instructions_html, load_schema
 from annotate.records import AnnotatedDoc, Article, Span

@@ -154,7 +154,7 @@ def push_cli(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from annotate import studio
-    from annotate.corpus import read_articles
+    from annotate.articles import read_articles
     from annotate.labels import instructions_html
 
     settings = project_settings()
