@@ -89,7 +89,11 @@ def duplicate_problem(article_id: str, first: str) -> str:
 
 def stream_articles(sources: Sequence[str | Path]) -> Iterator[Article]:
     """The articles of SOURCES in order, read lazily; the first bad record or repeated id is an InputError
-    naming its file and line or row. The sources themselves are checked before this returns."""
+    naming its file and line or row. The sources themselves are checked before this returns.
+
+    Memory holds one record's text and every id seen with its place (to name both places of a
+    repeated id); ``apply``'s plan finds repeats in 8 bytes an id instead.
+    """
     files = source_files(sources)
 
     def articles() -> Iterator[Article]:
