@@ -32,6 +32,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from annotate.articles import duplicate_problem, read_records, source_files
 from annotate.corpus import atomic_write_bytes, atomic_write_text
 from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
@@ -43,7 +44,6 @@ MANIFEST = ".apply-manifest.json"  # hidden: pyarrow and datasets read every oth
 REJECTS = ".rejects.jsonl"
 FORMAT = 1
 SHARD_SIZE = 10_000
-SUFFIXES = {".txt", ".jsonl", ".parquet"}
 _SHARD_NAME = re.compile(r"part-\d{5}\.parquet")
 _OUR_TEMPORARIES = re.compile(rf"\.(part-\d{{5}}\.parquet|{re.escape(MANIFEST)}|{re.escape(REJECTS)})\..*\.tmp")
 
@@ -68,129 +68,6 @@ ROW_SCHEMA = pa.schema(
 
 
 # --- sources ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Record:
-    """One source record: its position (line or row, from 1), where it is, and what is wrong with it."""
-
-    position: int
-    offset: int
-    where: str
-    id: str | None
-    text: str | None
-    problem: str = ""
-
-
-def source_files(sources: Sequence[str | Path]) -> list[Path]:
-    """The files SOURCES name: ``.txt`` / ``.jsonl`` / ``.parquet`` files, or such files in folders."""
-    files: list[Path] = []
-    for source in sources:
-        source = Path(source)
-        if source.is_dir():
-            found = sorted(p for p in source.iterdir() if p.suffix in SUFFIXES and p.is_file())
-            if not found:
-                raise InputError(f"{source}: no .txt, .jsonl or .parquet files in this folder")
-            files.extend(found)
-        elif source.is_file():
-            if source.suffix not in SUFFIXES:
-                raise InputError(f"{source}: expected a .txt, .jsonl or .parquet file (or a folder of them)")
-            files.append(source)
-        else:
-            raise InputError(f"{source}: no such file or folder")
-    return files
-
-
-def _text(raw: bytes) -> str:
-    """Text as push reads it (a leading BOM dropped, CRLF → LF), so the hashes of both agree."""
-    return raw.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
-
-
-def _checked(position: int, offset: int, where: str, article_id: object, text: object) -> Record:
-    if isinstance(article_id, int) and not isinstance(article_id, bool):
-        article_id = str(article_id)
-    if not isinstance(article_id, str) or not article_id.strip():
-        return Record(position, offset, where, None, None, "no 'id' (a non-empty string)")
-    if not isinstance(text, str):
-        return Record(position, offset, where, article_id, None, f"article {article_id}: no 'text' string")
-    return Record(position, offset, where, article_id, text.replace("\r\n", "\n"))
-
-
-def _read_txt(path: Path) -> Iterator[Record]:
-    try:
-        text = _text(path.read_bytes())
-    except UnicodeDecodeError as exc:
-        yield Record(1, 0, str(path), path.stem, None, f"not valid UTF-8 (byte {exc.start})")
-        return
-    yield _checked(1, 0, str(path), path.stem, text)
-
-
-def _read_jsonl(path: Path, start: int = 1, offset: int = 0) -> Iterator[Record]:
-    with path.open("rb") as stream:
-        stream.seek(offset)
-        position = start
-        for raw in stream:
-            where = f"{path}:{position}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield Record(position, offset, where, None, None, f"not valid UTF-8 (byte {exc.start} of the line)")
-            else:
-                if line.strip():
-                    yield _jsonl_record(line.removeprefix("\ufeff"), position, offset, where)
-            offset += len(raw)
-            position += 1
-
-
-def _jsonl_record(line: str, position: int, offset: int, where: str) -> Record:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return Record(position, offset, where, None, None, f"invalid JSON ({exc.msg} at column {exc.colno})")
-    if not isinstance(value, dict):
-        return Record(position, offset, where, None, None, "expected a JSON object per line")
-    return _checked(position, offset, where, value.get("id"), value.get("text"))
-
-
-def _read_parquet(path: Path, start: int = 1) -> Iterator[Record]:
-    try:
-        handle = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable parquet file ({exc})") from None
-    missing = {"id", "text"} - set(handle.schema_arrow.names)
-    if missing:
-        raise InputError(f"{path}: parquet needs 'id' and 'text' columns (missing {', '.join(sorted(missing))})")
-    first_row = 1
-    for group in range(handle.num_row_groups):
-        rows = handle.metadata.row_group(group).num_rows
-        if first_row + rows <= start:
-            first_row += rows
-            continue
-        table = handle.read_row_group(group, columns=["id", "text"])
-        for index, (article_id, text) in enumerate(
-            zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
-        ):
-            position = first_row + index
-            if position < start:
-                continue
-            where = f"{path}: row {position}"
-            if isinstance(text, bytes):
-                try:
-                    text = _text(text)
-                except UnicodeDecodeError as exc:
-                    yield Record(position, 0, where, None, None, f"not valid UTF-8 (byte {exc.start} of the text)")
-                    continue
-            yield _checked(position, 0, where, article_id, text)
-        first_row += rows
-
-
-def read_records(path: Path, start: int = 1, offset: int = 0) -> Iterator[Record]:
-    """Every record of one source file from ``start`` (a line or row number; ``offset`` in bytes for JSONL)."""
-    if path.suffix == ".jsonl":
-        return _read_jsonl(path, start, offset)
-    if path.suffix == ".parquet":
-        return _read_parquet(path, start)
-    return _read_txt(path)
 
 
 def file_sha256(path: Path) -> str:
@@ -285,7 +162,7 @@ def _reject_duplicates(files: list[Path], shards: list[dict], duplicates: set[in
             if record.id not in first:
                 first[record.id] = record.where
                 continue
-            problem = f"duplicate id {record.id!r} (first at {first[record.id]})"
+            problem = duplicate_problem(record.id, first[record.id])
             _refuse(record.where, problem, skip_bad)
             rejects.append({"where": record.where, "id": record.id, "problem": problem})
             shards[shard_of(number, record.position)]["skip"].append([number, record.position])

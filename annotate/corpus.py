@@ -1,7 +1,8 @@
-"""Articles and gold on disk: reading seeds, reading and writing gold JSONL, atomic writes.
+"""Gold and pulled annotations on disk: checked JSONL lines, reading and writing gold, atomic writes.
 
 No network and no NLP here. Everything that writes goes through :func:`atomic_write_bytes`,
-so a crash or a bad input never leaves a saved file half-written.
+so a crash or a bad input never leaves a saved file half-written. Articles to label are read
+by :mod:`annotate.articles`, with the same line rules (:func:`json_object`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from annotate.errors import InputError
-from annotate.records import AnnotatedDoc, Article, PulledAnnotation
+from annotate.records import AnnotatedDoc, PulledAnnotation
 from annotate.targets import check_file_target, os_reason, path_kind, read_bytes, write_files
 
 
@@ -39,42 +40,19 @@ def encode_text(text: str, where: str) -> bytes:
         raise InputError(f"{where}: text holds a lone surrogate {text[exc.start]!r} (not valid Unicode)") from None
 
 
+def decode_utf8(raw: bytes) -> str:
+    """UTF-8 bytes as every reader here sees them: a leading byte-order mark dropped, CRLF read as LF.
+
+    Raises UnicodeDecodeError, which each reader reports with its own position.
+    """
+    return raw.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
+
+
 def _decode(raw: bytes, where: str) -> str:
     try:
-        text = raw.decode("utf-8")
+        return decode_utf8(raw)
     except UnicodeDecodeError as exc:
         raise InputError(f"{where}: not valid UTF-8 (byte {exc.start})") from None
-    return text.removeprefix("\ufeff").replace("\r\n", "\n")
-
-
-def _article(article_id: str, text: str, meta: dict, where: str) -> Article:
-    if not article_id:
-        raise InputError(f"{where}: article has no id")
-    if not text.strip():
-        raise InputError(f"{where}: article {article_id} has empty text")
-    return Article(article_id, text, meta)
-
-
-def _read_txt(path: Path) -> list[Article]:
-    text = _decode(read_bytes(path, "article file"), str(path))
-    return [_article(path.stem, text, {"source_file": path.name}, str(path))]
-
-
-def _read_jsonl(path: Path) -> list[Article]:
-    articles = []
-    for number, line in enumerate(_decode(read_bytes(path, "article file"), str(path)).split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        record = _json_object(line, where)
-        text = record.get("text")
-        if not isinstance(text, str):
-            raise InputError(f"{where}: 'text' must be a string")
-        meta = record.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise InputError(f"{where}: 'meta' must be an object")
-        articles.append(_article(str(record.get("id") or ""), text.replace("\r\n", "\n"), meta, where))
-    return articles
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -93,25 +71,33 @@ class _DuplicateKey(ValueError):
     pass
 
 
-def _json_object(line: str, where: str) -> dict:
-    """One JSONL line as an object: no key twice, not nested past Python's limit, no lone surrogates."""
+def json_object(line: str) -> tuple[dict, str]:
+    """One JSONL line as an object, or ``({}, reason)``: no key twice, not nested past Python's limit, no lone
+    surrogates. Every reader of JSONL here (articles, gold, pulled, patterns) applies these rules."""
     try:
         record = json.loads(line, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:
-        raise InputError(f"{where}: key {exc.args[0]!r} appears twice in one object") from None
+        return {}, f"key {exc.args[0]!r} appears twice in one object"
     except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        return {}, f"invalid JSON ({exc.msg} at column {exc.colno})"
     except RecursionError:
-        raise InputError(f"{where}: JSON nested too deeply") from None
+        return {}, "JSON nested too deeply"
     if not isinstance(record, dict):
-        raise InputError(f"{where}: expected a JSON object per line")
+        return {}, "expected a JSON object per line"
     try:
         if _SURROGATE_ESCAPE.search(line):  # decoded UTF-8 has none: only a \\uD800-style escape makes one
             json.dumps(record, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InputError(f"{where}: holds a lone surrogate {exc.object[exc.start]!r} (not valid Unicode)") from None
+        return {}, f"holds a lone surrogate {exc.object[exc.start]!r} (not valid Unicode)"
     except RecursionError:
-        raise InputError(f"{where}: JSON nested too deeply") from None
+        return {}, "JSON nested too deeply"
+    return record, ""
+
+
+def _json_object(line: str, where: str) -> dict:
+    record, problem = json_object(line)
+    if problem:
+        raise InputError(f"{where}: {problem}")
     return record
 
 
@@ -120,47 +106,6 @@ def jsonl_records(path: str | Path, what: str = "JSONL file") -> list[tuple[str,
     path = Path(path)
     lines = _decode(read_bytes(path, what), str(path)).split("\n")
     return [(f"{path}:{n}", _json_object(line, f"{path}:{n}")) for n, line in enumerate(lines, start=1) if line.strip()]
-
-
-def _source_files(sources: Sequence[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for source in sources:
-        source = Path(source)
-        kind = path_kind(source)
-        if kind == "folder":
-            try:
-                found = sorted(p for p in source.iterdir() if p.suffix in {".txt", ".jsonl"} and path_kind(p) == "file")
-            except OSError as exc:
-                raise InputError(f"{source}: cannot list this folder ({os_reason(exc)})") from None
-            if not found:
-                raise InputError(f"{source}: no .txt or .jsonl files in this folder")
-            files.extend(found)
-        elif kind == "file":
-            if source.suffix not in {".txt", ".jsonl"}:
-                raise InputError(f"{source}: expected a .txt or .jsonl file")
-            files.append(source)
-        elif kind == "other":
-            raise InputError(f"{source}: not a regular file or folder")
-        else:
-            raise InputError(f"{source}: no such file or folder")
-    return files
-
-
-def read_articles(sources: Sequence[str | Path]) -> list[Article]:
-    """Read articles from folders of ``.txt``, ``.jsonl`` files of ``{"id", "text", "meta"}``, or files.
-
-    ``\\r\\n`` becomes ``\\n`` and nothing else changes. The same id twice with the same text is
-    read once; with different text it is an error, never a silent overwrite.
-    """
-    seen: dict[str, tuple[Article, Path]] = {}
-    for path in _source_files(sources):
-        for article in _read_txt(path) if path.suffix == ".txt" else _read_jsonl(path):
-            earlier = seen.get(article.id)
-            if earlier is None:
-                seen[article.id] = (article, path)
-            elif earlier[0].text != article.text:
-                raise InputError(f"{path}: article {article.id} has different text than in {earlier[1]}")
-    return [article for article, _ in seen.values()]
 
 
 def gold_files(path: str | Path) -> list[Path]:

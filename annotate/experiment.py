@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annotate.convert import blank_pipeline
-from annotate.corpus import read_gold
 from annotate.errors import EvaluationError, GoldError
 from annotate.evaluate import Evaluation, evaluate
-from annotate.gold import check_gold, validated_gold
+from annotate.gold import GoldCheck, inspect_gold, validated_gold
 from annotate.htmlreport import write_html_report
 from annotate.labels import Schema
 from annotate.records import AnnotatedDoc
@@ -55,11 +54,11 @@ def _check_bootstrap(bootstrap: int) -> None:
 
 
 def checked_gold(gold_path: str | Path, schema: Schema, lang: str = "en") -> list[AnnotatedDoc]:
-    """Read gold after ``annotate gold check`` finds nothing wrong; otherwise a GoldError carrying every problem."""
-    problems = check_gold(gold_path, schema, blank_pipeline(lang))
-    if problems:
-        raise GoldError(f"{len(problems)} problem(s) in the gold {gold_path}; fix them first", problems)
-    return read_gold(gold_path)
+    """The gold once ``annotate gold check`` finds nothing wrong; otherwise a GoldError carrying every problem."""
+    reading = inspect_gold(gold_path, schema, blank_pipeline(lang))
+    if reading.problems:
+        raise GoldError(f"{len(reading.problems)} problem(s) in the gold {gold_path}; fix them first", reading.problems)
+    return reading.docs
 
 
 def systems_knowledge(
@@ -191,7 +190,7 @@ def evaluate_target(
         identity = {"model": str(target), "model_sha256": pipeline_sha256(target), "trained_on_gold": len(seen)}
         name = "model"
     else:
-        predicted = validated_gold(target, schema, predictions=True)
+        predicted = validated_gold(target, schema, check=GoldCheck.OFFSETS, what="predictions")
         identity = {"predictions": str(target), "predictions_sha256": _file_sha256(target)}
         name = "predictions"
     evaluation = evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)

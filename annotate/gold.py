@@ -1,10 +1,11 @@
-"""Checking and describing a gold set: everything ``annotate gold check`` and ``gold stats`` report."""
+"""Reading gold once at a chosen check level, and describing it: what ``gold check`` and ``gold stats`` report."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from itertools import combinations
 from pathlib import Path
 
@@ -51,71 +52,88 @@ def span_problems(doc: AnnotatedDoc, schema: Schema, where: str) -> list[Problem
 EMPTY_WARNING = "no spans (an empty Submit? annotators should Skip; `pull --allow-empty` accepts it)"
 
 
-@dataclass
-class GoldCheck:
-    """What ``gold check`` finds: problems (the gold is refused) and warnings (worth a look, not wrong)."""
+class GoldCheck(IntEnum):
+    """How far gold is checked as it is read; each level holds the checks of the ones before it."""
 
+    STRUCTURE = 1
+    """Every line a JSON object with an id, a text and well-formed spans (:func:`annotate.corpus.read_gold`)."""
+    OFFSETS = 2
+    """Also: no empty file, one line per id, the text hash, offsets inside the text, span text, labels in the
+    schema. What a file of predicted spans must pass (a model's whitespace and duplicates are scored, not refused)."""
+    SPANS = 3
+    """Also: no whitespace at a span's edge, no exact duplicates. What every command that reads gold checks."""
+    TOKENS = 4
+    """Also: span edges on spaCy token boundaries (needs the pipeline). ``gold check``, ``run``, ``cv``, ``publish``."""
+
+
+@dataclass
+class GoldReading:
+    """A gold file read once: its documents in file order, the problems that refuse it, and warnings
+    (worth a look, not wrong)."""
+
+    docs: list[AnnotatedDoc]
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
 
-def _structure_problems(
-    located: list[tuple[str, AnnotatedDoc]], path: str | Path, schema: Schema, check: Callable
-) -> tuple[list[Problem], list[tuple[str, AnnotatedDoc]]]:
-    problems: list[Problem] = []
+def inspect_gold(
+    path: str | Path, schema: Schema, nlp: Language | None = None, *, check: GoldCheck = GoldCheck.TOKENS
+) -> GoldReading:
+    """Read gold (a file or a folder of them) once and check it to the level ``check``.
+
+    Structure errors raise an InputError naming file and line; every other problem is listed, in
+    file order, one per span or article. An article with no spans is valid gold (nothing of the
+    schema in it, as a reviewer may decide), so it only warns; but most often it is a Submit
+    pressed before labelling.
+    """
+    if check >= GoldCheck.TOKENS and nlp is None:
+        raise ValueError("checking token boundaries needs the spaCy pipeline (nlp)")
+    located = read_gold_located(path)
+    reading = GoldReading([doc for _, doc in located])
+    reading.warnings = [Problem(where, EMPTY_WARNING, doc.id) for where, doc in located if not doc.spans]
+    if check < GoldCheck.OFFSETS:
+        return reading
     if not located:
-        problems.append(Problem(str(path), "no articles (an empty gold file)"))
+        reading.problems.append(Problem(str(path), "no articles (an empty gold file)"))
+    per_doc = offset_problems if check == GoldCheck.OFFSETS else span_problems
     first_seen: dict[str, str] = {}
     clean: list[tuple[str, AnnotatedDoc]] = []
     for where, doc in located:
         if doc.id in first_seen:
-            problems.append(Problem(where, f"article id also used at {first_seen[doc.id]}", doc.id))
+            reading.problems.append(Problem(where, f"article id also used at {first_seen[doc.id]}", doc.id))
         first_seen.setdefault(doc.id, where)
-        found = check(doc, schema, where)
-        problems.extend(found)
+        found = per_doc(doc, schema, where)
+        reading.problems.extend(found)
         if not found:
             clean.append((where, doc))
-    return problems, clean
+    if check >= GoldCheck.TOKENS:
+        for where, doc in clean:
+            for miss in misaligned_spans(nlp, [doc]):
+                hint = f"expand gives {miss.expanded.text!r}" if miss.expanded else "no token covers it"
+                reason = f"edges are not on spaCy token boundaries ({hint})"
+                reading.problems.append(Problem(where, reason, doc.id, miss.span))
+    return reading
 
 
-def validate_gold(path: str | Path, schema: Schema, *, predictions: bool = False) -> list[Problem]:
-    """Every problem short of token boundaries, in file order: what every command that reads gold checks.
-
-    ``predictions`` checks a file of predicted spans: the same, except that whitespace at a span's
-    edge and duplicates are a model's mistakes to be scored, not errors in the file.
-    """
-    check = offset_problems if predictions else span_problems
-    return _structure_problems(read_gold_located(path), path, schema, check)[0]
-
-
-def validated_gold(path: str | Path, schema: Schema, *, predictions: bool = False) -> list[AnnotatedDoc]:
-    """The gold (or predictions) once :func:`validate_gold` finds nothing; else a GoldError with every problem."""
-    problems = validate_gold(path, schema, predictions=predictions)
-    if problems:
-        what = "predictions" if predictions else "gold"
-        raise GoldError(f"{len(problems)} problem(s) in the {what} {path}", problems)
-    return [doc for _, doc in read_gold_located(path)]
+def validated_gold(
+    path: str | Path,
+    schema: Schema,
+    *,
+    check: GoldCheck = GoldCheck.SPANS,
+    nlp: Language | None = None,
+    what: str = "gold",
+) -> list[AnnotatedDoc]:
+    """The documents once :func:`inspect_gold` finds nothing at level ``check``; else a GoldError with every
+    problem. ``what`` names the file in the message ("gold", "predictions")."""
+    reading = inspect_gold(path, schema, nlp, check=check)
+    if reading.problems:
+        raise GoldError(f"{len(reading.problems)} problem(s) in the {what} {path}", reading.problems)
+    return reading.docs
 
 
 def check_gold(path: str | Path, schema: Schema, nlp: Language) -> list[Problem]:
-    """Every problem in a gold file or folder, one per span or article, in file order."""
+    """Every problem in a gold file or folder, token boundaries included, one per span or article, in file order."""
     return inspect_gold(path, schema, nlp).problems
-
-
-def inspect_gold(path: str | Path, schema: Schema, nlp: Language) -> GoldCheck:
-    """Problems as :func:`check_gold` finds them, plus warnings: articles with no spans at all.
-
-    An article with no spans is valid gold (nothing of the schema in it, as a reviewer may
-    decide), so it only warns; but most often it is a Submit pressed before labelling.
-    """
-    located = read_gold_located(path)
-    warnings = [Problem(where, EMPTY_WARNING, doc.id) for where, doc in located if not doc.spans]
-    problems, clean = _structure_problems(located, path, schema, span_problems)
-    for where, doc in clean:
-        for miss in misaligned_spans(nlp, [doc]):
-            hint = f"expand gives {miss.expanded.text!r}" if miss.expanded else "no token covers it"
-            problems.append(Problem(where, f"edges are not on spaCy token boundaries ({hint})", doc.id, miss.span))
-    return GoldCheck(problems, warnings)
 
 
 @dataclass

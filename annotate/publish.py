@@ -39,9 +39,9 @@ from spacy.training import biluo_to_iob, iob_to_biluo, offsets_to_biluo_tags, ta
 
 from annotate import privacy
 from annotate.card import CARD_MARKER, CardFacts, card_body
-from annotate.corpus import gold_files, gold_sha256, read_gold
+from annotate.corpus import gold_files, gold_sha256
 from annotate.errors import GoldError, HubError, PublishError
-from annotate.gold import check_gold
+from annotate.gold import inspect_gold
 from annotate.labels import Schema
 from annotate.records import AnnotatedDoc, Span, text_sha256
 from annotate.targets import check_folder_target
@@ -453,13 +453,14 @@ def publish(
     out_dir = Path(out_dir)
     gold_path = Path(gold_path)
     _check_out_dir(out_dir)
-    problems = check_gold(gold_path, schema, nlp)
-    if problems:
+    reading = inspect_gold(gold_path, schema, nlp)
+    if reading.problems:
         raise GoldError(
-            f"{gold_path}: {len(problems)} problem(s) in the gold; fix them before publishing; nothing was written",
-            problems,
+            f"{gold_path}: {len(reading.problems)} problem(s) in the gold; fix them before publishing; "
+            "nothing was written",
+            reading.problems,
         )
-    docs = sorted(read_gold(gold_path), key=lambda doc: doc.id)
+    docs = sorted(reading.docs, key=lambda doc: doc.id)
     if not docs:
         raise PublishError(f"{gold_path}: the gold has no articles; nothing to publish")
     day, day_source = publication_date(gold_path, date)

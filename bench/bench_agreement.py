@@ -13,8 +13,8 @@ import time
 
 from annotate.adjudicate import adjudicate
 from annotate.agreement import agreement, pulled_texts
+from annotate.articles import read_articles
 from annotate.convert import blank_pipeline
-from annotate.corpus import read_articles
 from annotate.labels import load_schema
 from annotate.records import Article, PulledAnnotation, Span
 from annotate.settings import load_settings

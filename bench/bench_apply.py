@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from annotate.apply import MANIFEST, apply  # noqa: E402
-from annotate.corpus import read_articles  # noqa: E402
+from annotate.articles import read_articles  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
 from annotate.settings import load_settings  # noqa: E402
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotate.corpus import read_articles, read_gold  # noqa: E402
+from annotate.articles import read_articles  # noqa: E402
+from annotate.corpus import read_gold  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
 from annotate.settings import load_settings  # noqa: E402
 from annotate.studio import local  # noqa: E402

@@ -24,8 +24,9 @@ import pytest
 from typer.testing import CliRunner
 
 from annotate import lsformat
+from annotate.articles import read_articles
 from annotate.cli import app
-from annotate.corpus import read_articles, read_gold
+from annotate.corpus import read_gold
 from annotate.errors import StudioServerError
 from annotate.labels import instructions_html, load_schema
 from annotate.records import Span

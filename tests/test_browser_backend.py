@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from annotate.corpus import read_articles
+from annotate.articles import read_articles
 from annotate.predict import model_version
 from annotate.records import Span
 from tests.backend_process import BackendProcess

@@ -1,4 +1,4 @@
-"""Reading articles and gold, writing gold atomically, and the JSONL round trip."""
+"""Reading gold, writing gold atomically, and the JSONL round trip (articles: test_articles.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from annotate.corpus import (
     atomic_write_text,
     gold_sha256,
-    read_articles,
     read_gold,
     read_pulled,
     write_gold,
@@ -21,64 +20,6 @@ from annotate.corpus import (
 from annotate.errors import InputError
 from annotate.records import AnnotatedDoc, PulledAnnotation, Span, text_sha256
 from tests.conftest import awkward_text
-
-
-def test_reads_a_folder_of_txt_with_file_stems_as_ids(project_root):
-    articles = read_articles([project_root / "seeds"])
-    assert [a.id for a in articles] == sorted(p.stem for p in (project_root / "seeds").glob("*.txt"))
-    first = project_root / "seeds" / f"{articles[0].id}.txt"
-    assert articles[0].text == first.read_text(encoding="utf-8")
-
-
-def test_reads_jsonl_and_lists_of_files(tmp_path):
-    (tmp_path / "a.txt").write_text("Hamas said.", encoding="utf-8")
-    (tmp_path / "more.jsonl").write_text(
-        json.dumps({"id": "b", "text": "Israel said.", "meta": {"url": "x"}}) + "\n\n", encoding="utf-8"
-    )
-    articles = read_articles([tmp_path / "a.txt", tmp_path / "more.jsonl"])
-    assert [(a.id, a.text) for a in articles] == [("a", "Hamas said."), ("b", "Israel said.")]
-    assert articles[1].meta == {"url": "x"}
-
-
-def test_crlf_becomes_lf_and_nothing_else_changes(tmp_path):
-    (tmp_path / "a.txt").write_bytes("“Quote”\r\nnext\rline  \n".encode())
-    assert read_articles([tmp_path])[0].text == "“Quote”\nnext\rline  \n"
-
-
-def test_rejects_empty_text(tmp_path):
-    (tmp_path / "empty.txt").write_text(" \n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"empty\.txt: article empty has empty text"):
-        read_articles([tmp_path])
-
-
-def test_rejects_invalid_utf8(tmp_path):
-    (tmp_path / "bad.txt").write_bytes(b"Hamas \xff said")
-    with pytest.raises(InputError, match=r"bad\.txt: not valid UTF-8 \(byte 6\)"):
-        read_articles([tmp_path])
-
-
-def test_rejects_same_id_with_different_text(tmp_path):
-    (tmp_path / "a.txt").write_text("one", encoding="utf-8")
-    (tmp_path / "b.jsonl").write_text(json.dumps({"id": "a", "text": "two"}) + "\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"b\.jsonl: article a has different text than in .*a\.txt"):
-        read_articles([tmp_path])
-
-
-def test_same_id_with_same_text_is_read_once(tmp_path):
-    (tmp_path / "a.txt").write_text("one", encoding="utf-8")
-    (tmp_path / "b.jsonl").write_text(json.dumps({"id": "a", "text": "one"}) + "\n", encoding="utf-8")
-    assert len(read_articles([tmp_path])) == 1
-
-
-def test_rejects_invalid_json_with_file_and_line(tmp_path):
-    (tmp_path / "a.jsonl").write_text('{"id": "a", "text": "x"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r"a\.jsonl:2: invalid JSON"):
-        read_articles([tmp_path / "a.jsonl"])
-
-
-def test_missing_source_is_named(tmp_path):
-    with pytest.raises(InputError, match="nowhere: no such file or folder"):
-        read_articles([tmp_path / "nowhere"])
 
 
 def test_gold_structure_errors_name_file_and_line(tmp_path):

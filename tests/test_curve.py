@@ -15,8 +15,9 @@ from random import Random
 import pytest
 from typer.testing import CliRunner
 
+from annotate.articles import read_articles
 from annotate.cli import app
-from annotate.corpus import read_articles, write_gold
+from annotate.corpus import write_gold
 from annotate.curve import DEFAULT_REPEATS, Curve, CurveRun, LastStep, check_sizes, learning_curve, training_subsets
 from annotate.errors import TrainingError
 from annotate.labels import load_schema

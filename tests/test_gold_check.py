@@ -1,4 +1,4 @@
-"""`gold check` finds each kind of problem, and passes on the project's gold."""
+"""`gold check` finds each kind of problem, and passes on the project's gold; each check level reads the file once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import pytest
 
 from annotate.convert import blank_pipeline
-from annotate.gold import check_gold, gold_stats, inspect_gold
+from annotate.errors import GoldError
+from annotate.gold import GoldCheck, check_gold, gold_stats, inspect_gold, validated_gold
 from annotate.labels import load_schema
 from annotate.records import text_sha256
 
@@ -83,6 +84,50 @@ def test_duplicate_article_ids(tmp_path, schema, nlp):
     assert "gold.jsonl:2: doc1: article id also used at" in problem
 
 
+# Spans with one kind of problem each, and the level that first finds it.
+LEVEL_OF = {
+    "label not in the schema": GoldCheck.OFFSETS,
+    "leading or trailing whitespace": GoldCheck.SPANS,
+    "edges are not on spaCy token boundaries": GoldCheck.TOKENS,
+}
+
+
+def test_each_check_level_adds_its_checks_to_the_ones_before(tmp_path, schema, nlp):
+    off_tokens = {"id": "doc2", "text": TEXT, "text_sha256": text_sha256(TEXT), "spans": [span(0, 4)]}
+    _check(tmp_path, schema, nlp, [span(0, 5, "PERSON"), span(0, 6)], extra_docs=[off_tokens])
+    for level in GoldCheck:
+        found = inspect_gold(tmp_path / "gold.jsonl", schema, nlp, check=level)
+        expected = [reason for reason, first in LEVEL_OF.items() if level >= first]
+        assert [reason for reason in LEVEL_OF if any(reason in str(p) for p in found.problems)] == expected, level
+        assert [doc.id for doc in found.docs] == ["doc1", "doc2"]
+    with pytest.raises(GoldError, match=r"^2 problem\(s\) in the gold .*gold\.jsonl$") as raised:
+        validated_gold(tmp_path / "gold.jsonl", schema)
+    assert len(raised.value.problems) == 2
+
+
+def test_every_check_level_reads_the_gold_file_once(tmp_path, schema, nlp, monkeypatch):
+    import annotate.corpus
+    from annotate.experiment import checked_gold
+
+    _check(tmp_path, schema, nlp, [span(0, 5)])
+    reads = []
+    read_bytes = annotate.corpus.read_bytes
+    monkeypatch.setattr(
+        annotate.corpus, "read_bytes", lambda path, *args: reads.append(path) or read_bytes(path, *args)
+    )
+    path = tmp_path / "gold.jsonl"
+    readers = {
+        **{level.name: lambda level=level: inspect_gold(path, schema, nlp, check=level) for level in GoldCheck},
+        "validated_gold": lambda: validated_gold(path, schema),
+        "predictions": lambda: validated_gold(path, schema, check=GoldCheck.OFFSETS, what="predictions"),
+        "experiment.checked_gold": lambda: checked_gold(path, schema),
+    }
+    for name, read in readers.items():
+        reads.clear()
+        read()
+        assert reads == [path], name
+
+
 def test_an_article_with_no_spans_is_a_warning_not_a_problem(tmp_path, schema, nlp):
     empty = {"id": "doc2", "text": "x", "text_sha256": text_sha256("x"), "spans": []}
     _check(tmp_path, schema, nlp, [span(0, 5)], extra_docs=[empty])
@@ -116,7 +161,8 @@ def test_project_gold_is_clean(project_root, schema, nlp):
 
 
 def test_project_gold_covers_every_seed_and_every_label(project_root, schema, nlp):
-    from annotate.corpus import read_articles, read_gold
+    from annotate.articles import read_articles
+    from annotate.corpus import read_gold
 
     gold = {doc.id: doc for doc in read_gold(project_root / "gold")}
     seeds = read_articles([project_root / "seeds"])

@@ -285,6 +285,19 @@ def test_publishing_twice_gives_byte_identical_files(published, gold_file, tmp_p
     assert first == second
 
 
+def test_publish_reads_the_gold_file_once(gold_file, tmp_path, monkeypatch):
+    """Checked (token edges included) and published from the same reading."""
+    import annotate.corpus
+
+    reads = []
+    read_bytes = annotate.corpus.read_bytes
+    monkeypatch.setattr(
+        annotate.corpus, "read_bytes", lambda path, *rest: reads.append(path) or read_bytes(path, *rest)
+    )
+    publish_to(tmp_path / "out", gold_file)
+    assert reads.count(gold_file) == 1
+
+
 def test_no_text_publishes_offsets_labels_and_hashes_only(gold_file, tmp_path):
     from annotate.publish import spans_from_spans_row, spans_from_tokens_row
 

@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from annotate import lsformat
+from annotate.articles import read_articles
 from annotate.cli import app
-from annotate.corpus import read_articles, read_gold, read_pulled, write_gold
+from annotate.corpus import read_gold, read_pulled, write_gold
 from annotate.errors import PortBusyError, PullError, StudioAuthError, StudioProjectError, StudioUnreachable
 from annotate.labels import instructions_html, load_schema
 from annotate.predict import load_predictor

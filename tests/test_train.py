@@ -16,9 +16,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from annotate.articles import read_articles
 from annotate.cli import app
 from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs
-from annotate.corpus import read_articles, read_gold, write_gold
+from annotate.corpus import read_gold, write_gold
 from annotate.evaluate import evaluate
 from annotate.experiment import cross_validation_report
 from annotate.labels import load_schema

@@ -10,8 +10,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from annotate.articles import read_articles
 from annotate.cli import app
-from annotate.corpus import read_articles, write_gold
+from annotate.corpus import write_gold
 from annotate.labels import load_schema
 from annotate.records import AnnotatedDoc
 from annotate.rules import load_patterns, rule_pipeline

@@ -49,7 +49,8 @@ ArticleSources = Annotated[
 
 def _pulled_with_texts(pulled: Path, articles: Optional[list[Path]]):
     """Read pulled annotations and the articles they were made on (default: seeds), then check them."""
-    from annotate.corpus import read_articles, read_pulled
+    from annotate.articles import read_articles
+    from annotate.corpus import read_pulled
 
     return _checked_texts(read_pulled(pulled), read_articles(articles or [project_settings().seeds]), str(pulled))
 

@@ -153,7 +153,7 @@ def push_cli(
     """Put articles into a Label Studio project, each exactly once (safe to re-run after a crash)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from annotate.corpus import read_articles
+    from annotate.articles import read_articles
     from annotate.labels import instructions_html
     from annotate.predict import load_predictor
     from annotate.studio import client
