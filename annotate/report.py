@@ -16,6 +16,7 @@ from pathlib import Path
 
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_jsonl, gold_sha256
 from annotate.evaluate import MACRO, MICRO, SCHEMAS, Evaluation
+from annotate.model import library_versions
 from annotate.records import AnnotatedDoc
 
 REPORT_SCHEMAS = SCHEMAS
@@ -25,9 +26,10 @@ SECTIONS = ("systems_knowledge", "choices")  # provenance keys shown as sections
 
 
 def provenance(gold: Sequence[AnnotatedDoc], **extra) -> dict:
-    """Gold hash, library versions and date, plus whatever identifies the model or predictions."""
-    from annotate.train import library_versions
+    """Gold hash, library versions and date, plus whatever identifies the model or predictions.
 
+    A saved model is named by its :class:`annotate.model.ModelIdentity` (``model_sha256``, ``model_version``).
+    """
     return {
         "gold_sha256": gold_sha256(gold),
         "articles": len(gold),

@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from annotate import server, studio  # noqa: E402
 from annotate.corpus import read_articles, read_gold  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
+from annotate.model import load_pipeline  # noqa: E402
 from annotate.settings import load_settings  # noqa: E402
-from annotate.train import load_pipeline, train  # noqa: E402
+from annotate.train import train  # noqa: E402
 from tests.backend_process import BackendProcess  # noqa: E402
 
 

@@ -21,7 +21,7 @@ from annotate import studio
 from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.labels import load_schema
-from annotate.predict import model_version
+from annotate.model import model_version
 from annotate.records import AnnotatedDoc, Article, Span
 from annotate.train import train
 from tests.backend_process import BackendProcess, tiny_config
