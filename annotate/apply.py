@@ -3,7 +3,7 @@
 A run first *plans*: it reads every source once (hashing it, checking every row, finding
 duplicate ids) and cuts the rows into shards of ``shard_size`` source records, so a bad row stops
 the job before anything is written. Each shard's rows are then labeled by :func:`label_rows` (the
-predictor of :mod:`annotate.predict`), written by :func:`write_shard` as one parquet file,
+predictor of :mod:`annotate.model`), written by :func:`write_shard` as one parquet file,
 atomically, and recorded in the manifest. Running the same job again does only what is missing.
 
 The two engines call the very same :func:`label_rows` and :func:`write_shard`; they differ only
@@ -36,9 +36,8 @@ from annotate.articles import duplicate_problem, read_records, source_files
 from annotate.corpus import atomic_write_bytes, atomic_write_text
 from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
-from annotate.predict import Predictor, load_predictor, model_version
+from annotate.model import Predictor, check_pipeline_folder, load_predictor, model_identity
 from annotate.records import Span, text_sha256
-from annotate.train import pipeline_sha256
 
 MANIFEST = ".apply-manifest.json"  # hidden: pyarrow and datasets read every other file as parquet
 REJECTS = ".rejects.jsonl"
@@ -330,11 +329,11 @@ def apply(
     if workers < 1 or batch_size < 1:
         raise InputError(f"workers and batch size must be at least 1 (got {workers} and {batch_size})")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    if not (model_dir / "config.cfg").is_file():
-        raise InputError(f"{model_dir}: not a saved spaCy pipeline (no config.cfg)")
+    check_pipeline_folder(model_dir)
     previous = _previous_manifest(out_dir)
     the_plan = plan(sources, shard_size=shard_size, skip_bad=skip_bad)
-    model = {"path": str(model_dir), "version": model_version(model_dir), "sha256": pipeline_sha256(model_dir)}
+    identity = model_identity(model_dir)
+    model = {"path": str(model_dir), "version": identity.version, "sha256": identity.sha256}
     manifest = {
         "written_by": "annotate apply",
         "format": FORMAT,

@@ -131,14 +131,3 @@ def to_spacy_docs(
 def docbin_bytes(docs: Iterable[Doc]) -> bytes:
     """A spaCy ``DocBin`` of these Docs (what ``spacy train`` reads as ``--paths.train``)."""
     return DocBin(docs=docs, store_user_data=True).to_bytes()
-
-
-def spans_of(doc: Doc, key: str = SPAN_KEY) -> tuple[Span, ...]:
-    """The spans a pipeline put in ``doc.spans[key]`` as our records (duplicates removed, sorted)."""
-    found = {Span.from_offsets(doc.text, s.start_char, s.end_char, s.label_) for s in doc.spans.get(key, [])}
-    return tuple(sorted(found))
-
-
-def with_predictions(annotated: AnnotatedDoc, doc: Doc, source: str, key: str = SPAN_KEY) -> AnnotatedDoc:
-    """The article as a gold-format record whose spans are what the pipeline predicted."""
-    return AnnotatedDoc(annotated.id, annotated.text, spans_of(doc, key), annotator="", source=source)

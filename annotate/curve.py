@@ -23,8 +23,9 @@ from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
 from annotate.errors import TrainingError
 from annotate.evaluate import MICRO, evaluate
 from annotate.figures import Panels, figure_png
+from annotate.model import library_versions, predict
 from annotate.records import AnnotatedDoc
-from annotate.train import Progress, library_versions, predict, train_pipeline
+from annotate.train import Progress, train_pipeline
 
 CURVE_SCHEMAS = ("strict", "partial")
 CURVE_FILE = "curve.json"

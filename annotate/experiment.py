@@ -17,20 +17,12 @@ from annotate.evaluate import Evaluation, evaluate
 from annotate.gold import GoldCheck, inspect_gold, validated_gold
 from annotate.htmlreport import write_html_report
 from annotate.labels import Schema
+from annotate.model import load_pipeline, model_identity, predict, training_articles
 from annotate.records import AnnotatedDoc
 from annotate.report import predictions_sha256, provenance, write_reports
 from annotate.rules import load_patterns
 from annotate.suggest import SUGGESTER
-from annotate.train import (
-    SYSTEMS,
-    Progress,
-    TrainingProgress,
-    cross_validate,
-    load_pipeline,
-    pipeline_sha256,
-    predict,
-    training_articles,
-)
+from annotate.train import SYSTEMS, Progress, TrainingProgress, cross_validate
 
 
 @dataclass
@@ -187,7 +179,7 @@ def evaluate_target(
     if target.is_dir():
         predicted = predict(load_pipeline(target), list(gold), f"model {target}")
         seen = set(training_articles(target)) & {doc.id for doc in gold}
-        identity = {"model": str(target), "model_sha256": pipeline_sha256(target), "trained_on_gold": len(seen)}
+        identity = {"model": str(target), **model_identity(target).to_dict(), "trained_on_gold": len(seen)}
         name = "model"
     else:
         predicted = validated_gold(target, schema, check=GoldCheck.OFFSETS, what="predictions")

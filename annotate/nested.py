@@ -26,6 +26,7 @@ from spacy.language import Language
 from annotate.convert import SPAN_KEY
 from annotate.errors import TrainingError
 from annotate.evaluate import evaluate
+from annotate.model import scored_spans
 from annotate.records import AnnotatedDoc, Span
 from annotate.suggest import OVERLAP_FILTER
 
@@ -87,13 +88,7 @@ def scored_predictions(nlp: Language, docs: Sequence[AnnotatedDoc], floor: float
     try:
         result = []
         for annotated, doc in zip(docs, nlp.pipe(d.text for d in docs), strict=True):
-            group = doc.spans.get(SPAN_KEY, [])
-            scores = group.attrs.get("scores") if group else None
-            scored = tuple(
-                (Span.from_offsets(doc.text, span.start_char, span.end_char, span.label_), float(score))
-                for span, score in zip(group, scores if scores is not None else [1.0] * len(group), strict=False)
-            )
-            result.append((annotated, scored))
+            result.append((annotated, tuple(scored_spans(doc, annotated.text))))
         return result
     finally:
         spancat.cfg["threshold"] = before

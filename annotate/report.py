@@ -15,14 +15,16 @@ from pathlib import Path
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_jsonl, gold_sha256
 from annotate.evaluate import Evaluation
 from annotate.figures import chart_png
+from annotate.model import library_versions
 from annotate.presentation import evaluation_view, markdown_report
 from annotate.records import AnnotatedDoc
 
 
 def provenance(gold: Sequence[AnnotatedDoc], **extra) -> dict:
-    """Gold hash, library versions and date, plus whatever identifies the model or predictions."""
-    from annotate.train import library_versions
+    """Gold hash, library versions and date, plus whatever identifies the model or predictions.
 
+    A saved model is named by its :class:`annotate.model.ModelIdentity` (``model_sha256``, ``model_version``).
+    """
     return {
         "gold_sha256": gold_sha256(gold),
         "articles": len(gold),

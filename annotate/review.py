@@ -14,6 +14,7 @@ from pathlib import Path
 from annotate.corpus import read_gold
 from annotate.errors import InputError
 from annotate.labels import Schema
+from annotate.model import load_pipeline, model_version, predict
 from annotate.records import AnnotatedDoc
 
 
@@ -31,9 +32,6 @@ def predictions_for_review(
     """
     target = Path(target)
     if target.is_dir():
-        from annotate.predict import model_version
-        from annotate.train import load_pipeline, predict
-
         return predict(load_pipeline(target), list(gold), f"model {target}"), model_version(target)
     by_id = {doc.id: doc for doc in read_gold(target)}
     for doc in gold:

@@ -1,8 +1,9 @@
-"""Training the span pipeline from gold with spaCy's own config and loop, predicting, cross-validation.
+"""Training the span pipeline from gold with spaCy's own config and loop, and cross-validation.
 
 Training goes through exactly what ``python -m spacy train`` runs (``init_nlp`` + the training
 loop) on DocBins written from the gold, so the committed ``configs/spancat.cfg`` is the single
-description of the model. The rule component (:mod:`annotate.rules`) is added at prediction time.
+description of the model. The rule component (:mod:`annotate.rules`) is added at prediction time;
+predictions and the saved model's identity come from :mod:`annotate.model`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -29,12 +29,12 @@ from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_loop
 from spacy.util import load_config
 
-from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs, with_predictions
+from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
 from annotate.errors import TrainingError
 from annotate.evaluate import evaluate
+from annotate.model import META_FILE, computed_identity, library_versions, one_line, predict
 from annotate.nested import FoldChoice, choose_in_fold, with_thresholds
-from annotate.predict import META_FILE, pipeline_sha256  # noqa: F401  (the model's identity; part of this API)
 from annotate.records import AnnotatedDoc
 from annotate.rules import MERGE_NAME, RULER_NAME, add_rules, memorized_pipeline, rule_pipeline
 from annotate.targets import check_folder_target
@@ -91,35 +91,6 @@ def progress_logger(inner: Callable) -> Callable:
     return setup
 
 
-def library_versions() -> dict[str, str]:
-    """Versions that decide what a model predicts and how it is scored, for provenance."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in ("spacy", "thinc", "numpy", "news-annotate"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-def training_articles(model_dir: str | Path) -> list[str]:
-    """The ids of the articles a saved model was trained on (from its ``annotate_meta.json``; [] if unknown)."""
-    try:
-        meta = json.loads((Path(model_dir) / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    articles = meta.get("articles") if isinstance(meta, dict) else None
-    return [str(doc_id) for doc_id in articles] if isinstance(articles, list) else []
-
-
-def _one_line(exc: Exception) -> str:
-    """spaCy's and thinc's multi-line messages as one line (title plus the first details)."""
-    parts = [line.strip() for line in str(exc).splitlines() if line.strip() and not set(line.strip()) <= {"="}]
-    return "; ".join(parts[:4])
-
-
 def _config(config_path: Path, train_path: Path, dev_path: Path, seed: int, labels: Sequence[str], overrides: dict):
     if not Path(config_path).is_file():
         raise TrainingError(f"{config_path}: no such spaCy config")
@@ -130,7 +101,7 @@ def _config(config_path: Path, train_path: Path, dev_path: Path, seed: int, labe
             interpolate=False,
         )
     except Exception as exc:  # thinc raises ConfigValidationError / several parse errors
-        raise TrainingError(f"{config_path}: cannot read the config ({_one_line(exc)})") from None
+        raise TrainingError(f"{config_path}: cannot read the config ({one_line(exc)})") from None
     if not isinstance(config.get("components"), dict):
         raise TrainingError(f"{config_path}: the config has no [components]")
     if "spancat" in config["components"]:
@@ -175,30 +146,11 @@ def train_pipeline(
             nlp = init_nlp(config)
             nlp, _ = train_loop(nlp, None, stdout=stream, stderr=stream)
         except (ValueError, KeyError) as exc:
-            raise TrainingError(f"{config_path}: training failed ({_one_line(exc)})") from None
+            raise TrainingError(f"{config_path}: training failed ({one_line(exc)})") from None
         finally:
             _step_listener.reset(listening)
     nlp.config["training"]["logger"] = own_logger  # the saved config is the project's, loadable without us
     return nlp
-
-
-def predict(nlp: Language, docs: Sequence[AnnotatedDoc], source: str) -> list[AnnotatedDoc]:
-    """Run a pipeline over gold articles; the result is in gold format with the predicted spans."""
-    return [
-        with_predictions(annotated, parsed, source)
-        for annotated, parsed in zip(docs, nlp.pipe(doc.text for doc in docs), strict=True)
-    ]
-
-
-def load_pipeline(path: str | Path) -> Language:
-    """A pipeline saved by :func:`train` (or any spaCy pipeline folder)."""
-    path = Path(path)
-    if not (path / "config.cfg").is_file():
-        raise TrainingError(f"{path}: not a saved spaCy pipeline (no config.cfg); run `annotate train` first")
-    try:
-        return spacy.load(path)
-    except (OSError, ValueError, KeyError, ImportError) as exc:
-        raise TrainingError(f"{path}: cannot load the saved pipeline ({_one_line(exc)})") from None
 
 
 def check_model_folder(output: str | Path, *, force: bool = False) -> None:
@@ -242,7 +194,7 @@ def train(
     force: bool = False,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train on all of ``gold`` and save the pipeline plus ``annotate_meta.json`` (provenance, scores).
+    """Train on all of ``gold`` and save the pipeline plus ``annotate_meta.json`` (provenance, identity, scores).
 
     The scores in the meta file are on the training articles themselves (a fit check, not an
     estimate of quality); ``annotate cv`` gives held-out figures. ``output`` must be absent, empty
@@ -278,7 +230,7 @@ def train(
     _save_pipeline(nlp, output)
     meta = {
         **provenance,
-        "model_sha256": pipeline_sha256(output),
+        **computed_identity(output).to_dict(),
         "scores_on_training_data": {
             schema: {name: score.to_dict() for name, score in per.items()}
             for schema, per in fit.scores.items()

@@ -27,12 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from annotate.articles import read_articles  # noqa: E402
 from annotate.corpus import read_gold  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
+from annotate.model import load_pipeline  # noqa: E402
 from annotate.settings import load_settings  # noqa: E402
 from annotate.studio import local  # noqa: E402
 from annotate.studio.client import Studio  # noqa: E402
 from annotate.studio.link import connect_backend  # noqa: E402
 from annotate.studio.push import push  # noqa: E402
-from annotate.train import load_pipeline, train  # noqa: E402
+from annotate.train import train  # noqa: E402
 from tests.backend_process import BackendProcess  # noqa: E402
 
 

@@ -18,9 +18,10 @@ import spacy
 
 from annotate.corpus import read_gold
 from annotate.labels import load_schema
+from annotate.model import load_pipeline
 from annotate.rules import add_rules, load_patterns, rule_pipeline
 from annotate.settings import load_settings
-from annotate.train import load_pipeline, train_pipeline
+from annotate.train import train_pipeline
 
 
 def words_per_second(nlp, texts: list[str], words: int, repeat: int = 2) -> tuple[float, float]:

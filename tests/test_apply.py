@@ -23,7 +23,7 @@ from annotate.apply import MANIFEST, REJECTS, apply, predictions_from
 from annotate.cli import app
 from annotate.errors import InputError
 from annotate.labels import load_schema
-from annotate.predict import load_predictor
+from annotate.model import load_predictor
 from annotate.records import Article, text_sha256
 from tests.conftest import awkward_text
 

@@ -19,7 +19,7 @@ from annotate.backend.retrain import Retrainer, StudioAddress, TrainingJob, Trai
 from annotate.backend.state import Backend, BackendOptions, predict_tasks  # noqa: E402
 from annotate.errors import PullError, TrainingError  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
-from annotate.predict import label_studio_prediction, load_predictor, model_version, task_score  # noqa: E402
+from annotate.model import label_studio_prediction, load_predictor, model_version, task_score  # noqa: E402
 from annotate.records import Problem, Span  # noqa: E402
 from tests import child_jobs  # noqa: E402
 

@@ -21,7 +21,7 @@ from annotate import lsformat
 from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.labels import load_schema
-from annotate.predict import model_version
+from annotate.model import model_version
 from annotate.records import AnnotatedDoc, Article, Span
 from annotate.studio.link import connect_backend, unlabeled_tasks
 from annotate.studio.push import push

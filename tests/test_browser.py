@@ -408,7 +408,7 @@ def test_predictions_are_shown_to_the_annotator_who_corrects_them(
 ):
     import spacy
 
-    from annotate.predict import model_version
+    from annotate.model import model_version
 
     nlp = spacy.load(ruler_model_dir)
     version = model_version(ruler_model_dir)

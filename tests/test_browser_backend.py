@@ -11,7 +11,7 @@ import json
 import pytest
 
 from annotate.articles import read_articles
-from annotate.predict import model_version
+from annotate.model import model_version
 from annotate.records import Span
 from tests.backend_process import BackendProcess
 from tests.test_browser import (  # noqa: F401  (fixtures)

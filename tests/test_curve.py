@@ -21,9 +21,9 @@ from annotate.corpus import write_gold
 from annotate.curve import DEFAULT_REPEATS, Curve, CurveRun, LastStep, check_sizes, learning_curve, training_subsets
 from annotate.errors import TrainingError
 from annotate.labels import load_schema
+from annotate.model import predict
 from annotate.records import AnnotatedDoc
 from annotate.rules import load_patterns, rule_pipeline
-from annotate.train import predict
 
 TINY = {"training.max_steps": 4, "training.eval_frequency": 2}
 

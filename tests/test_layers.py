@@ -91,3 +91,18 @@ def test_library_modules_never_print_or_exit():
                 assert node.func.id not in {"print", "exit", "quit"}, f"annotate/{name}.py calls {node.func.id}()"
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
                 assert (node.value.id, node.attr) != ("sys", "exit"), f"annotate/{name}.py calls sys.exit()"
+
+
+def test_only_the_model_module_loads_or_hashes_a_saved_pipeline():
+    """A saved model has one owner (annotate/model.py): one loader, one hash, recorded and read back from there."""
+    for name, path in _modules().items():
+        if name == "model":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            called = node.func
+            if isinstance(called, ast.Attribute) and isinstance(called.value, ast.Name):
+                assert (called.value.id, called.attr) != ("spacy", "load"), f"annotate/{name}.py calls spacy.load()"
+            if isinstance(called, ast.Name):
+                assert called.id != "pipeline_sha256", f"annotate/{name}.py hashes a model instead of reading it"

@@ -14,6 +14,7 @@ import pytest
 import annotate.nested as nested
 import annotate.train as train_module
 from annotate.errors import TrainingError
+from annotate.model import predict
 from annotate.nested import (
     FoldChoice,
     best_thresholds,
@@ -23,7 +24,7 @@ from annotate.nested import (
     with_thresholds,
 )
 from annotate.records import AnnotatedDoc, Span
-from annotate.train import cross_validate, predict, train_pipeline
+from annotate.train import cross_validate, train_pipeline
 from tests.nested_fixture import LABELS, articles, tiny_config
 
 RULES = [{"label": "ACTOR", "pattern": "Hamas"}]

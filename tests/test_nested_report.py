@@ -16,9 +16,10 @@ from annotate.cli import app
 from annotate.corpus import write_gold
 from annotate.experiment import Outcome
 from annotate.labels import load_schema
+from annotate.model import predict
 from annotate.records import AnnotatedDoc, Span
 from annotate.rules import memorized_patterns, memorized_pipeline
-from annotate.train import SYSTEMS, cross_validate, predict
+from annotate.train import SYSTEMS, cross_validate
 from tests.nested_fixture import LABELS, articles, tiny_config
 
 runner = CliRunner()

@@ -13,9 +13,8 @@ from typer.testing import CliRunner
 from annotate.cli import app
 from annotate.cli.labeling import _next_steps
 from annotate.corpus import read_gold
-from annotate.predict import META_FILE, model_version, pipeline_sha256
+from annotate.model import META_FILE, library_versions, model_version, pipeline_sha256
 from annotate.settings import load_settings
-from annotate.train import library_versions
 from tests.conftest import ROOT
 
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from annotate.cli import app
 from annotate.corpus import read_gold
-from annotate.predict import model_version
+from annotate.model import model_version
 from annotate.records import Span
 from annotate.studio import client
 

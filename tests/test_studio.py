@@ -20,7 +20,7 @@ from annotate.cli import app
 from annotate.corpus import read_gold, read_pulled, write_gold
 from annotate.errors import PortBusyError, PullError, StudioAuthError, StudioProjectError, StudioUnreachable
 from annotate.labels import instructions_html, load_schema
-from annotate.predict import load_predictor
+from annotate.model import load_predictor
 from annotate.records import AnnotatedDoc, Article, Span
 from annotate.settings import load_settings
 from annotate.studio import local

@@ -16,7 +16,7 @@ from annotate.cli import app
 from annotate.corpus import write_gold
 from annotate.errors import StudioAuthError
 from annotate.labels import load_schema
-from annotate.predict import load_predictor
+from annotate.model import load_predictor
 from annotate.records import AnnotatedDoc, Article, Span
 from annotate.studio import client, local
 from annotate.studio.push import push

@@ -14,9 +14,10 @@ import sys
 import spacy
 from spacy.tokens import Span as SpacySpan
 
+from annotate.model import predict
 from annotate.nested import with_thresholds
 from annotate.suggest import OVERLAP_FILTER, SUGGESTER, cue_candidates
-from annotate.train import predict, train_pipeline
+from annotate.train import train_pipeline
 from tests.conftest import ROOT
 from tests.nested_fixture import LABELS, articles, tiny_config
 

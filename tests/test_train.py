@@ -23,9 +23,10 @@ from annotate.corpus import read_gold, write_gold
 from annotate.evaluate import evaluate
 from annotate.experiment import cross_validation_report
 from annotate.labels import load_schema
+from annotate.model import load_pipeline, pipeline_sha256, predict
 from annotate.records import AnnotatedDoc
 from annotate.rules import load_patterns, rule_pipeline
-from annotate.train import article_folds, load_pipeline, pipeline_sha256, predict, train, train_pipeline
+from annotate.train import article_folds, train, train_pipeline
 from tests.conftest import ROOT
 
 TINY = {"training.max_steps": 6, "training.eval_frequency": 3}

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from spacy.tokens import DocBin
 
-from annotate.convert import SPAN_KEY, docbin_bytes, spans_of, to_spacy_docs, with_predictions
+from annotate.convert import SPAN_KEY, docbin_bytes, to_spacy_docs
 from annotate.errors import ConversionError, InputError
+from annotate.model import spans_of, with_predictions
 from annotate.records import AnnotatedDoc, Span
 from annotate.rules import add_rules, load_patterns, rule_pipeline
 

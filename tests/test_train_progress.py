@@ -14,9 +14,10 @@ from annotate.articles import read_articles
 from annotate.cli import app
 from annotate.corpus import write_gold
 from annotate.labels import load_schema
+from annotate.model import predict
 from annotate.records import AnnotatedDoc
 from annotate.rules import load_patterns, rule_pipeline
-from annotate.train import TrainingProgress, cross_validate, predict, train, train_pipeline
+from annotate.train import TrainingProgress, cross_validate, train, train_pipeline
 
 TINY = {"training.max_steps": 6, "training.eval_frequency": 3}
 pytestmark = pytest.mark.slow

@@ -2,7 +2,7 @@
 
 :mod:`annotate.backend.app` puts this behind Label Studio's ML backend protocol; nothing here
 knows about HTTP. Predictions come from the predictor ``push --predictions`` uses
-(:mod:`annotate.predict`), annotations are checked as ``pull`` checks them (:mod:`annotate.lsformat`).
+(:mod:`annotate.model`), annotations are checked as ``pull`` checks them (:mod:`annotate.lsformat`).
 
 Training never runs inside a request: the :class:`~annotate.backend.retrain.Retrainer` runs one
 training at a time, each in a child process (:func:`~annotate.backend.retrain.train_job`). A
@@ -32,7 +32,7 @@ from annotate.backend.retrain import (
 )
 from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
-from annotate.predict import Predictor, label_studio_prediction, load_predictor
+from annotate.model import Predictor, label_studio_prediction, load_predictor
 
 log = logging.getLogger(__name__)
 

@@ -155,7 +155,7 @@ def push_cli(
 
     from annotate.articles import read_articles
     from annotate.labels import instructions_html
-    from annotate.predict import load_predictor
+    from annotate.model import load_predictor
     from annotate.studio import client
     from annotate.studio.push import push
 

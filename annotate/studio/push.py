@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 from annotate import lsformat
 from annotate.errors import StudioProjectError, StudioUnreachable
 from annotate.labels import Schema, label_studio_config, labels_in_config
-from annotate.predict import Predictor, label_studio_prediction
+from annotate.model import Predictor, label_studio_prediction
 from annotate.records import Article
 from annotate.studio.client import DEFAULT_BATCH, Project, Studio, check_title
 from annotate.studio.predictions import sync_predictions
