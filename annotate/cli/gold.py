@@ -140,8 +140,8 @@ def publish_cli(
     from annotate.publish import publish, push_to_hub
 
     settings = project_settings()
-    if agreement is None and (settings.reports / "agreement.json").is_file():
-        agreement = settings.reports / "agreement.json"
+    if agreement is None and settings.agreement_figures.is_file():
+        agreement = settings.agreement_figures
     published = publish(
         out_dir,
         gold or settings.gold,
