@@ -248,8 +248,8 @@ def pull_cli(
         title=title,
         schema=project_schema(),
         gold_path=gold_path,
-        pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
-        snapshots=snapshots or settings.root / "snapshots",
+        pulled_path=pulled or (gold.parent / "pulled" if gold else settings.pulled) / f"{slug}.jsonl",
+        snapshots=snapshots or settings.snapshots,
         policy=policy,
         replace=replace,
         origins=seed_origins(settings),
@@ -306,7 +306,8 @@ def pull_cli(
         return
     typer.echo(f"Wrote {report.gold_path} (sha256 {report.gold_sha256[:12]}), {report.pulled_path}, {report.snapshot}")
     if report.acceptance is not None:
-        from annotate.cli._acceptance import acceptance_path, print_acceptance, write_acceptance
+        from annotate.acceptance import acceptance_path, write_acceptance
+        from annotate.cli._acceptance import print_acceptance
 
         figures = report.acceptance.to_dict()
         print_acceptance(figures)
