@@ -44,6 +44,15 @@ AWKWARD_PIECES = [
 awkward_text = st.lists(st.sampled_from(AWKWARD_PIECES), min_size=1, max_size=30).map("".join)
 
 
+def usage_error(result) -> str:
+    """The message of a usage error (exit code 2, the command's usage first), without rich's box and wrapping."""
+    assert result.exit_code == 2, result.output
+    lines = [line.strip("│ ") for line in result.stderr.splitlines()]
+    assert lines[0].startswith("Usage: "), result.stderr
+    message = " ".join(line for line in lines[2:] if not line.startswith(("╭", "╰")))
+    return " ".join(message.split()).removeprefix("Error: ")
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT
