@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from annotate.cli import app
-from tests.conftest import usage_error
 from annotate.corpus import read_gold, write_gold, write_pulled
 from annotate.records import AnnotatedDoc, PulledAnnotation, Span, text_sha256
+from tests.conftest import usage_error
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Hamas said talks stalled."

@@ -14,17 +14,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from annotate.backend import BackendOptions, Retrainer, TrainingRequest, predict_tasks  # noqa: E402
 from annotate.errors import TrainingError  # noqa: E402
-from annotate.labels import load_schema  # noqa: E402
 from annotate.predict import label_studio_prediction, load_predictor, model_version, task_score  # noqa: E402
 from annotate.records import Span  # noqa: E402
 from annotate.serve import create_app  # noqa: E402
 
 TEXT = "Hi 😀 Hamas said Israel."
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
 
 
 def _options(project_root: Path, tmp_path: Path, **changes) -> BackendOptions:

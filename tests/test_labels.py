@@ -12,11 +12,6 @@ from annotate.labels import label_studio_config, labels_in_config, load_schema, 
 EXPECTED = ["ACTOR", "DEMAND", "FIGURE", "ATTRIBUTION"]
 
 
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
-
-
 def test_schema_has_the_four_labels_in_order(schema):
     assert schema.names == EXPECTED
     assert spacy_labels(schema) == EXPECTED

@@ -20,20 +20,9 @@ from annotate.corpus import read_articles, read_gold, read_pulled, write_gold
 from annotate.errors import PortBusyError, PullError, StudioAuthError, StudioProjectError, StudioUnreachable
 from annotate.labels import instructions_html, load_schema
 from annotate.records import AnnotatedDoc, Article, Span
-from annotate.settings import load_settings
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
-
-
-@pytest.fixture(scope="module")
-def settings(project_root):
-    return load_settings(project_root)
-
-
-@pytest.fixture(scope="module")
-def schema(settings):
-    return load_schema(settings.schema)
 
 
 @pytest.fixture
