@@ -21,9 +21,16 @@ class Conversion:
     """What was written where, and every span that had to move to sit on token boundaries."""
 
     out: Path
-    articles: int
-    spans: int
+    spans_per_article: tuple[int, ...]
     audit: tuple[AuditEntry, ...]
+
+    @property
+    def articles(self) -> int:
+        return len(self.spans_per_article)
+
+    @property
+    def spans(self) -> int:
+        return sum(self.spans_per_article)
 
 
 def convert(
@@ -44,5 +51,4 @@ def convert(
     check_file_target(out, recognise=is_docbin, what="spaCy DocBin", force=force)
     docs, audit = to_spacy_docs(blank_pipeline(lang), validated_gold(gold_path, schema), strict=strict)
     atomic_write_bytes(out, docbin_bytes(docs))
-    spans = sum(len(doc.spans[SPAN_KEY]) for doc in docs)
-    return Conversion(out=out, articles=len(docs), spans=spans, audit=tuple(audit))
+    return Conversion(out, tuple(len(doc.spans[SPAN_KEY]) for doc in docs), tuple(audit))

@@ -9,13 +9,9 @@ import pytest
 from annotate.errors import SettingsError
 from annotate.settings import Settings, load_settings
 
-DEFAULTS = {
-    "schema": "guidelines/labels.toml",
-    "guidelines": "guidelines/GUIDELINES.md",
-    "seeds": "seeds",
-    "gold": "gold/gold.jsonl",
-    "models": "models",
-    "reports": "reports",
+# The paths Settings gained, where the commands put them before (the first six are in the repository's
+# pyproject.toml, which shows the defaults; see the test below).
+NEW_DEFAULTS = {
     "train_config": "configs/spancat.cfg",
     "patterns": "guidelines/patterns.jsonl",
     "snapshots": "snapshots",
@@ -26,6 +22,7 @@ DEFAULTS = {
     "evaluate_reports": "reports/evaluate",
     "agreement_figures": "reports/agreement.json",
 }
+PATHS = sorted({f.name for f in fields(Settings)} - {"root", "lang", "project"})
 INSIDE = {  # paths that sit in another setting's folder unless set themselves
     "pulled": "gold",
     "trained_model": "models",
@@ -41,28 +38,27 @@ def _project(tmp_path, lines: str = ""):
     return load_settings(tmp_path)
 
 
-def test_every_path_setting_has_a_default_as_before(tmp_path):
+def test_the_new_paths_default_to_where_the_commands_put_them(tmp_path):
     settings = _project(tmp_path)
-    paths = {f.name for f in fields(Settings)} - {"root", "lang", "project"}
-    assert paths == set(DEFAULTS)
-    assert {name: getattr(settings, name) for name in DEFAULTS} == {
-        name: tmp_path.resolve() / default for name, default in DEFAULTS.items()
+    assert {name: getattr(settings, name) for name in NEW_DEFAULTS} == {
+        name: tmp_path.resolve() / default for name, default in NEW_DEFAULTS.items()
     }
 
 
-def test_the_repository_settings_are_the_defaults(settings, project_root):
-    assert {name: getattr(settings, name) for name in DEFAULTS} == {
-        name: project_root / default for name, default in DEFAULTS.items()
+def test_the_repository_pyproject_shows_every_default(tmp_path, settings, project_root):
+    defaults = _project(tmp_path)
+    assert {name: getattr(defaults, name).relative_to(tmp_path.resolve()) for name in PATHS} == {
+        name: getattr(settings, name).relative_to(project_root) for name in PATHS
     }
 
 
-@pytest.mark.parametrize("name", sorted(DEFAULTS))
+@pytest.mark.parametrize("name", PATHS)
 def test_each_path_is_read_from_pyproject_relative_to_it(tmp_path, name):
     (tmp_path / "sub").mkdir()
     settings = _project(tmp_path, f'{name} = "elsewhere/{name}"\n')
     assert load_settings(tmp_path / "sub") == settings, "found from a subfolder too"
     assert getattr(settings, name) == tmp_path.resolve() / "elsewhere" / name
-    others = {other: getattr(settings, other) for other in DEFAULTS if name not in (other, INSIDE.get(other))}
+    others = {other: getattr(settings, other) for other in PATHS if name not in (other, INSIDE.get(other))}
     assert others == {other: getattr(_project(tmp_path), other) for other in others}
 
 
