@@ -145,20 +145,24 @@ def measure_agreement(
             f"{source.describe()}: no article has two or more annotators ({len(report.doc_annotators)} article(s), "
             f"annotators: {', '.join(report.annotators) or 'none'}); agreement needs articles annotated by several"
         )
-    if isinstance(source, ProjectSource):
-        from annotate import studio
-
-        shown = studio.prediction_acceptance(
-            connection, connection.project(source.title), found.annotations, found.texts, schema
-        )
-        figures, figures_file = (None if shown is None else shown.to_dict()), None
-    else:
-        figures_file = acceptance_path(source.path)
-        figures = read_acceptance(figures_file)
+    acceptance, acceptance_file = _acceptance(found, schema, connection)
     if json_out is not None:
-        figures_json = json.dumps(report.to_dict(include_disagreements=False), indent=2, ensure_ascii=False)
-        atomic_write_text(json_out, figures_json + "\n")
-    return AgreementRun(report, found, figures, figures_file if figures is not None else None)
+        figures = json.dumps(report.to_dict(include_disagreements=False), indent=2, ensure_ascii=False)
+        atomic_write_text(json_out, figures + "\n")
+    return AgreementRun(report, found, acceptance, acceptance_file)
+
+
+def _acceptance(found: Annotations, schema: Schema, connection: Studio | None) -> tuple[dict | None, Path | None]:
+    """What annotators did to the predictions: fresh from a project, or as the pull of a pulled file found it."""
+    if isinstance(found.source, PulledSource):
+        path = acceptance_path(found.source.path)
+        figures = read_acceptance(path)
+        return figures, path if figures is not None else None
+    from annotate import studio
+
+    project = connection.project(found.source.title)
+    shown = studio.prediction_acceptance(connection, project, found.annotations, found.texts, schema)
+    return (None if shown is None else shown.to_dict()), None
 
 
 def adjudicate_into_gold(
