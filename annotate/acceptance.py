@@ -17,11 +17,14 @@ label; added under the annotated label; everything per ``model_version``.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
+from annotate.corpus import atomic_write_text
 from annotate.records import PulledAnnotation, Span
 
 KINDS = ("kept", "boundary_changed", "label_changed", "deleted", "added")
@@ -179,3 +182,22 @@ def acceptance(annotations: Iterable[PulledAnnotation], predictions: Iterable[Sh
         for label, counts in compare(shown.spans, annotation.spans).items():
             labels.setdefault(label, Counts()).add(counts)
     return report
+
+
+def acceptance_path(pulled: str | Path) -> Path:
+    """Where pull keeps the acceptance figures: beside the pulled file (``x.jsonl`` → ``x.acceptance.json``)."""
+    pulled = Path(pulled)
+    return pulled.with_name(f"{pulled.stem}.acceptance.json")
+
+
+def write_acceptance(figures: dict, path: str | Path) -> None:
+    """The figures (:meth:`AcceptanceReport.to_dict`) as indented JSON, written atomically."""
+    atomic_write_text(path, json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_acceptance(path: str | Path) -> dict | None:
+    """The figures a pull wrote, or None when there are none to read (no file, or not JSON): they are optional."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -15,7 +15,9 @@ from xml.etree import ElementTree
 
 from markdown_it import MarkdownIt
 
+from annotate.corpus import atomic_write_text
 from annotate.errors import SchemaError
+from annotate.targets import check_file_target
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -114,6 +116,12 @@ def label_studio_config(schema: Schema) -> str:
 def is_label_config(path: Path) -> bool:
     """Whether ``path`` holds a Label Studio labeling config (a ``<View>``), so ``schema config`` may replace it."""
     return ElementTree.fromstring(Path(path).read_text(encoding="utf-8")).tag == "View"
+
+
+def write_label_studio_config(schema: Schema, out: str | Path, *, force: bool = False) -> None:
+    """The labeling config written to ``out``, which must be absent or a config already (else only with ``force``)."""
+    check_file_target(out, recognise=is_label_config, what="Label Studio config", force=force)
+    atomic_write_text(out, label_studio_config(schema))
 
 
 def labels_in_config(config_xml: str) -> list[str]:

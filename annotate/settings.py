@@ -7,6 +7,7 @@ any subfolder of the project.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -20,6 +21,8 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Settings:
+    """Every path a command uses when not told otherwise, and the project's language and Label Studio title."""
+
     root: Path
     schema: Path
     guidelines: Path
@@ -27,6 +30,15 @@ class Settings:
     gold: Path
     models: Path
     reports: Path
+    train_config: Path  # spaCy config for train, cv, run, curve and the backend's retraining
+    patterns: Path  # rule patterns (JSONL) for cv and run
+    snapshots: Path  # pull's compressed raw exports
+    pulled: Path  # pull's record of every annotation, one JSONL per project
+    trained_model: Path  # where `annotate train` saves its pipeline
+    live_models: Path  # where the ML backend saves retrained models
+    cv_reports: Path  # `annotate cv` reports
+    evaluate_reports: Path  # `annotate evaluate` reports
+    agreement_figures: Path  # agreement JSON that `annotate publish` puts into the dataset card
     lang: str = "en"
     project: str = "News spans"
 
@@ -38,6 +50,19 @@ _PATH_DEFAULTS = {
     "gold": "gold/gold.jsonl",
     "models": "models",
     "reports": "reports",
+    "train_config": "configs/spancat.cfg",
+    "patterns": "guidelines/patterns.jsonl",
+    "snapshots": "snapshots",
+}
+
+# Paths that live inside another setting's folder unless set themselves: moving `models` moves `live_models`.
+_NESTED_DEFAULTS: dict[str, Callable[[dict[str, Path]], Path]] = {
+    "pulled": lambda paths: paths["gold"].parent / "pulled",
+    "trained_model": lambda paths: paths["models"] / "spancat",
+    "live_models": lambda paths: paths["models"] / "live",
+    "cv_reports": lambda paths: paths["reports"] / "cv",
+    "evaluate_reports": lambda paths: paths["reports"] / "evaluate",
+    "agreement_figures": lambda paths: paths["reports"] / "agreement.json",
 }
 
 
@@ -55,6 +80,7 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def load_settings(root: Path | None = None) -> Settings:
+    """The settings of the project at or above ``root`` (default: the working directory); unknown keys are refused."""
     root = find_root(root)
     table: dict = {}
     pyproject = root / "pyproject.toml"
@@ -77,6 +103,8 @@ def load_settings(root: Path | None = None) -> Settings:
     if wrong:
         raise SettingsError(f"{pyproject}: [tool.annotate] {', '.join(wrong)} must be non-empty text (in quotes)")
     values = {name: root / table.get(name, default) for name, default in _PATH_DEFAULTS.items()}
+    for name, default in _NESTED_DEFAULTS.items():
+        values[name] = root / table[name] if name in table else default(values)
     settings = Settings(root=root, **values)
     for name in ("lang", "project"):
         if name in table:

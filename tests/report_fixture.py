@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from annotate.evaluate import evaluate
-from annotate.records import AnnotatedDoc, Span
+from annotate.records import AnnotatedDoc
 from annotate.report import predictions_sha256, provenance, write_reports
+from tests.conftest import span
 
 LABELS = ["ACTOR", "DEMAND", "FIGURE", "ATTRIBUTION"]
 
@@ -22,13 +23,6 @@ HOSTILE = (
 )
 PLAIN = "Hamas demands a full withdrawal. Israel said 57,000 people died, officials said on Tuesday."
 THIRD = "Mr Trump will meet Netanyahu next week, sources said."
-
-
-def span(text: str, phrase: str, label: str, occurrence: int = 0) -> Span:
-    start = -1
-    for _ in range(occurrence + 1):
-        start = text.index(phrase, start + 1)
-    return Span.from_offsets(text, start, start + len(phrase), label)
 
 
 def gold_docs() -> list[AnnotatedDoc]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from annotate.acceptance import ShownPrediction, acceptance, compare
+from annotate.acceptance import (
+    ShownPrediction,
+    acceptance,
+    acceptance_path,
+    compare,
+    read_acceptance,
+    write_acceptance,
+)
 from annotate.records import PulledAnnotation, Span
 
 TEXT = "Hamas said Israel must withdraw 57,000 troops."
@@ -84,7 +91,6 @@ def test_agreement_on_a_pulled_file_shows_the_acceptance_the_pull_found(tmp_path
     from typer.testing import CliRunner
 
     from annotate.cli import app
-    from annotate.cli._acceptance import acceptance_path, write_acceptance
     from annotate.corpus import write_pulled
     from annotate.records import text_sha256
 
@@ -112,3 +118,17 @@ def test_agreement_on_a_pulled_file_shows_the_acceptance_the_pull_found(tmp_path
     assert result.exit_code == 0, result.output
     assert "What annotators did to the predictions (as pulled, news.acceptance.json)" in result.output
     assert "model-best-abc" in result.output
+
+
+def test_acceptance_file_sits_beside_the_pulled_file_and_reads_back(tmp_path):
+    report = acceptance(
+        [_annotation(7, [HAMAS], "2026-01-02T00:00:00Z")],
+        [ShownPrediction(7, "m", "2026-01-01T00:00:00Z", (HAMAS, ISRAEL))],
+    )
+    path = acceptance_path(tmp_path / "pulled" / "news-spans.jsonl")
+    assert path == tmp_path / "pulled" / "news-spans.acceptance.json"
+    assert read_acceptance(path) is None, "no file: no figures, not an error"
+    write_acceptance(report.to_dict(), path)
+    assert read_acceptance(path) == report.to_dict()
+    path.write_text("{not json", encoding="utf-8")
+    assert read_acceptance(path) is None

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from annotate.cli import app
 from annotate.corpus import read_gold, write_gold, write_pulled
 from annotate.records import AnnotatedDoc, PulledAnnotation, Span, text_sha256
+from tests.conftest import usage_error
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Hamas said talks stalled."
@@ -191,17 +192,16 @@ def test_figures_written_by_agreement_reach_the_dataset_card_of_publish(project,
 def test_agreement_needs_exactly_one_source(project):
     _, pulled, _ = project
     neither = invoke("agreement")
-    assert (neither.exit_code, neither.stderr) == (1, "Error: give either a PULLED_FILE or --project NAME\n")
+    assert usage_error(neither) == "Invalid value: give either a PULLED_FILE or --project NAME"
     both = invoke("adjudicate", pulled, "--project", "News spans")
-    assert (both.exit_code, both.stderr) == (1, "Error: give either a PULLED_FILE or --project NAME, not both\n")
+    assert usage_error(both) == "Invalid value: give either a PULLED_FILE or --project NAME, not both"
 
 
 def test_review_needs_a_project(project, tmp_path):
     _, pulled, articles = project
     result = invoke("adjudicate", pulled, "--articles", articles, "--review", "--out", tmp_path / "g.jsonl")
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "Error: --review needs --project NAME: the Label Studio project to send the conflicts to\n",
+    assert usage_error(result) == (
+        "Invalid value: --review needs --project NAME: the Label Studio project to send the conflicts to"
     )
     assert not (tmp_path / "g.jsonl").exists()
 
@@ -209,7 +209,6 @@ def test_review_needs_a_project(project, tmp_path):
 def test_articles_do_not_go_with_a_project(project):
     _, _, articles = project
     result = invoke("agreement", "--project", "News spans", "--articles", articles)
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "Error: --articles goes with a PULLED_FILE; with --project the texts come from Label Studio\n",
+    assert usage_error(result) == (
+        "Invalid value: --articles goes with a PULLED_FILE; with --project the texts come from Label Studio"
     )

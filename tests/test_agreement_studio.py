@@ -19,12 +19,11 @@ from typer.testing import CliRunner
 from annotate import lsformat
 from annotate.cli import app
 from annotate.corpus import read_gold
-from annotate.labels import load_schema
 from annotate.records import Article, Span
-from annotate.settings import load_settings
 from annotate.studio.client import Studio
 from annotate.studio.pull import pull
 from annotate.studio.push import push
+from tests.conftest import span
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
@@ -34,11 +33,6 @@ PASSWORD = "Lab3l-the-news!"
 AGREED = "Hamas said 40 people were killed."
 SPLIT = "Hamas officials demanded a ceasefire."
 EMOJI = "Talks 😀 resume. خليل الحية said “no”."
-
-
-def span(text: str, phrase: str, label: str) -> Span:
-    start = text.index(phrase)
-    return Span.from_offsets(text, start, start + len(phrase), label)
 
 
 NAME = span(EMOJI, "خليل الحية", "ACTOR")
@@ -53,11 +47,6 @@ AGREED_SPANS = (span(AGREED, "Hamas", "ACTOR"), span(AGREED, "40 people", "FIGUR
 class Annotator:
     email: str
     connection: Studio
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(load_settings(project_root).schema)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 from annotate.apply import MANIFEST, REJECTS, apply, predictions_from
 from annotate.cli import app
 from annotate.errors import InputError
-from annotate.labels import load_schema
 from annotate.model import load_predictor
 from annotate.records import Article, text_sha256
 from tests.conftest import awkward_text
@@ -41,11 +40,6 @@ AWKWARD = {
 }
 CRLF_TEXT = "Line one Hamas\r\nLine two Israel\r\n"
 CRLF_SPANS = [(9, 14), (24, 30)]  # offsets into the text with CRLF read as LF, as push reads it
-
-
-@pytest.fixture(scope="module")
-def schema():
-    return load_schema(ROOT / "guidelines" / "labels.toml")
 
 
 def make_scored_model(folder: Path) -> Path:

@@ -18,17 +18,11 @@ from annotate.backend.app import create_app  # noqa: E402
 from annotate.backend.retrain import Retrainer, StudioAddress, TrainingJob, TrainingRequest, run_in_child  # noqa: E402
 from annotate.backend.state import Backend, BackendOptions, predict_tasks  # noqa: E402
 from annotate.errors import PullError, TrainingError  # noqa: E402
-from annotate.labels import load_schema  # noqa: E402
 from annotate.model import label_studio_prediction, load_predictor, model_version, task_score  # noqa: E402
 from annotate.records import Problem, Span  # noqa: E402
 from tests import child_jobs  # noqa: E402
 
 TEXT = "Hi 😀 Hamas said Israel."
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
 
 
 def _options(project_root: Path, tmp_path: Path, **changes) -> BackendOptions:

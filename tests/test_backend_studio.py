@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from annotate import lsformat
 from annotate.cli import app
 from annotate.corpus import read_gold
-from annotate.labels import load_schema
 from annotate.model import model_version
 from annotate.records import AnnotatedDoc, Article, Span
 from annotate.studio.link import connect_backend, unlabeled_tasks
@@ -38,11 +37,6 @@ pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
 
 EMOJI_TEXT = "Talks 😀 resume. Hamas said Israel must withdraw."
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,8 @@ from annotate.articles import read_articles
 from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.errors import StudioServerError
-from annotate.labels import instructions_html, load_schema
+from annotate.labels import instructions_html
 from annotate.records import Span
-from annotate.settings import load_settings
 from annotate.studio import local
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS, missing_browser_parts
 
@@ -202,16 +201,6 @@ def annotator(browser, logged_in, local_studio):
 # --- the project folder and the CLI ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def repo_settings(project_root):
-    return load_settings(project_root)
-
-
-@pytest.fixture(scope="module")
-def schema(repo_settings):
-    return load_schema(repo_settings.schema)
-
-
 @dataclass
 class Workspace:
     """A project folder of its own (its own gold), using the repository's schema, guidelines and seeds."""
@@ -236,13 +225,13 @@ class Workspace:
 
 
 @pytest.fixture
-def workspace(tmp_path, monkeypatch, local_studio, repo_settings) -> Workspace:
+def workspace(tmp_path, monkeypatch, local_studio, settings) -> Workspace:
     title = f"News spans {uuid.uuid4().hex[:8]}"
     (tmp_path / "pyproject.toml").write_text(
         "[tool.annotate]\n"
-        f'schema = "{repo_settings.schema}"\n'
-        f'guidelines = "{repo_settings.guidelines}"\n'
-        f'seeds = "{repo_settings.seeds}"\n'
+        f'schema = "{settings.schema}"\n'
+        f'guidelines = "{settings.guidelines}"\n'
+        f'seeds = "{settings.seeds}"\n'
         'gold = "gold/gold.jsonl"\n'
         f'project = "{title}"\n',
         encoding="utf-8",
@@ -306,10 +295,10 @@ def _highlights(page) -> list[Span]:
 # --- the tests ------------------------------------------------------------------------------------------
 
 
-def test_label_a_seed_by_hotkey_and_mouse_drag_then_pull(workspace, annotator, admin, repo_settings, schema):
+def test_label_a_seed_by_hotkey_and_mouse_drag_then_pull(workspace, annotator, admin, settings, schema):
     assert "5 article(s) imported, 0 already there" in workspace.annotate("push")
     project_id, tasks = workspace.tasks()
-    article = read_articles([repo_settings.seeds])[0]
+    article = read_articles([settings.seeds])[0]
     expected = _span_of(article.text, "the US and Israel", "ACTOR")
     annotator.open_task(project_id, tasks[article.id])
     page = annotator.page
@@ -329,7 +318,7 @@ def test_label_a_seed_by_hotkey_and_mouse_drag_then_pull(workspace, annotator, a
         ".lsf-modal-ls_visible", has=page.locator(".lsf-modal-ls__title", has_text="Instructions")
     )
     instructions.wait_for(state="visible")
-    rendered = instructions_html(repo_settings.guidelines.read_text(encoding="utf-8"))
+    rendered = instructions_html(settings.guidelines.read_text(encoding="utf-8"))
     shown = instructions.locator(".lsf-modal-ls__body").inner_text()
     assert _shows_words_of(shown, " ".join(_TextOf(rendered).parts)), "the instructions shown are not the guidelines"
     assert instructions.locator(".lsf-modal-ls__body h1").count() == 1, "the guide is not rendered from Markdown"
@@ -404,7 +393,7 @@ def test_html_in_an_article_is_shown_as_text_and_never_runs(workspace, annotator
 
 
 def test_predictions_are_shown_to_the_annotator_who_corrects_them(
-    workspace, annotator, repo_settings, tmp_path, ruler_model_dir
+    workspace, annotator, settings, tmp_path, ruler_model_dir
 ):
     import spacy
 
@@ -415,7 +404,7 @@ def test_predictions_are_shown_to_the_annotator_who_corrects_them(
     assert f"5 with predictions from {version}" in workspace.annotate("push", "--predictions", str(ruler_model_dir))
 
     project_id, tasks = workspace.tasks()
-    article = read_articles([repo_settings.seeds])[0]
+    article = read_articles([settings.seeds])[0]
     doc = nlp(article.text)
     predicted = sorted(Span.from_offsets(doc.text, s.start_char, s.end_char, s.label_) for s in doc.spans["sc"])
     assert len(predicted) > 10

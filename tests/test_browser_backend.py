@@ -22,8 +22,6 @@ from tests.test_browser import (  # noqa: F401  (fixtures)
     annotator,
     browser,
     logged_in,
-    repo_settings,
-    schema,
     workspace,
 )
 
@@ -35,14 +33,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.studio, pytest.mark.timeout(240, 
 def test_the_annotator_sees_the_backends_spans_corrects_one_and_pull_keeps_it(
     workspace,
     annotator,
-    repo_settings,
+    settings,
     tmp_path,
     ruler_model_dir,
     local_studio,  # noqa: F811
 ):
     assert "5 article(s) imported" in workspace.annotate("push")  # no pushed predictions
     project_id, tasks = workspace.tasks()
-    article = read_articles([repo_settings.seeds])[0]
+    article = read_articles([settings.seeds])[0]
     assert workspace.connection.predictions(tasks[article.id]) == []
     env = {"LABEL_STUDIO_URL": local_studio.url, "LABEL_STUDIO_API_KEY": local_studio.token}
     backend = BackendProcess(ruler_model_dir, tmp_path / "backend.log", env).start()

@@ -15,29 +15,19 @@ from random import Random
 import pytest
 from typer.testing import CliRunner
 
-from annotate.articles import read_articles
 from annotate.cli import app
 from annotate.corpus import write_gold
 from annotate.curve import DEFAULT_REPEATS, Curve, CurveRun, LastStep, check_sizes, learning_curve, training_subsets
 from annotate.errors import TrainingError
-from annotate.labels import load_schema
-from annotate.model import predict
-from annotate.records import AnnotatedDoc
-from annotate.rules import load_patterns, rule_pipeline
+from tests.conftest import silver_docs
 
 TINY = {"training.max_steps": 4, "training.eval_frequency": 2}
 
 
 @pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
-
-
-@pytest.fixture(scope="module")
 def silver(project_root, schema):
-    articles = sorted(read_articles([project_root / "seeds"]), key=lambda a: len(a.text))[:3]
-    patterns = load_patterns(project_root / "guidelines" / "patterns.jsonl", schema.names)
-    return predict(rule_pipeline(patterns), [AnnotatedDoc(a.id, a.text) for a in articles], "rules")
+    """Three articles here: a curve needs sizes 1 and 2 with an article left to score."""
+    return silver_docs(project_root, schema, 3)
 
 
 def test_subsets_are_distinct_seeded_and_all_of_them_when_few():

@@ -6,23 +6,11 @@ import json
 
 import pytest
 
-from annotate.convert import blank_pipeline
 from annotate.errors import GoldError
 from annotate.gold import GoldCheck, check_gold, gold_stats, inspect_gold, validated_gold
-from annotate.labels import load_schema
 from annotate.records import text_sha256
 
 TEXT = "Hamas officials said 57,000 Palestinians 😀 died."
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
-
-
-@pytest.fixture(scope="module")
-def nlp():
-    return blank_pipeline("en")
 
 
 def _check(tmp_path, schema, nlp, spans, text=TEXT, sha=None, extra_docs=()):

@@ -6,15 +6,16 @@ from xml.etree import ElementTree
 
 import pytest
 
-from annotate.errors import SchemaError
-from annotate.labels import label_studio_config, labels_in_config, load_schema, spacy_labels
+from annotate.errors import SchemaError, TargetError
+from annotate.labels import (
+    label_studio_config,
+    labels_in_config,
+    load_schema,
+    spacy_labels,
+    write_label_studio_config,
+)
 
 EXPECTED = ["ACTOR", "DEMAND", "FIGURE", "ATTRIBUTION"]
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
 
 
 def test_schema_has_the_four_labels_in_order(schema):
@@ -36,6 +37,18 @@ def test_label_studio_config_parses_back_with_exactly_the_schema_labels(schema):
 def test_committed_label_studio_config_is_up_to_date(schema, project_root):
     committed = (project_root / "guidelines" / "label_config.xml").read_text(encoding="utf-8")
     assert committed == label_studio_config(schema), "run: annotate schema config --out guidelines/label_config.xml"
+
+
+def test_the_config_is_written_over_a_config_only(schema, tmp_path):
+    out = tmp_path / "label_config.xml"
+    write_label_studio_config(schema, out)
+    assert out.read_text(encoding="utf-8") == label_studio_config(schema)
+    write_label_studio_config(schema, out)
+    (tmp_path / "notes.xml").write_text("<notes/>", encoding="utf-8")
+    with pytest.raises(TargetError):
+        write_label_studio_config(schema, tmp_path / "notes.xml")
+    write_label_studio_config(schema, tmp_path / "notes.xml", force=True)
+    assert labels_in_config((tmp_path / "notes.xml").read_text(encoding="utf-8")) == EXPECTED
 
 
 def _write(tmp_path, body):

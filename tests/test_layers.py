@@ -106,3 +106,32 @@ def test_only_the_model_module_loads_or_hashes_a_saved_pipeline():
                 assert (called.value.id, called.attr) != ("spacy", "load"), f"annotate/{name}.py calls spacy.load()"
             if isinstance(called, ast.Name):
                 assert called.id != "pipeline_sha256", f"annotate/{name}.py hashes a model instead of reading it"
+
+
+# What a command may not do itself: check a target or write a file. Library functions do both (targets
+# checked first, files written atomically and together); a command parses, calls one, and prints.
+WRITERS = {
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_files",
+    "write_gold",
+    "write_pulled",
+    "check_file_target",
+    "check_folder_target",
+    "write_text",
+    "write_bytes",
+    "open",
+}
+
+
+def test_commands_leave_writing_files_to_the_library():
+    for name, path in _modules().items():
+        if _owner(name) != "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                used = WRITERS & {alias.name for alias in node.names}
+                assert not used, f"annotate/{name}.py imports {', '.join(sorted(used))}"
+            if isinstance(node, ast.Call):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                assert called not in WRITERS, f"annotate/{name}.py calls {called}()"

@@ -20,6 +20,7 @@ from annotate.model import predict
 from annotate.records import AnnotatedDoc, Span
 from annotate.rules import memorized_patterns, memorized_pipeline
 from annotate.train import SYSTEMS, cross_validate
+from tests.conftest import usage_error
 from tests.nested_fixture import LABELS, articles, tiny_config
 
 runner = CliRunner()
@@ -115,8 +116,7 @@ def test_cli_refuses_a_missing_candidate_config_or_one_without_nested(project, c
     assert result.exit_code == 1
     assert result.output == "Error: configs/missing.cfg: no such spaCy config\n"
     result = runner.invoke(app, [command, "--candidate-config", "configs/spancat.cfg"])
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: --candidate-config is for --nested")
+    assert usage_error(result).startswith("Invalid value: --candidate-config is for --nested")
     assert not (project / "reports").exists()
 
 

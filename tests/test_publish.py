@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.conftest import span
+
 # No test may reach the network; set before anything imports datasets or huggingface_hub.
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -37,13 +39,6 @@ AWKWARD = (
     "Hamas official 😀. Mr Trump’s 60-day plan; Cafe\u0301 talks.\n\n"
     "Sources said 57,000 Palestinians – and Hamas leaders – were waiting."
 )
-
-
-def span(text: str, piece: str, label: str, occurrence: int = 0) -> Span:
-    start = -1
-    for _ in range(occurrence + 1):
-        start = text.index(piece, start + 1)
-    return Span.from_offsets(text, start, start + len(piece), label)
 
 
 def small_docs() -> list[AnnotatedDoc]:

@@ -22,6 +22,7 @@ from annotate.evaluate import Evaluation, evaluate
 from annotate.htmlreport import INDEX_FILE, render_report, write_html_report
 from annotate.mistakes import KINDS, mistakes
 from annotate.records import AnnotatedDoc
+from tests.conftest import span
 from tests.report_fixture import (
     EXPECTED_KINDS,
     EXPECTED_LABELS,
@@ -29,7 +30,6 @@ from tests.report_fixture import (
     LABELS,
     gold_docs,
     predicted_docs,
-    span,
     write_fixed_evaluation,
 )
 

@@ -19,7 +19,8 @@ from annotate.cli import app
 from annotate.corpus import read_gold, write_gold
 from annotate.lsformat import span_result
 from annotate.review import review_pairs
-from tests.report_fixture import gold_docs, predicted_docs, span, write_fixed_evaluation
+from tests.conftest import span
+from tests.report_fixture import gold_docs, predicted_docs, write_fixed_evaluation
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio

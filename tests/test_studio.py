@@ -22,7 +22,6 @@ from annotate.errors import PortBusyError, PullError, StudioAuthError, StudioPro
 from annotate.labels import instructions_html, load_schema
 from annotate.model import load_predictor
 from annotate.records import AnnotatedDoc, Article, Span
-from annotate.settings import load_settings
 from annotate.studio import local
 from annotate.studio.client import Studio
 from annotate.studio.pull import project_slug, pull
@@ -30,16 +29,6 @@ from annotate.studio.push import push
 
 pytest_plugins = ["tests.studio_server"]
 pytestmark = pytest.mark.studio
-
-
-@pytest.fixture(scope="module")
-def settings(project_root):
-    return load_settings(project_root)
-
-
-@pytest.fixture(scope="module")
-def schema(settings):
-    return load_schema(settings.schema)
 
 
 @pytest.fixture

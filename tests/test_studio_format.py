@@ -7,15 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from annotate import lsformat
-from annotate.labels import load_schema
 from annotate.records import AnnotatedDoc, PulledAnnotation, Span
 from tests.conftest import awkward_text
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines/labels.toml")
-
 
 LABELS = st.sampled_from(["ACTOR", "DEMAND", "FIGURE", "ATTRIBUTION"])
 

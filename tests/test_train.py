@@ -16,40 +16,17 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from annotate.articles import read_articles
 from annotate.cli import app
 from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs
 from annotate.corpus import read_gold, write_gold
 from annotate.evaluate import evaluate
 from annotate.experiment import cross_validation_report
-from annotate.labels import load_schema
 from annotate.model import load_pipeline, pipeline_sha256, predict
-from annotate.records import AnnotatedDoc
-from annotate.rules import load_patterns, rule_pipeline
 from annotate.train import article_folds, train, train_pipeline
 from tests.conftest import ROOT
 
 TINY = {"training.max_steps": 6, "training.eval_frequency": 3}
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
-
-
-@pytest.fixture(scope="module")
-def silver(project_root, schema):
-    """The two shortest seed articles, annotated by the rules (a stand-in gold for plumbing tests)."""
-    articles = sorted(read_articles([project_root / "seeds"]), key=lambda a: len(a.text))[:2]
-    patterns = load_patterns(project_root / "guidelines" / "patterns.jsonl", schema.names)
-    unlabelled = [AnnotatedDoc(a.id, a.text) for a in articles]
-    return predict(rule_pipeline(patterns), unlabelled, "rules")
-
-
-@pytest.fixture(scope="module")
-def config(project_root):
-    return project_root / "configs" / "spancat.cfg"
 
 
 def test_folds_leave_one_article_out_or_split_by_article():

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from spacy.tokens import DocBin
 
 from annotate.convert import SPAN_KEY, docbin_bytes, to_spacy_docs
-from annotate.errors import ConversionError, InputError
+from annotate.corpus import write_gold
+from annotate.docbin import convert
+from annotate.errors import ConversionError, InputError, TargetError
 from annotate.model import spans_of, with_predictions
 from annotate.records import AnnotatedDoc, Span
 from annotate.rules import add_rules, load_patterns, rule_pipeline
@@ -131,3 +133,29 @@ def test_patterns_with_unknown_labels_are_refused(tmp_path):
     path.write_text('{"label": "PLACE", "pattern": "Gaza"}\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"patterns.jsonl:1: label 'PLACE' is not in the schema"):
         load_patterns(path, LABELS)
+
+
+def test_convert_writes_a_docbin_of_the_gold_and_lists_moved_spans(tmp_path, schema):
+    gold = tmp_path / "gold.jsonl"
+    outer, inside = Span.from_offsets(TEXT, 0, 10, "ATTRIBUTION"), Span.from_offsets(TEXT, 1, 5, "ACTOR")
+    write_gold(gold, [AnnotatedDoc("a1", TEXT, (outer, inside)), AnnotatedDoc("a2", "Talks stalled.")])
+    done = convert(gold, tmp_path / "corpus" / "train.spacy", schema=schema)
+    assert (done.articles, done.spans) == (2, 2)
+    assert [str(entry) for entry in done.audit] == [
+        "a1: [1:5] ACTOR 'amas': edges not on token boundaries; expanded to [0:5] ACTOR 'Hamas'"
+    ]
+    restored = list(DocBin().from_bytes(done.out.read_bytes()).get_docs(NLP.vocab))
+    assert [doc.user_data["id"] for doc in restored] == ["a1", "a2"]
+    assert spans_of(restored[0]) == (Span.from_offsets(TEXT, 0, 5, "ACTOR"), outer)
+
+
+def test_convert_strict_or_onto_a_foreign_file_writes_nothing(tmp_path, schema):
+    gold = tmp_path / "gold.jsonl"
+    write_gold(gold, [AnnotatedDoc("a1", TEXT, (Span.from_offsets(TEXT, 1, 5, "ACTOR"),))])
+    with pytest.raises(ConversionError, match="article a1"):
+        convert(gold, tmp_path / "train.spacy", schema=schema, strict=True)
+    assert not (tmp_path / "train.spacy").exists()
+    (tmp_path / "notes.spacy").write_text("mine", encoding="utf-8")
+    with pytest.raises(TargetError):
+        convert(gold, tmp_path / "notes.spacy", schema=schema)
+    assert (tmp_path / "notes.spacy").read_text(encoding="utf-8") == "mine"

@@ -10,34 +10,13 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from annotate.articles import read_articles
 from annotate.cli import app
 from annotate.corpus import write_gold
-from annotate.labels import load_schema
-from annotate.model import predict
-from annotate.records import AnnotatedDoc
-from annotate.rules import load_patterns, rule_pipeline
+from annotate.rules import load_patterns
 from annotate.train import TrainingProgress, cross_validate, train, train_pipeline
 
 TINY = {"training.max_steps": 6, "training.eval_frequency": 3}
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def schema(project_root):
-    return load_schema(project_root / "guidelines" / "labels.toml")
-
-
-@pytest.fixture(scope="module")
-def silver(project_root, schema):
-    articles = sorted(read_articles([project_root / "seeds"]), key=lambda a: len(a.text))[:2]
-    patterns = load_patterns(project_root / "guidelines" / "patterns.jsonl", schema.names)
-    return predict(rule_pipeline(patterns), [AnnotatedDoc(a.id, a.text) for a in articles], "rules")
-
-
-@pytest.fixture(scope="module")
-def config(project_root):
-    return project_root / "configs" / "spancat.cfg"
 
 
 def test_every_step_is_reported_with_the_loss_and_the_model_is_the_same(silver, config, schema):

@@ -1,31 +1,10 @@
-"""The acceptance table (what annotators did to the model's predictions), shared by pull and agreement."""
+"""The acceptance table (what annotators did to the model's predictions), shown by pull and agreement."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 from rich.table import Column, Table
 
 from annotate.cli._util import console
-
-
-def acceptance_path(pulled: Path) -> Path:
-    """Where pull keeps the acceptance figures: beside the pulled annotations."""
-    return pulled.with_name(f"{pulled.stem}.acceptance.json")
-
-
-def write_acceptance(figures: dict, path: Path) -> None:
-    from annotate.corpus import atomic_write_text
-
-    atomic_write_text(path, json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
-
-
-def read_acceptance(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _ratio(value) -> str:

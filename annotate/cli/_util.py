@@ -97,6 +97,15 @@ ForceOption = Annotated[
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same model and intervals.")]
 
 
+def option_conflict(message: str) -> typer.BadParameter:
+    """Options that do not go together, or one that needs another: a usage error (exit code 2), as click's own.
+
+    Every command raises what this returns for such a check, so they all read alike: the command's
+    usage, then the message, before anything is read or written.
+    """
+    return typer.BadParameter(message)
+
+
 def echo_repairs(repairs) -> None:
     """Spans whose UTF-16 offsets were read as code points are reported, never repaired silently."""
     for repair in repairs:

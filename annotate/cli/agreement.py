@@ -14,6 +14,7 @@ from annotate.cli._util import (
     app,
     console,
     echo_repairs,
+    option_conflict,
     project_schema,
     project_settings,
     seed_origins,
@@ -47,45 +48,19 @@ ArticleSources = Annotated[
 ]
 
 
-def _pulled_with_texts(pulled: Path, articles: Optional[list[Path]]):
-    """Read pulled annotations and the articles they were made on (default: seeds), then check them."""
-    from annotate.articles import read_articles
-    from annotate.corpus import read_pulled
-
-    return _checked_texts(read_pulled(pulled), read_articles(articles or [project_settings().seeds]), str(pulled))
-
-
-def _annotations_from(pulled: Optional[Path], project: Optional[str], articles: Optional[list[Path]]):
-    """Annotations with their checked texts and the schema: from a pulled file, or from a Label Studio project."""
-    from annotate.errors import AgreementError
-    from annotate.studio import client
-    from annotate.studio.pull import fetch_annotations
-
-    if project is None:
-        return _pulled_with_texts(pulled, articles)
-    if articles:
-        raise AgreementError("--articles goes with a PULLED_FILE; with --project the texts come from Label Studio")
-    settings = project_settings()
-    fetched = fetch_annotations(client.connect(root=settings.root), title=project, schema=project_schema())
-    echo_repairs(fetched.repairs)
-    return _checked_texts(list(fetched.annotations), fetched.articles, f"project {project!r}")
-
-
-def _one_source(pulled: Optional[Path], project: Optional[str]) -> None:
-    from annotate.errors import AgreementError
+def _annotation_source(pulled: Optional[Path], project: Optional[str], articles: Optional[list[Path]]):
+    """Where the annotations come from: a PULLED_FILE with its articles (default: seeds), or a project, not both."""
+    from annotate.consensus import ProjectSource, PulledSource
 
     if (pulled is None) == (project is None):
-        raise AgreementError(
+        raise option_conflict(
             "give either a PULLED_FILE or --project NAME" + (", not both" if pulled is not None else "")
         )
-
-
-def _checked_texts(annotations, articles, source: str):
-    """Annotations, their article texts and the schema; refuses changed or missing articles and bad spans."""
-    from annotate.agreement import pulled_texts
-
-    schema = project_schema()
-    return annotations, pulled_texts(annotations, articles, schema.names, source), schema
+    if pulled is None:
+        if articles:
+            raise option_conflict("--articles goes with a PULLED_FILE; with --project the texts come from Label Studio")
+        return ProjectSource(project)
+    return PulledSource(pulled, tuple(articles or [project_settings().seeds]))
 
 
 def _score(value: Optional[float]) -> str:
@@ -109,28 +84,13 @@ def agreement_cli(
     """Inter-annotator agreement: span P/R/F1 (strict, partial), Cohen's kappa per pair, Krippendorff's alpha."""
     from rich.markup import escape
 
-    from annotate.agreement import agreement
-    from annotate.convert import blank_pipeline
-    from annotate.corpus import atomic_write_text, json_with_keys
-    from annotate.errors import AgreementError
-    from annotate.targets import check_file_target
+    from annotate.consensus import measure_agreement
 
-    _one_source(pulled, project)
-    if json_out is not None:
-        recognise = json_with_keys("schema_version", "krippendorff_alpha")
-        check_file_target(json_out, recognise=recognise, what="JSON of agreement figures", force=force)
-    annotations, texts, schema = _annotations_from(pulled, project, articles)
-    report = agreement(annotations, texts, schema.names, blank_pipeline(project_settings().lang))
-    if not report.pairs:
-        source = pulled if project is None else f"project {project!r}"
-        raise AgreementError(
-            f"{source}: no article has two or more annotators ({len(report.doc_annotators)} article(s), "
-            f"annotators: {', '.join(report.annotators) or 'none'}); agreement needs articles annotated by several"
-        )
-    if json_out is not None:
-        atomic_write_text(
-            json_out, json.dumps(report.to_dict(include_disagreements=False), indent=2, ensure_ascii=False) + "\n"
-        )
+    source = _annotation_source(pulled, project, articles)
+    settings = project_settings()
+    measured = measure_agreement(source, schema=project_schema(), lang=settings.lang, json_out=json_out, force=force)
+    echo_repairs(measured.annotations.repairs)
+    report = measured.report
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return
@@ -167,27 +127,13 @@ def agreement_cli(
         typer.echo(disagreement.describe())
     if len(report.disagreements) > show:
         typer.echo(f"… and {len(report.disagreements) - show} more (see --json)")
-    _show_acceptance(pulled, project, annotations, texts, schema)
+    if measured.acceptance is not None:
+        from annotate.cli._acceptance import print_acceptance
+
+        where = measured.acceptance_file
+        print_acceptance(measured.acceptance, f" (as pulled, {where.name})" if where is not None else "")
     if json_out is not None:
         typer.echo(f"Wrote {json_out}")
-
-
-def _show_acceptance(pulled, project, annotations, texts, schema) -> None:
-    """What annotators did to the predictions: fresh from the project, or as the pull of PULLED_FILE found it."""
-    from annotate.cli._acceptance import acceptance_path, print_acceptance, read_acceptance
-
-    if project is not None:
-        from annotate.studio import client
-        from annotate.studio.pull import prediction_acceptance
-
-        connection = client.connect(root=project_settings().root)
-        found = prediction_acceptance(connection, connection.project(project), annotations, texts, schema)
-        if found is not None:
-            print_acceptance(found.to_dict())
-        return
-    figures = read_acceptance(acceptance_path(pulled))
-    if figures is not None:
-        print_acceptance(figures, f" (as pulled, {acceptance_path(pulled).name})")
 
 
 @app.command("adjudicate")
@@ -216,51 +162,28 @@ def adjudicate_cli(
     force: ForceOption = False,
 ) -> None:
     """Merge annotations into gold: ground truth wins, else spans K annotators marked identically; list conflicts."""
-    from annotate.adjudicate import adjudicate, review_items
-    from annotate.corpus import encode_text, gold_jsonl, is_gold_file, jsonl_with_keys, read_gold
-    from annotate.errors import AgreementError
-    from annotate.lsformat import merge_gold, source_origin, with_origins
-    from annotate.targets import check_file_target, write_files
+    from annotate.consensus import adjudicate_into_gold
 
     if review and project is None:
-        raise AgreementError("--review needs --project NAME: the Label Studio project to send the conflicts to")
-    if not (review and pulled is not None):
-        _one_source(pulled, project)
-    out = out or project_settings().gold
-    check_file_target(out, recognise=is_gold_file, what="gold file", force=force)
-    if conflicts_out is not None:
-        recognise = jsonl_with_keys("doc_id", "span", "marked_by")
-        check_file_target(conflicts_out, recognise=recognise, what="conflicts file", force=force)
-    annotations, texts, _ = _annotations_from(pulled, project if pulled is None else None, articles)
-    if not annotations:
-        source = pulled if pulled is not None else f"project {project!r}"
-        raise AgreementError(f"{source}: no annotations to adjudicate; nothing written")
-    result = adjudicate(annotations, texts, min_agree)
-    previous = read_gold(out) if out.exists() else []
-    origins = {doc.id: source_origin(doc.source) for doc in previous} | seed_origins(project_settings())
-    gold, kept = with_origins(result.gold, origins), []
-    if not replace:
-        gold, kept = merge_gold(previous, gold)
-    sent = None
-    if review:
-        from annotate.studio import client
-        from annotate.studio.review import review_version, send_review
-
-        sent = send_review(
-            client.connect(root=project_settings().root),
-            title=project,
-            items=review_items(result),
-            texts=texts,
-            model_version=review_version(min_agree),
-        )
-    writes = [(out, encode_text(gold_jsonl(gold), str(out)))]
-    if conflicts_out is not None:
-        lines = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in result.conflicts)
-        writes.insert(0, (conflicts_out, encode_text(lines, str(conflicts_out))))
-    write_files(writes)
+        raise option_conflict("--review needs --project NAME: the Label Studio project to send the conflicts to")
+    source = _annotation_source(pulled, None if review and pulled is not None else project, articles)
+    settings = project_settings()
+    done = adjudicate_into_gold(
+        source,
+        schema=project_schema(),
+        gold_path=out or settings.gold,
+        min_agree=min_agree,
+        conflicts_path=conflicts_out,
+        replace=replace,
+        review_project=project if review else None,
+        origins=seed_origins(settings),
+        force=force,
+    )
+    echo_repairs(done.annotations.repairs)
+    result, kept, sent = done.result, done.kept, done.review
     spans = sum(len(doc.spans) for doc in result.gold)
     typer.echo(
-        f"Wrote {out}: {len(result.gold)} article(s) adjudicated, {spans} span(s); "
+        f"Wrote {done.gold_path}: {len(result.gold)} article(s) adjudicated, {spans} span(s); "
         f"{len(result.from_ground_truth)} from ground truth, min-agree {result.min_agree} for the rest"
     )
     if kept:

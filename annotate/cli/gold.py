@@ -72,18 +72,13 @@ def schema_config_cli(
     force: ForceOption = False,
 ) -> None:
     """Print the Label Studio labeling config generated from the schema."""
-    from annotate.corpus import atomic_write_text
-    from annotate.labels import is_label_config, label_studio_config
-    from annotate.targets import check_file_target
+    from annotate.labels import label_studio_config, write_label_studio_config
 
-    if out is not None:
-        check_file_target(out, recognise=is_label_config, what="Label Studio config", force=force)
-    config = label_studio_config(project_schema())
     if out is None:
-        typer.echo(config, nl=False)
-    else:
-        atomic_write_text(out, config)
-        typer.echo(f"Wrote {out}")
+        typer.echo(label_studio_config(project_schema()), nl=False)
+        return
+    write_label_studio_config(project_schema(), out, force=force)
+    typer.echo(f"Wrote {out}")
 
 
 @schema_app.command("show")
@@ -140,8 +135,8 @@ def publish_cli(
     from annotate.publish import publish, push_to_hub
 
     settings = project_settings()
-    if agreement is None and (settings.reports / "agreement.json").is_file():
-        agreement = settings.reports / "agreement.json"
+    if agreement is None and settings.agreement_figures.is_file():
+        agreement = settings.agreement_figures
     published = publish(
         out_dir,
         gold or settings.gold,

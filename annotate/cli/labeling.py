@@ -15,6 +15,7 @@ from annotate.cli._util import (
     console,
     echo_repairs,
     err_console,
+    option_conflict,
     project_schema,
     project_settings,
     seed_origins,
@@ -166,7 +167,7 @@ def push_cli(
     guide = settings.guidelines.read_text(encoding="utf-8") if settings.guidelines.is_file() else ""
     instructions = instructions_html(guide) if guide else ""
     if predictions and predictions_from:
-        raise typer.BadParameter("give --predictions or --predictions-from, not both")
+        raise option_conflict("give --predictions or --predictions-from, not both")
     predictor = load_predictor(predictions, schema) if predictions else None
     if predictions_from:
         from annotate.apply import predictions_from as stored_predictions
@@ -251,8 +252,8 @@ def pull_cli(
         title=title,
         schema=project_schema(),
         gold_path=gold_path,
-        pulled_path=pulled or gold_path.parent / "pulled" / f"{slug}.jsonl",
-        snapshots=snapshots or settings.root / "snapshots",
+        pulled_path=pulled or (gold.parent / "pulled" if gold else settings.pulled) / f"{slug}.jsonl",
+        snapshots=snapshots or settings.snapshots,
         policy=policy,
         replace=replace,
         origins=seed_origins(settings),
@@ -309,7 +310,8 @@ def pull_cli(
         return
     typer.echo(f"Wrote {report.gold_path} (sha256 {report.gold_sha256[:12]}), {report.pulled_path}, {report.snapshot}")
     if report.acceptance is not None:
-        from annotate.cli._acceptance import acceptance_path, print_acceptance, write_acceptance
+        from annotate.acceptance import acceptance_path, write_acceptance
+        from annotate.cli._acceptance import print_acceptance
 
         figures = report.acceptance.to_dict()
         print_acceptance(figures)

@@ -50,7 +50,7 @@ def curve_cli(
     overrides = {"training.max_steps": steps} if steps else None
     curve = learning_curve(
         docs,
-        config_path=config or settings.root / "configs" / "spancat.cfg",
+        config_path=config or settings.train_config,
         labels=schema.names,
         sizes=_sizes(sizes),
         repeats=repeats,

@@ -48,8 +48,8 @@ def serve_cli(
     options = BackendOptions(
         root=settings.root,
         schema_path=settings.schema,
-        config_path=(train_config or settings.root / "configs" / "spancat.cfg").resolve(),
-        models_dir=(models_dir or settings.models / "live").resolve(),
+        config_path=(train_config or settings.train_config).resolve(),
+        models_dir=(models_dir or settings.live_models).resolve(),
         lang=settings.lang,
         train_every=train_every,
     )

@@ -17,17 +17,10 @@ from annotate.cli._util import (
     app,
     console,
     err_console,
+    option_conflict,
     project_schema,
     project_settings,
 )
-
-
-def _config_path(config: Optional[Path]) -> Path:
-    return config or project_settings().root / "configs" / "spancat.cfg"
-
-
-def _patterns_path(patterns: Optional[Path]) -> Path:
-    return patterns or project_settings().root / "guidelines" / "patterns.jsonl"
 
 
 @contextmanager
@@ -151,7 +144,9 @@ def _candidates(config: Path, nested: bool, candidate_config: Optional[list[Path
     from annotate.errors import InputError
 
     if candidate_config and not nested:
-        raise InputError("--candidate-config is for --nested (the configs a nested run chooses among); add --nested")
+        raise option_conflict(
+            "--candidate-config is for --nested (the configs a nested run chooses among); add --nested"
+        )
     for path in [config, *(candidate_config or [])] if nested else []:
         if not path.is_file():
             raise InputError(f"{path}: no such spaCy config")
@@ -166,19 +161,13 @@ def convert_cli(
     force: ForceOption = False,
 ) -> None:
     """Convert gold to a spaCy DocBin (spans in doc.spans["sc"]) and list every span that had to move."""
-    from annotate.convert import blank_pipeline, docbin_bytes, is_docbin, to_spacy_docs
-    from annotate.corpus import atomic_write_bytes
-    from annotate.gold import validated_gold
-    from annotate.targets import check_file_target
+    from annotate.docbin import convert
 
     settings = project_settings()
-    check_file_target(out, recognise=is_docbin, what="spaCy DocBin", force=force)
-    gold_docs = validated_gold(gold or settings.gold, project_schema())
-    docs, audit = to_spacy_docs(blank_pipeline(settings.lang), gold_docs, strict=strict)
-    for entry in audit:
+    done = convert(gold or settings.gold, out, schema=project_schema(), lang=settings.lang, strict=strict, force=force)
+    for entry in done.audit:
         typer.echo(str(entry), err=True)
-    atomic_write_bytes(out, docbin_bytes(docs))
-    typer.echo(f"Wrote {out}: {len(docs)} articles, {sum(len(d.spans['sc']) for d in docs)} spans, {len(audit)} moved")
+    typer.echo(f"Wrote {done.out}: {done.articles} articles, {done.spans} spans, {len(done.audit)} moved")
 
 
 @app.command("train")
@@ -195,14 +184,14 @@ def train_cli(
 
     settings = project_settings()
     schema = project_schema()
-    output = out or settings.models / "spancat"
+    output = out or settings.trained_model
     check_model_folder(output, force=force)
     docs = checked_gold(gold or settings.gold, schema, settings.lang)
     with _training_progress() as progress:
         result = train(
             docs,
             output,
-            config_path=_config_path(config),
+            config_path=config or settings.train_config,
             labels=schema.names,
             schema_sha256=schema.sha256,
             seed=seed,
@@ -228,7 +217,7 @@ def cv_cli(
     candidate_config: CandidateConfigOption = None,
 ) -> None:
     """Cross-validate rules, memorized, model and both by article; write pooled predictions JSONL and reports."""
-    out = out or project_settings().reports / "cv"
+    out = out or project_settings().cv_reports
     _cross_validate(gold, out, folds, seed, config, patterns, bootstrap, nested, candidate_config)
 
 
@@ -238,7 +227,8 @@ def _cross_validate(gold, out, folds, seed, config, patterns, bootstrap, nested=
 
     settings = project_settings()
     schema = project_schema()
-    candidates = _candidates(_config_path(config), nested, candidate_config)
+    config = config or settings.train_config
+    candidates = _candidates(config, nested, candidate_config)
     docs = checked_gold(gold or settings.gold, schema, settings.lang)
     console.print(f"{gold or settings.gold}: OK ({len(docs)} articles, {sum(len(d.spans) for d in docs)} spans)")
     with _training_progress() as progress:
@@ -246,8 +236,8 @@ def _cross_validate(gold, out, folds, seed, config, patterns, bootstrap, nested=
             docs,
             out,
             schema=schema,
-            config_path=_config_path(config),
-            patterns_path=_patterns_path(patterns),
+            config_path=config,
+            patterns_path=patterns or settings.patterns,
             folds=folds,
             seed=seed,
             lang=settings.lang,
@@ -284,7 +274,7 @@ def evaluate_cli(
     outcome = evaluate_target(
         model_or_predictions,
         validated_gold(gold or settings.gold, schema),
-        out or settings.reports / "evaluate",
+        out or settings.evaluate_reports,
         schema=schema,
         bootstrap=bootstrap,
         seed=seed,
