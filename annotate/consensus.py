@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from annotate.acceptance import acceptance_path, read_acceptance
 from annotate.adjudicate import Adjudication, adjudicate, review_items
 from annotate.agreement import AgreementReport, agreement, pulled_texts
+from annotate.articles import read_articles
 from annotate.convert import blank_pipeline
 from annotate.corpus import (
     atomic_write_text,
@@ -26,7 +27,6 @@ from annotate.corpus import (
     is_gold_file,
     json_with_keys,
     jsonl_with_keys,
-    read_articles,
     read_gold,
     read_pulled,
 )

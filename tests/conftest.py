@@ -68,7 +68,7 @@ def span(text: str, phrase: str, label: str, occurrence: int = 0) -> Span:
 
 def silver_docs(root: Path, schema, articles: int) -> list[AnnotatedDoc]:
     """The shortest seed articles, annotated by the rules: a stand-in gold for plumbing tests."""
-    from annotate.corpus import read_articles
+    from annotate.articles import read_articles
     from annotate.rules import load_patterns, rule_pipeline
     from annotate.train import predict
 
