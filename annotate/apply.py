@@ -44,6 +44,7 @@ from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
 from annotate.model import Predictor, check_pipeline_folder, load_predictor, model_identity
 from annotate.records import Span, text_sha256
+from annotate.targets import check_file_target, check_folder_target
 
 MANIFEST = ".apply-manifest.json"  # hidden: pyarrow and datasets read every other file as parquet
 REJECTS = ".rejects.jsonl"
@@ -341,6 +342,7 @@ def apply(
         raise InputError(f"workers and batch size must be at least 1 (got {workers} and {batch_size})")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     check_pipeline_folder(model_dir)
+    check_folder_target(out_dir, marker=None, what="apply output folder")
     previous = _previous_manifest(out_dir)
     the_plan = plan(sources, shard_size=shard_size, skip_bad=skip_bad)
     identity = model_identity(model_dir)
@@ -356,13 +358,20 @@ def apply(
         "shards": [],
         "runs": [],
     }
+    difference = _difference(previous, manifest) if previous is not None else ""
+    if difference and not force:
+        raise InputError(
+            f"{out_dir}: holds apply output for {difference}; rerun with --force to start over, or choose another --out"
+        )
+    # Everything that can fail before labeling fails here, while the folder is as it was: every file
+    # apply will write can be written, the model loads (once, here, for the local engine; the Ray
+    # workers load their own), the cluster answers.
+    for name in (MANIFEST, REJECTS, *(shard_name(shard["index"]) for shard in the_plan.shards)):
+        check_file_target(out_dir / name)
+    predictor = load_predictor(model_dir, schema)
+    if engine == "ray" and os.environ.get("RAY_ADDRESS"):
+        check_ray_address(os.environ["RAY_ADDRESS"], ray_connect_timeout())
     if previous is not None:
-        difference = _difference(previous, manifest)
-        if difference and not force:
-            raise InputError(
-                f"{out_dir}: holds apply output for {difference}; rerun with --force to start over, "
-                "or choose another --out"
-            )
         if difference:
             _remove_ours(out_dir)
         else:
@@ -410,7 +419,7 @@ def apply(
     if progress:
         progress(articles_done, the_plan.articles)
     if engine == "local":
-        _run_local(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record, tick)
+        _run_local(predictor, model["sha256"], pending, out_dir, workers, batch_size, record, tick)
     else:
         _run_ray(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record)
     run["finished"] = _now()
@@ -423,7 +432,7 @@ def apply(
     return report
 
 
-def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record, tick) -> None:
+def _run_local(predictor, model_hash, pending, out_dir, workers, batch_size, record, tick) -> None:
     """One ``nlp.pipe(n_process=workers)`` over the articles of every pending shard, in order.
 
     The worker processes start once for the whole run; the rows coming back are cut into shards
@@ -431,7 +440,6 @@ def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_s
     """
     if not pending:
         return
-    predictor = load_predictor(model_dir, schema)
     shard_of: deque[tuple[int, int]] = deque()  # (shard index, words) of each article in flight
     unwritten = deque(pending)
 
@@ -533,8 +541,7 @@ def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_siz
     level = data_logger.level
     started_here = not ray.is_initialized()
     if started_here:
-        if os.environ.get("RAY_ADDRESS"):
-            check_ray_address(os.environ["RAY_ADDRESS"], ray_connect_timeout())
+        if os.environ.get("RAY_ADDRESS"):  # answering: checked by apply before anything was written
             ray.init(logging_level=logging.ERROR, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)

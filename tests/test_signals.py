@@ -204,23 +204,30 @@ def _start_apply(model: Path, source: Path, out: Path, terminal: bool, extra=(),
     return process, finish_pipe
 
 
-@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "terminal"])
+@pytest.mark.parametrize(
+    ("terminal", "sent"),
+    [(False, signal.SIGINT), (True, signal.SIGINT), (False, signal.SIGTERM)],
+    ids=["ctrl-c, pipe", "ctrl-c, terminal", "sigterm"],
+)
 def test_ctrl_c_during_apply_with_two_workers_exits_promptly_with_no_traceback_and_no_process_left(
-    ruler_model_dir, big_source, tmp_path, terminal
+    ruler_model_dir, big_source, tmp_path, terminal, sent
 ):
     out = tmp_path / "out"
     process, finish = _start_apply(ruler_model_dir, big_source, out, terminal, ["--workers", "2"])
     try:
         _wait_for(lambda: len(_children(process.pid)) >= 2, 120, "apply's two workers did not start")
         time.sleep(0.5)
-        os.killpg(process.pid, signal.SIGINT)  # what a terminal does: the whole job gets it
+        if sent == signal.SIGINT:
+            os.killpg(process.pid, sent)  # what a terminal does: the whole job gets it
+        else:
+            process.send_signal(sent)  # `kill PID`: only the command itself gets it
         began = time.monotonic()
         output = finish(15)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
     assert time.monotonic() - began < 15
-    assert process.returncode != 0
+    assert process.returncode == (130 if sent == signal.SIGINT else 128 + signal.SIGTERM), output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     _wait_for(lambda: not _group_alive(process.pid), 5, "a worker of apply still runs")
     manifest = json.loads((out / ".apply-manifest.json").read_text(encoding="utf-8"))
