@@ -157,51 +157,38 @@ def big_source(tmp_path) -> Path:
 
 
 def _start_apply(model: Path, source: Path, out: Path, terminal: bool, extra=(), env=None):
+    """`annotate apply` in a session of its own, its output on a pipe or a terminal; returns it and a finisher."""
     command = [sys.executable, "-m", "annotate", "apply", str(model), str(source), "--out", str(out), *extra]
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    if terminal:
-        leader, follower = pty.openpty()
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=follower,
-            stderr=follower,
-            start_new_session=True,
-        )
-        os.close(follower)
-        output = bytearray()
-
-        def read() -> None:
-            with contextlib.suppress(OSError):
-                while chunk := os.read(leader, 4096):
-                    output.extend(chunk)
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-
-        def finish(timeout: float) -> str:
-            process.wait(timeout=timeout)
-            reader.join(5)
-            os.close(leader)
-            return output.decode("utf-8", "replace")
-
-        return process, finish
+    leader, follower = pty.openpty() if terminal else (-1, -1)
     process = subprocess.Popen(
         command,
         cwd=ROOT,
-        env=environment,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=follower if terminal else subprocess.PIPE,
+        stderr=follower if terminal else subprocess.STDOUT,
         start_new_session=True,
     )
+    if not terminal:
+        return process, lambda timeout: process.communicate(timeout=timeout)[0].decode("utf-8", "replace")
+    os.close(follower)
+    output = bytearray()
 
-    def finish_pipe(timeout: float) -> str:
-        return process.communicate(timeout=timeout)[0].decode("utf-8", "replace")
+    def read() -> None:
+        with contextlib.suppress(OSError):
+            while chunk := os.read(leader, 4096):
+                output.extend(chunk)
 
-    return process, finish_pipe
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def finish(timeout: float) -> str:
+        process.wait(timeout=timeout)
+        reader.join(5)
+        os.close(leader)
+        return output.decode("utf-8", "replace")
+
+    return process, finish
 
 
 @pytest.mark.parametrize(
