@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import socket
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -289,3 +290,28 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# --- shutting down: nothing starts after close -----------------------------------------------------
+
+
+def test_a_closed_retrainer_starts_no_queued_or_new_training():
+    import threading
+
+    from annotate.backend.retrain import Retrainer, TrainingRequest
+
+    release, started = threading.Event(), []
+
+    def train(request: TrainingRequest) -> Path:
+        started.append(request.project_title)
+        release.wait(10)
+        return Path("model")
+
+    retrainer = Retrainer(train, lambda folder, request: "v1")
+    assert retrainer.request(TrainingRequest(1, "first", "test")) == "started"
+    assert retrainer.request(TrainingRequest(1, "queued", "test")) == "queued"
+    retrainer.close(timeout=1)
+    release.set()
+    assert retrainer.wait(timeout=10)
+    assert retrainer.request(TrainingRequest(1, "after", "test")) == "shutting down"
+    assert started == ["first"]

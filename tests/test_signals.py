@@ -244,4 +244,5 @@ def test_a_ray_address_that_never_answers_stops_apply_with_one_line_after_the_li
     lines = [line for line in output.splitlines() if line.startswith("Error:")]
     assert lines == [f"Error: RAY_ADDRESS 127.0.0.1:{port}: no Ray cluster answered within 3 s"], output
     assert "Traceback" not in output
+    assert not (tmp_path / "out").exists()  # checked before anything was written
     _wait_for(lambda: not _group_alive(process.pid), 10, "a Ray process of apply still runs")

@@ -207,7 +207,10 @@ def stop_children(timeout: float = 10.0) -> int:
     for child in running:
         child.terminate()
     for child in running:
-        _end(child, timeout)
+        child.join(timeout)
+        if child.exitcode is None:
+            child.kill()
+            child.join(timeout)
     return len(running)
 
 
