@@ -36,6 +36,15 @@ def _is_spawned(pid: int) -> bool:
     return False
 
 
+def _ignores_interrupt(pid: int) -> bool:
+    """Whether the process ignores SIGINT (its SigIgn mask in /proc)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -125,13 +134,22 @@ def training_backend(ruler_model_dir, tmp_path):
             backend.stop()
 
 
-def test_sigterm_to_serve_during_a_training_ends_the_training_child_and_writes_no_model(training_backend, tmp_path):
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_sigterm_to_serve_during_a_training_ends_the_training_child_and_writes_no_model(
+    training_backend, tmp_path, sent
+):
     backend, children = training_backend
     process = backend.process
-    process.send_signal(signal.SIGTERM)
+    if sent == signal.SIGINT:
+        spawned = [child for child in children if _is_spawned(child)]
+        _wait_for(lambda: all(_ignores_interrupt(child) for child in spawned), 20, "the child did not start")
+        os.killpg(process.pid, sent)  # a terminal's Ctrl-C reaches the training child too
+    else:
+        process.send_signal(sent)
     process.wait(timeout=30)
     _wait_for(lambda: not any(_alive(child) for child in children), 5, "the training child still runs")
     assert not (tmp_path / "live").exists() or not any((tmp_path / "live").iterdir())
+    assert "Traceback" not in backend.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 def test_a_training_child_ends_itself_when_serve_is_killed_outright(training_backend):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -215,7 +216,12 @@ def stop_children(timeout: float = 10.0) -> int:
 
 
 def _answer(sender: Connection, function: Callable[..., Any], arguments: tuple, parent: int) -> None:
-    """The child's side of :func:`run_in_child`: call, and send back (True, result) or (False, our error)."""
+    """The child's side of :func:`run_in_child`: call, and send back (True, result) or (False, our error).
+
+    Ctrl-C in the server's terminal reaches the child too: it is ignored here (no traceback from the
+    child), and the server ends the child as it shuts down.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_follow_parent, args=(parent,), name="annotate-parent-watch", daemon=True).start()
     try:
         outcome = (True, function(*arguments))
