@@ -1,4 +1,9 @@
-"""Children belong to their parent's lifetime, and every wait has a limit: real processes, real signals."""
+"""Children belong to their parent's lifetime, and every wait has a limit: real processes, real signals.
+
+Each test starts `annotate serve` or `annotate apply` as a process of its own (Linux: children are
+found in /proc), sends the signal a terminal or `kill` would, and checks the exit, the output and
+that no process is left behind.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,6 @@ from pathlib import Path
 import pytest
 
 from tests.backend_process import ROOT, BackendProcess
-
-pytestmark = pytest.mark.slow
 
 
 def _children(pid: int) -> set[int]:
