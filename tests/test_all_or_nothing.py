@@ -175,14 +175,18 @@ def test_apply_checks_every_file_it_writes_before_the_manifest(tmp_path, ruler_m
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("kind", ["link to folder", "user file"])
-def test_apply_out_that_is_not_a_folder_is_refused(tmp_path, ruler_model_dir, schema, kind):
-    out = tmp_path / "out"
-    (tmp_path / "notes").mkdir()
-    if kind == "user file":
-        out.write_text("mine\n", encoding="utf-8")
-    else:
-        out.symlink_to(tmp_path / "notes")
-    with pytest.raises(TargetError):
-        apply(ruler_model_dir, [_source(tmp_path)], out, schema=schema, workers=1)
-    assert list((tmp_path / "notes").iterdir()) == []
+@examples
+@given(kind=st.sampled_from(FOLDER_KINDS))
+def test_apply_out_that_is_not_a_folder_is_refused_and_changes_nothing(project, ruler_model_dir, kind):
+    shutil.rmtree(project / "targets", ignore_errors=True)
+    target = make_target(project, kind, "out")
+    source = _source(project)
+    refused_before_any_work(project, "apply", ruler_model_dir, source, "--out", target, "--workers", "1")
+
+
+def test_apply_never_writes_through_a_link_to_an_empty_folder(tmp_path, ruler_model_dir, schema):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(TargetError, match="is a symbolic link"):
+        apply(ruler_model_dir, [_source(tmp_path)], tmp_path / "out", schema=schema, workers=1)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
