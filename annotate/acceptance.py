@@ -190,9 +190,14 @@ def acceptance_path(pulled: str | Path) -> Path:
     return pulled.with_name(f"{pulled.stem}.acceptance.json")
 
 
+def acceptance_json(figures: dict) -> str:
+    """The figures (:meth:`AcceptanceReport.to_dict`) as the indented JSON file pull writes."""
+    return json.dumps(figures, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_acceptance(figures: dict, path: str | Path) -> None:
-    """The figures (:meth:`AcceptanceReport.to_dict`) as indented JSON, written atomically."""
-    atomic_write_text(path, json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+    """The figures as :func:`acceptance_json`, written atomically."""
+    atomic_write_text(path, acceptance_json(figures))
 
 
 def read_acceptance(path: str | Path) -> dict | None:

@@ -19,12 +19,18 @@ import hashlib
 import io
 import json
 import logging
+import multiprocessing
+import multiprocessing.util
 import os
 import re
+import signal
+import threading
 import time
+import warnings
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +44,7 @@ from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
 from annotate.model import Predictor, check_pipeline_folder, load_predictor, model_identity
 from annotate.records import Span, text_sha256
+from annotate.targets import check_file_target, check_folder_target
 
 MANIFEST = ".apply-manifest.json"  # hidden: pyarrow and datasets read every other file as parquet
 REJECTS = ".rejects.jsonl"
@@ -223,15 +230,20 @@ def label_rows(
         found = predictor.stream(texts(), n_process=n_process, batch_size=batch_size)
     else:
         found = iter(predictor.predict(list(texts())))
-    for spans in found:
-        article_id, text = in_flight.popleft()
-        yield {
-            "id": article_id,
-            "text_sha256": text_sha256(text),
-            "spans": [{**span.to_dict(), "score": score} for span, score in sorted(spans)],
-            "model_version": predictor.model_version,
-            "model_sha256": model_hash,
-        }
+    try:
+        for spans in found:
+            article_id, text = in_flight.popleft()
+            yield {
+                "id": article_id,
+                "text_sha256": text_sha256(text),
+                "spans": [{**span.to_dict(), "score": score} for span, score in sorted(spans)],
+                "model_version": predictor.model_version,
+                "model_sha256": model_hash,
+            }
+    finally:  # stopped early (Ctrl-C, an error): let the pipeline end its workers and queues now, not at exit
+        close = getattr(found, "close", None)
+        if close is not None:
+            close()
 
 
 def write_shard(out_dir: Path, shard: dict, rows: list[dict], words: int, started: float) -> dict:
@@ -330,6 +342,7 @@ def apply(
         raise InputError(f"workers and batch size must be at least 1 (got {workers} and {batch_size})")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     check_pipeline_folder(model_dir)
+    check_folder_target(out_dir, marker=None, what="apply output folder")
     previous = _previous_manifest(out_dir)
     the_plan = plan(sources, shard_size=shard_size, skip_bad=skip_bad)
     identity = model_identity(model_dir)
@@ -345,13 +358,20 @@ def apply(
         "shards": [],
         "runs": [],
     }
+    difference = _difference(previous, manifest) if previous is not None else ""
+    if difference and not force:
+        raise InputError(
+            f"{out_dir}: holds apply output for {difference}; rerun with --force to start over, or choose another --out"
+        )
+    # Everything that can fail before labeling fails here, while the folder is as it was: every file
+    # apply will write can be written, the model loads (once, here, for the local engine; the Ray
+    # workers load their own), the cluster answers.
+    for name in (MANIFEST, REJECTS, *(shard_name(shard["index"]) for shard in the_plan.shards)):
+        check_file_target(out_dir / name)
+    predictor = load_predictor(model_dir, schema)
+    if engine == "ray" and os.environ.get("RAY_ADDRESS"):
+        check_ray_address(os.environ["RAY_ADDRESS"], ray_connect_timeout())
     if previous is not None:
-        difference = _difference(previous, manifest)
-        if difference and not force:
-            raise InputError(
-                f"{out_dir}: holds apply output for {difference}; rerun with --force to start over, "
-                "or choose another --out"
-            )
         if difference:
             _remove_ours(out_dir)
         else:
@@ -399,7 +419,7 @@ def apply(
     if progress:
         progress(articles_done, the_plan.articles)
     if engine == "local":
-        _run_local(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record, tick)
+        _run_local(predictor, model["sha256"], pending, out_dir, workers, batch_size, record, tick)
     else:
         _run_ray(model_dir, schema, model["sha256"], pending, out_dir, workers, batch_size, record)
     run["finished"] = _now()
@@ -412,7 +432,7 @@ def apply(
     return report
 
 
-def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record, tick) -> None:
+def _run_local(predictor, model_hash, pending, out_dir, workers, batch_size, record, tick) -> None:
     """One ``nlp.pipe(n_process=workers)`` over the articles of every pending shard, in order.
 
     The worker processes start once for the whole run; the rows coming back are cut into shards
@@ -420,7 +440,6 @@ def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_s
     """
     if not pending:
         return
-    predictor = load_predictor(model_dir, schema)
     shard_of: deque[tuple[int, int]] = deque()  # (shard index, words) of each article in flight
     unwritten = deque(pending)
 
@@ -432,17 +451,79 @@ def _run_local(model_dir, schema, model_hash, pending, out_dir, workers, batch_s
 
     rows: list[dict] = []
     words, started = 0, time.perf_counter()
-    for row in label_rows(predictor, model_hash, articles(), n_process=workers, batch_size=batch_size):
-        index, count = shard_of.popleft()
-        while unwritten[0]["index"] != index:
-            record(write_shard(out_dir, unwritten.popleft(), rows, words, started))
-            rows, words, started = [], 0, time.perf_counter()
-        rows.append(row)
-        words += count
-        tick()
+    labeled = label_rows(predictor, model_hash, articles(), n_process=workers, batch_size=batch_size)
+    with _workers_end_on_interrupt(), closing(labeled):
+        for row in labeled:
+            index, count = shard_of.popleft()
+            while unwritten[0]["index"] != index:
+                record(write_shard(out_dir, unwritten.popleft(), rows, words, started))
+                rows, words, started = [], 0, time.perf_counter()
+            rows.append(row)
+            words += count
+            tick()
     while unwritten:
         record(write_shard(out_dir, unwritten.popleft(), rows, words, started))
         rows, words, started = [], 0, time.perf_counter()
+
+
+class _WorkerSignals:
+    """Registered with multiprocessing: a worker forked while ``ignore_interrupt`` is set ignores Ctrl-C."""
+
+    ignore_interrupt = False
+
+    @staticmethod
+    def after_fork(state: _WorkerSignals) -> None:
+        if state.ignore_interrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+_WORKER_SIGNALS = _WorkerSignals()
+multiprocessing.util.register_after_fork(_WORKER_SIGNALS, _WorkerSignals.after_fork)
+
+
+@contextmanager
+def _workers_end_on_interrupt() -> Iterator[None]:
+    """Ctrl-C or SIGTERM during ``nlp.pipe(n_process=…)``: end its workers first, then stop.
+
+    A terminal sends Ctrl-C to every process of the job; the workers ignore it (no traceback from
+    each), and this process terminates them before raising, so spaCy's wait for them returns at once
+    instead of waiting for queued batches (or forever, for a worker stuck writing its output).
+    Shards already written stay, recorded in the manifest: the next run resumes from them.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def end_workers(number: int, frame: object) -> None:
+        for child in multiprocessing.active_children():
+            child.terminate()
+        _forget_queued_input()
+        warnings.filterwarnings("ignore", message=r"\[W127\]")  # "not all workers completed": we ended them
+        raise KeyboardInterrupt if number == signal.SIGINT else SystemExit(128 + number)
+
+    previous = {number: signal.signal(number, end_workers) for number in (signal.SIGINT, signal.SIGTERM)}
+    _WORKER_SIGNALS.ignore_interrupt = True
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        _WORKER_SIGNALS.ignore_interrupt = False
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _forget_queued_input() -> None:
+    """Let the process exit without delivering what was queued for the ended workers.
+
+    spaCy's ``pipe`` feeds its workers through ``multiprocessing.Queue``s whose feeder threads are
+    joined at exit; with the workers gone, a feeder blocked on a full pipe would hold the exit for ever.
+    """
+    import gc
+    from multiprocessing.queues import Queue
+
+    for found in gc.get_objects():
+        if isinstance(found, Queue):
+            found.cancel_join_thread()
 
 
 def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_size, record) -> None:
@@ -460,7 +541,7 @@ def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_siz
     level = data_logger.level
     started_here = not ray.is_initialized()
     if started_here:
-        if os.environ.get("RAY_ADDRESS"):
+        if os.environ.get("RAY_ADDRESS"):  # answering: checked by apply before anything was written
             ray.init(logging_level=logging.ERROR, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
@@ -494,6 +575,45 @@ def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_siz
         data_logger.setLevel(level)
         if started_here:
             ray.shutdown()
+
+
+RAY_CONNECT_TIMEOUT_ENV = "ANNOTATE_RAY_CONNECT_TIMEOUT"
+RAY_CONNECT_TIMEOUT = 30.0
+
+
+def ray_connect_timeout() -> float:
+    """How long apply waits for the cluster at RAY_ADDRESS to answer (ANNOTATE_RAY_CONNECT_TIMEOUT, seconds)."""
+    raw = os.environ.get(RAY_CONNECT_TIMEOUT_ENV, "")
+    if not raw:
+        return RAY_CONNECT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86_400:
+        raise InputError(f"{RAY_CONNECT_TIMEOUT_ENV} must be a number of seconds above 0, not {raw!r}")
+    return seconds
+
+
+def check_ray_address(address: str, timeout: float) -> None:
+    """Ask the cluster at ``address`` (``host:port`` or ``ray://host:port``) for a gRPC handshake, within ``timeout``.
+
+    ``ray.init`` retries an address that accepts connections but never answers for ever; this
+    makes it one line instead. ``auto`` and other forms are left to Ray.
+    """
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    import grpc
+
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise InputError(f"RAY_ADDRESS {address}: no Ray cluster answered within {timeout:g} s") from None
+    finally:
+        channel.close()
 
 
 def _our_error(exc: BaseException) -> AnnotateError | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from annotate.errors import InputError
@@ -229,11 +229,17 @@ def _pulled_record(record: dict, where: str) -> PulledAnnotation:
     return PulledAnnotation.from_dict(record)
 
 
-def check_pull_targets(pulled_path: str | Path, gold_path: str | Path, snapshot: str | Path) -> None:
-    """Before a pull exports anything: every file it will write is absent or one that pull wrote."""
+def check_pull_targets(
+    pulled_path: str | Path, gold_path: str | Path, snapshot: str | Path, *others: str | Path
+) -> None:
+    """Before a pull exports anything: every file it will write is absent or one that pull wrote.
+
+    ``others`` (the acceptance figures) are files pull replaces as they are, never a link or folder.
+    """
     check_file_target(pulled_path, recognise=is_pulled_file, what="file of pulled annotations", force_flag=None)
     check_file_target(gold_path, recognise=is_gold_file, what="gold file", force_flag=None)
-    check_file_target(snapshot)
+    for path in (snapshot, *others):
+        check_file_target(path)
 
 
 def write_pulled_and_gold(
@@ -242,13 +248,15 @@ def write_pulled_and_gold(
     gold_path: str | Path,
     docs: Iterable[AnnotatedDoc],
     snapshot: tuple[str | Path, bytes] | None = None,
+    others: Sequence[tuple[str | Path, str]] = (),
 ) -> str:
-    """Write both files (and the raw export's ``snapshot``, path and bytes) or none of them
-    (:func:`annotate.targets.write_files`); returns the gold hash."""
+    """Write both files (and the raw export's ``snapshot``, path and bytes, and ``others``, path and
+    text) or none of them (:func:`annotate.targets.write_files`); returns the gold hash."""
     ordered = sorted(annotations, key=lambda a: (a.doc_id, a.task_id, a.annotation_id))
     pulled = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in ordered)
     gold = gold_jsonl(docs)
     writes = [(pulled_path, encode_text(pulled, str(pulled_path))), (gold_path, encode_text(gold, str(gold_path)))]
+    writes += [(path, encode_text(text, str(path))) for path, text in others]
     write_files(([snapshot] if snapshot is not None else []) + writes)
     return hashlib.sha256(gold.encode("utf-8")).hexdigest()
 

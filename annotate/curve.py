@@ -19,12 +19,13 @@ from itertools import combinations
 from pathlib import Path
 from random import Random
 
-from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
+from annotate.corpus import encode_text, gold_sha256
 from annotate.errors import TrainingError
 from annotate.evaluate import MICRO, evaluate
 from annotate.figures import Panels, figure_png
 from annotate.model import library_versions, predict
 from annotate.records import AnnotatedDoc
+from annotate.targets import check_file_target, check_folder_target, write_files
 from annotate.train import Progress, train_pipeline
 
 CURVE_SCHEMAS = ("strict", "partial")
@@ -257,11 +258,18 @@ def curve_png(curve: Curve) -> bytes:
     return figure_png(draw, rows=1, columns=len(CURVE_SCHEMAS), size=(5.2 * len(CURVE_SCHEMAS), 3.8))
 
 
-def write_curve(folder: str | Path, curve: Curve) -> dict[str, Path]:
-    """Write ``curve.json`` and ``curve.png`` into ``folder`` (each atomically)."""
+def check_curve_targets(folder: str | Path) -> None:
+    """Before any training: ``curve.json`` and ``curve.png`` can be written into ``folder`` (hours may follow)."""
     folder = Path(folder)
-    data = folder / CURVE_FILE
-    atomic_write_text(data, json.dumps(curve.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    plot = folder / CURVE_PLOT
-    atomic_write_bytes(plot, curve_png(curve))
+    check_folder_target(folder, marker=None, what="reports folder")
+    for name in (CURVE_FILE, CURVE_PLOT):
+        check_file_target(folder / name)
+
+
+def write_curve(folder: str | Path, curve: Curve) -> dict[str, Path]:
+    """Write ``curve.json`` and ``curve.png`` into ``folder``, both or neither (the plot is drawn first)."""
+    folder = Path(folder)
+    data, plot = folder / CURVE_FILE, folder / CURVE_PLOT
+    text = json.dumps(curve.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    write_files([(data, encode_text(text, str(data))), (plot, curve_png(curve))])
     return {"curve": data, "plot": plot}

@@ -15,11 +15,11 @@ from annotate.convert import blank_pipeline
 from annotate.errors import EvaluationError, GoldError
 from annotate.evaluate import Evaluation, evaluate
 from annotate.gold import GoldCheck, inspect_gold, validated_gold
-from annotate.htmlreport import write_html_report
+from annotate.htmlreport import INDEX_FILE, write_html_report
 from annotate.labels import Schema
 from annotate.model import load_pipeline, model_identity, predict, training_articles
 from annotate.records import AnnotatedDoc
-from annotate.report import predictions_sha256, provenance, write_reports
+from annotate.report import check_report_targets, predictions_sha256, provenance, write_reports
 from annotate.rules import load_patterns
 from annotate.suggest import SUGGESTER
 from annotate.train import SYSTEMS, Progress, TrainingProgress, cross_validate
@@ -108,6 +108,7 @@ def cross_validation_report(
     per-label thresholds on its own training articles; the reports list every fold's choice.
     """
     _check_bootstrap(bootstrap)
+    check_report_targets(reports, systems, INDEX_FILE)
     began = time.perf_counter()
     patterns = load_patterns(patterns_path, schema.names)
     candidates = list(dict.fromkeys(str(path) for path in (configs or [config_path])))
@@ -175,16 +176,16 @@ def evaluate_target(
     """Evaluate a saved pipeline (a folder) or predictions in gold format (a JSONL file) against gold."""
     _check_bootstrap(bootstrap)
     target = Path(target)
+    name = "model" if target.is_dir() else "predictions"
+    check_report_targets(reports, [name], INDEX_FILE)
     began = time.perf_counter()
-    if target.is_dir():
+    if name == "model":
         predicted = predict(load_pipeline(target), list(gold), f"model {target}")
         seen = set(training_articles(target)) & {doc.id for doc in gold}
         identity = {"model": str(target), **model_identity(target).to_dict(), "trained_on_gold": len(seen)}
-        name = "model"
     else:
         predicted = validated_gold(target, schema, check=GoldCheck.OFFSETS, what="predictions")
         identity = {"predictions": str(target), "predictions_sha256": _file_sha256(target)}
-        name = "predictions"
     evaluation = evaluate(gold, predicted, schema.names, bootstrap=bootstrap, seed=seed)
     source = provenance(gold, schema_sha256=schema.sha256, **identity, seed=seed)
     files = write_reports(

@@ -1,23 +1,25 @@
 """Evaluation reports on disk: ``metrics.json``, a Markdown report and a PNG chart, with provenance.
 
 Every report says what it was computed from (gold hash, model or predictions hash, versions,
-date), so a figure can always be traced back. Writing is atomic; nothing here prints.
+date), so a figure can always be traced back. The files are written together or not at all; nothing
+here prints.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_jsonl, gold_sha256
+from annotate.corpus import encode_text, gold_jsonl, gold_sha256
 from annotate.evaluate import Evaluation
 from annotate.figures import chart_png
 from annotate.model import library_versions
 from annotate.presentation import evaluation_view, markdown_report
 from annotate.records import AnnotatedDoc
+from annotate.targets import check_file_target, check_folder_target, write_files
 
 
 def provenance(gold: Sequence[AnnotatedDoc], **extra) -> dict:
@@ -44,6 +46,17 @@ def metrics_document(evaluations: Mapping[str, Evaluation], source: dict) -> dic
     return {"provenance": source, "systems": {name: result.to_dict() for name, result in evaluations.items()}}
 
 
+REPORT_FILES = ("metrics.json", "scores.png", "report.md")
+
+
+def check_report_targets(folder: str | Path, systems: Iterable[str], *others: str) -> None:
+    """Before any training or scoring: every file :func:`write_reports` (and ``others``) will write can be written."""
+    folder = Path(folder)
+    check_folder_target(folder, marker=None, what="reports folder")
+    for name in (*(f"predictions-{system}.jsonl" for system in systems), *REPORT_FILES, *others):
+        check_file_target(folder / name)
+
+
 def write_reports(
     folder: str | Path,
     evaluations: Mapping[str, Evaluation],
@@ -52,19 +65,22 @@ def write_reports(
     title: str,
     predictions: Mapping[str, Sequence[AnnotatedDoc]] | None = None,
 ) -> dict[str, Path]:
-    """Write metrics.json, report.md, scores.png (and predictions-<system>.jsonl) into ``folder``."""
+    """Write metrics.json, report.md, scores.png (and predictions-<system>.jsonl) into ``folder``: all or none."""
     folder = Path(folder)
     written: dict[str, Path] = {}
+    files: list[tuple[Path, bytes]] = []
     for system, docs in (predictions or {}).items():
         path = folder / f"predictions-{system}.jsonl"
-        atomic_write_text(path, gold_jsonl(docs))
+        files.append((path, encode_text(gold_jsonl(docs), str(path))))
         written[f"predictions-{system}"] = path
-    metrics = folder / "metrics.json"
-    atomic_write_text(metrics, json.dumps(metrics_document(evaluations, source), indent=2, ensure_ascii=False) + "\n")
-    chart = folder / "scores.png"
-    atomic_write_bytes(chart, chart_png(evaluations))
-    markdown = folder / "report.md"
+    metrics, chart, markdown = (folder / name for name in REPORT_FILES)
+    document = json.dumps(metrics_document(evaluations, source), indent=2, ensure_ascii=False) + "\n"
     view = evaluation_view(evaluations, source, title=title)
-    atomic_write_text(markdown, markdown_report(view, chart=chart.name))
+    files += [
+        (metrics, encode_text(document, str(metrics))),
+        (chart, chart_png(evaluations)),
+        (markdown, encode_text(markdown_report(view, chart=chart.name), str(markdown))),
+    ]
+    write_files(files)
     written.update({"metrics": metrics, "markdown": markdown, "chart": chart})
     return written

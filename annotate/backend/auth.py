@@ -14,14 +14,24 @@ import secrets
 from fastapi import HTTPException, Request
 from fastapi.security import HTTPBasic
 
+from annotate.errors import InputError
+
 USER_ENV = "ANNOTATE_BACKEND_USER"
 PASSWORD_ENV = "ANNOTATE_BACKEND_PASSWORD"
 
 
 def basic_auth_from_env() -> tuple[str, str] | None:
-    """Credentials the backend demands, from ANNOTATE_BACKEND_USER / ANNOTATE_BACKEND_PASSWORD (both or none)."""
+    """Credentials the backend demands, from ANNOTATE_BACKEND_USER / ANNOTATE_BACKEND_PASSWORD.
+
+    Both or none: one without the other is refused, so a half-set pair never serves without auth.
+    """
     user, password = os.environ.get(USER_ENV, ""), os.environ.get(PASSWORD_ENV, "")
-    return (user, password) if user and password else None
+    if bool(user) != bool(password):
+        given, missing = (USER_ENV, PASSWORD_ENV) if user else (PASSWORD_ENV, USER_ENV)
+        raise InputError(f"{given} is set but {missing} is not: set both for basic auth, or neither")
+    if ":" in user:
+        raise InputError(f"{USER_ENV} holds a ':'; basic auth cannot carry it (choose a user name without one)")
+    return (user, password) if user else None
 
 
 class BasicAuth:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -79,11 +81,14 @@ class Retrainer:
         self._running: TrainingRequest | None = None
         self._queued: TrainingRequest | None = None
         self._worker: threading.Thread | None = None
+        self._closed = False
         self.history: list[TrainingRecord] = []
 
     def request(self, request: TrainingRequest) -> str:
         """Start a training now ("started"), or after the running one ("queued"; a later request replaces it)."""
         with self._lock:
+            if self._closed:
+                return "shutting down"
             if self._running is not None:
                 self._queued = request
                 return "queued"
@@ -106,12 +111,19 @@ class Retrainer:
             time.sleep(0.05)
         return True
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Shutting down: start nothing more, and stop the running training's child (its model is not written)."""
+        with self._lock:
+            self._closed = True
+            self._queued = None
+        stop_children(timeout)
+
     def _work(self) -> None:
         request = self._running
         while request is not None:
             self.history.append(self._run_one(request))
             with self._lock:
-                request, self._queued = self._queued, None
+                request, self._queued = (None if self._closed else self._queued), None
                 self._running = request
 
     def _run_one(self, request: TrainingRequest) -> TrainingRecord:
@@ -134,37 +146,83 @@ class Retrainer:
 # --- a plain call in a child process -----------------------------------------------------------------
 
 
+CHILD_GRACE_SECONDS = 10.0  # how long a child may take to exit once it answered or was told to stop
+_children: set[multiprocessing.process.BaseProcess] = set()
+_children_lock = threading.Lock()
+
+
 def run_in_child(function: Callable[..., Result], *arguments: Any) -> Result:
     """``function(*arguments)`` in a fresh child process: its return value, or its error raised here.
 
     Our errors come back as they were raised (class, message, problems). Any other exception
     arrives as :class:`TrainingError` naming its type and message, and a child that ends without an
-    answer (killed, out of memory) as one naming its exit code. ``function`` and ``arguments`` must
-    pickle (a module-level function, plain data). The child is a daemon: it ends with the server.
+    answer (killed, out of memory, stopped by :func:`stop_children`) as one naming its exit code.
+    ``function`` and ``arguments`` must pickle (a module-level function, plain data). The child
+    belongs to this process's lifetime: :func:`stop_children` ends it, and it ends itself within a
+    second of this process dying, however it died.
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
-        target=_answer, args=(sender, function, arguments), name=f"annotate-{function.__name__}", daemon=True
+        target=_answer,
+        args=(sender, function, arguments, os.getpid()),
+        name=f"annotate-{function.__name__}",
+        daemon=True,
     )
-    child.start()
+    with _children_lock:
+        child.start()
+        _children.add(child)
     sender.close()  # the child holds the only writing end now: its death ends recv() with EOFError
-    with receiver:
-        try:
-            succeeded, value = receiver.recv()
-        except EOFError:
-            child.join()
-            raise TrainingError(
-                f"{function.__name__} ended without an answer (child process exit code {child.exitcode})"
-            ) from None
-    child.join()
+    try:
+        with receiver:
+            try:
+                succeeded, value = receiver.recv()
+            except EOFError:
+                _end(child, CHILD_GRACE_SECONDS)
+                raise TrainingError(
+                    f"{function.__name__} ended without an answer (child process exit code {child.exitcode})"
+                ) from None
+        _end(child, CHILD_GRACE_SECONDS)
+    finally:
+        with _children_lock:
+            _children.discard(child)
     if not succeeded:
         raise value
     return value
 
 
-def _answer(sender: Connection, function: Callable[..., Any], arguments: tuple) -> None:
-    """The child's side of :func:`run_in_child`: call, and send back (True, result) or (False, our error)."""
+def _end(child: multiprocessing.process.BaseProcess, timeout: float) -> None:
+    """Wait at most ``timeout`` for the child to exit, then terminate it, then kill it: never an endless join."""
+    child.join(timeout)
+    for stop in (child.terminate, child.kill):
+        if child.exitcode is not None:
+            return
+        stop()
+        child.join(timeout)
+
+
+def stop_children(timeout: float = 10.0) -> int:
+    """End every child :func:`run_in_child` is waiting on (SIGTERM, then SIGKILL after ``timeout``); how many."""
+    with _children_lock:
+        running = [child for child in _children if child.exitcode is None]
+    for child in running:
+        child.terminate()
+    for child in running:
+        child.join(timeout)
+        if child.exitcode is None:
+            child.kill()
+            child.join(timeout)
+    return len(running)
+
+
+def _answer(sender: Connection, function: Callable[..., Any], arguments: tuple, parent: int) -> None:
+    """The child's side of :func:`run_in_child`: call, and send back (True, result) or (False, our error).
+
+    Ctrl-C in the server's terminal reaches the child too: it is ignored here (no traceback from the
+    child), and the server ends the child as it shuts down.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_follow_parent, args=(parent,), name="annotate-parent-watch", daemon=True).start()
     try:
         outcome = (True, function(*arguments))
     except AnnotateError as exc:
@@ -174,6 +232,13 @@ def _answer(sender: Connection, function: Callable[..., Any], arguments: tuple) 
         outcome = (False, TrainingError(f"{type(exc).__name__}: {exc}"))
     with sender:
         sender.send(outcome)
+
+
+def _follow_parent(parent: int) -> None:
+    """In the child: end at once when the parent is gone (killed, even by SIGKILL), so no orphan writes a model."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 # --- what the child runs ------------------------------------------------------------------------------

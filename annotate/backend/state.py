@@ -167,6 +167,10 @@ class Backend:
             raise InputError("the event names no project title (project.title)")
         return self.retrainer.request(request)
 
+    def close(self) -> None:
+        """The server stops: no training starts any more, and a running one's child is ended (no model written)."""
+        self.retrainer.close()
+
     # --- the training itself (on the retrainer's worker thread) ----------------------------------
 
     def studio_address(self) -> StudioAddress:

@@ -310,10 +310,8 @@ def pull_cli(
         return
     typer.echo(f"Wrote {report.gold_path} (sha256 {report.gold_sha256[:12]}), {report.pulled_path}, {report.snapshot}")
     if report.acceptance is not None:
-        from annotate.acceptance import acceptance_path, write_acceptance
+        from annotate.acceptance import acceptance_path
         from annotate.cli._acceptance import print_acceptance
 
-        figures = report.acceptance.to_dict()
-        print_acceptance(figures)
-        write_acceptance(figures, acceptance_path(report.pulled_path))
+        print_acceptance(report.acceptance.to_dict())
         typer.echo(f"Wrote {acceptance_path(report.pulled_path)}")

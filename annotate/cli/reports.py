@@ -38,15 +38,16 @@ def curve_cli(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for curve.json (default: reports).")] = None,
 ) -> None:
     """Learning curve by article: train on random subsets of each size, score on the other articles."""
-    from annotate.curve import CURVE_SCHEMAS, learning_curve, write_curve
+    from annotate.curve import CURVE_SCHEMAS, check_curve_targets, learning_curve, write_curve
     from annotate.errors import AnnotateError
     from annotate.experiment import checked_gold
     from annotate.htmlreport import INDEX_FILE, write_html_report
 
     settings = project_settings()
     schema = project_schema()
-    docs = checked_gold(gold or settings.gold, schema, settings.lang)
     folder = out or settings.reports
+    check_curve_targets(folder)  # before the gold is read and the models trained, not after
+    docs = checked_gold(gold or settings.gold, schema, settings.lang)
     overrides = {"training.max_steps": steps} if steps else None
     curve = learning_curve(
         docs,

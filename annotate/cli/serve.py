@@ -34,7 +34,7 @@ def serve_cli(
     import logging
 
     try:
-        from annotate.backend.app import create_app, run
+        from annotate.backend.app import create_app, listening_socket, run
         from annotate.backend.auth import basic_auth_from_env
     except ImportError as exc:
         typer.echo(f"Error: annotate serve needs the serve extra: pip install -e '.[serve]' ({exc})", err=True)
@@ -44,6 +44,7 @@ def serve_cli(
 
     if train_every is not None and train_every < 1:
         raise InputError(f"--train-every must be at least 1, not {train_every}")
+    basic_auth = basic_auth_from_env()  # before the model loads: a half-set pair never serves
     settings = project_settings()
     options = BackendOptions(
         root=settings.root,
@@ -54,10 +55,11 @@ def serve_cli(
         train_every=train_every,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    application = create_app(model_dir, project_schema(), options, basic_auth=basic_auth_from_env())
+    listener = listening_socket(host, port)  # before the model loads too: a bad --host/--port is one line at once
+    application = create_app(model_dir, project_schema(), options, basic_auth=basic_auth)
     version = application.state.backend.predictor.model_version
     typer.echo(f"Serving {version} at http://{host}:{port} (connect it: annotate studio connect --backend-url ...)")
-    run(application, host, port)
+    run(application, listener)
 
 
 @studio_app.command("connect")
@@ -73,6 +75,7 @@ def studio_connect_cli(
     from annotate.studio import client
     from annotate.studio.link import connect_backend
 
+    basic_auth = basic_auth_from_env()  # a half-set pair is refused before Label Studio is asked anything
     settings = project_settings()
     title = project or settings.project
     link = connect_backend(
@@ -80,7 +83,7 @@ def studio_connect_cli(
         title=title,
         backend_url=backend_url,
         sampling=sampling,
-        basic_auth=basic_auth_from_env(),
+        basic_auth=basic_auth,
     )
     done = "connected" if link.created else "updated" if link.updated else "already connected"
     typer.echo(f"ML backend {link.url} {done} to {title!r} (serving {link.model_version})")

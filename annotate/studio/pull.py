@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from annotate import lsformat
-from annotate.acceptance import AcceptanceReport, ShownPrediction, acceptance
+from annotate.acceptance import AcceptanceReport, ShownPrediction, acceptance, acceptance_json, acceptance_path
 from annotate.corpus import check_pull_targets, read_gold, write_pulled_and_gold
 from annotate.errors import PullError, StudioError
 from annotate.labels import Schema
@@ -46,7 +46,7 @@ class PullReport:
     kept: list[str] = field(default_factory=list)
     dry_run: bool = False
     per_article: dict[str, lsformat.GoldDiff] = field(default_factory=dict)
-    acceptance: AcceptanceReport | None = None
+    acceptance: AcceptanceReport | None = None  # written beside the pulled file (acceptance_path)
 
 
 def project_slug(title: str) -> str:
@@ -141,7 +141,8 @@ def pull(
         raise StudioError(f"unknown pull policy {policy!r}; choose one of {', '.join(lsformat.POLICIES)}")
     project = studio.project(title)
     snapshot = snapshot_path(snapshots, title)
-    check_pull_targets(pulled_path, gold_path, snapshot)
+    figures_path = acceptance_path(pulled_path)
+    check_pull_targets(pulled_path, gold_path, snapshot, figures_path)
     with ThreadPoolExecutor(max_workers=1) as background:
         # The previous gold is read while the server builds the export (the download mostly waits).
         earlier = background.submit(lambda: read_gold(gold_path) if gold_path.exists() else [])
@@ -173,13 +174,14 @@ def pull(
         for doc_id in diff.docs_removed:
             per_article[doc_id] = lsformat.diff_gold([before[doc_id]], [])
     else:
-        # The snapshot too only now: a refused pull writes nothing at all.
-        sha = write_pulled_and_gold(pulled_path, reading.annotations, gold_path, gold, (snapshot, compressed))
         accepted = (
             prediction_acceptance(studio, project, reading.annotations, reading.texts, schema)
             if reading.predictions
             else None
         )
+        # The snapshot and the acceptance figures too only now, with the rest: a refused pull writes nothing.
+        figures = [(figures_path, acceptance_json(accepted.to_dict()))] if accepted is not None else []
+        sha = write_pulled_and_gold(pulled_path, reading.annotations, gold_path, gold, (snapshot, compressed), figures)
     return PullReport(
         project=title,
         policy=policy,
