@@ -4,6 +4,10 @@ Load it with ``pytest_plugins = ["tests.studio_server"]`` (or from tests/conftes
 through ``annotate.server.up`` — the same code as ``annotate studio up`` — so the admin account and
 the preset API token are made the same way. Without ``label-studio`` installed the tests that need
 it are skipped, unless ``ANNOTATE_REQUIRE_STUDIO=1`` (CI) turns that into a failure.
+
+``postgres_studio`` is a second one on PostgreSQL (``studio up --database postgresql``: the
+project's own cluster), started once per session by the tests that ask for it; without
+PostgreSQL's server programs those tests are skipped or, under ``ANNOTATE_REQUIRE_STUDIO=1``, fail.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from annotate import server
+from annotate import server, studio_postgres
 from annotate.errors import StudioServerError
 
 
@@ -50,18 +54,35 @@ class LocalStudio:
         self.pid = info.pid
 
 
-@pytest.fixture(scope="session")
-def local_studio(tmp_path_factory) -> LocalStudio:
+def _require(check) -> None:
+    """Skip when ``check`` finds a part missing, or fail under ``ANNOTATE_REQUIRE_STUDIO=1`` (CI)."""
     try:
-        server.label_studio_executable()
+        check()
     except StudioServerError as exc:
         if os.environ.get("ANNOTATE_REQUIRE_STUDIO") == "1":
             pytest.fail(str(exc))
         pytest.skip(str(exc))
-    root = tmp_path_factory.mktemp("studio-project")
+
+
+def _serve(root: Path, **database: str):
+    _require(server.label_studio_executable)
     port = server.free_port()
-    info = server.up(root, port=port, timeout=300)
+    info = server.up(root, port=port, timeout=300, **database)
     token = server.read_credentials(server.StudioPaths(root).credentials).token
     studio = LocalStudio(root, port, info.url, info.pid, token)
     yield studio
     assert server.down(root) == studio.pid, "studio down did not stop the server the tests started"
+
+
+@pytest.fixture(scope="session")
+def local_studio(tmp_path_factory) -> LocalStudio:
+    yield from _serve(tmp_path_factory.mktemp("studio-project"))
+
+
+@pytest.fixture(scope="session")
+def postgres_studio(tmp_path_factory) -> LocalStudio:
+    """The same server on PostgreSQL; ``studio down`` stops the cluster too."""
+    _require(studio_postgres.postgres_binaries)
+    root = tmp_path_factory.mktemp("studio-postgres")
+    yield from _serve(root, database=studio_postgres.POSTGRESQL)
+    assert studio_postgres.running(server.StudioPaths(root).folder) is None, "the cluster outlived studio down"
