@@ -312,6 +312,7 @@ def up(
     paths = StudioPaths(root)
     paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_private(paths)
+    chosen = studio_postgres.choose(paths, database, database_url)
     state = _read_state(paths)
     pid = _state_pid(state)
     if state and _is_our_server(pid, paths.data) and isinstance(state.get("port"), int):
@@ -323,7 +324,7 @@ def up(
             f"(Label Studio would silently move to port {port + 1})"
         )
     executable = label_studio_executable()
-    backing = studio_postgres.prepare(paths, database, database_url)
+    backing = studio_postgres.prepare(paths, chosen)
     first_start = backing.first_start
     credentials = _create_credentials(paths.credentials) if first_start else read_credentials(paths.credentials)
     for folder in (paths.data, paths.data / "config", paths.data / "tmp"):

@@ -112,9 +112,10 @@ class Database:
 
     def describe(self) -> str:
         if self.engine == SQLITE:
-            return "SQLite, in .studio/data"
-        where = f"database {self.name} on {self.host}:{self.port}, user {self.user}"
-        return f"PostgreSQL, the project's own in .studio/postgres ({where})" if self.local else f"PostgreSQL ({where})"
+            return "SQLite in .studio/data"
+        if self.local:
+            return "the project's own PostgreSQL in .studio/postgres"
+        return f"PostgreSQL database {self.name} on {self.host}:{self.port}, user {self.user}"
 
 
 @dataclass(frozen=True)
@@ -147,17 +148,45 @@ def parse_url(url: str) -> Database:
     return Database(POSTGRESQL, parts.hostname, port, name, user, password)
 
 
-def prepare(folders: StudioPaths, engine: str | None = None, url: str | None = None) -> Prepared:
-    """Choose Label Studio's database and make it ready: the project's own cluster is made or started.
-
-    ``engine`` (``sqlite`` or ``postgresql``) or ``url`` choose for a project that has none yet;
-    a project that has one keeps it, and a choice that would leave its data behind is refused.
+def choose(folders: StudioPaths, engine: str | None = None, url: str | None = None) -> Database:
+    """Label Studio's database: ``engine`` (``sqlite``, ``postgresql``) or ``url`` for a project that has
+    none yet (stored in ``.studio/database.json``), else the one it has. A choice that would leave the
+    project's data behind is refused, before anything starts.
     """
+    if engine is not None and engine not in ENGINES:
+        raise StudioDatabaseError(f"unknown database {engine!r}; choose {' or '.join(ENGINES)}")
+    if url is not None and engine == SQLITE:
+        raise StudioDatabaseError("--database sqlite and --database-url do not go together; choose one")
+    paths, sqlite = DatabasePaths.under(folders.folder), folders.data / SQLITE_FILE
+    stored = _read_config(paths)
+    wanted = parse_url(url) if url is not None else None
+    if stored is None:
+        if wanted is None and engine != POSTGRESQL:
+            return Database(SQLITE)
+        if sqlite.exists():
+            raise StudioDatabaseError(
+                f"{sqlite}: this project's Label Studio keeps its data in SQLite, and on PostgreSQL it would start "
+                f"empty; keep SQLite (no --database), or move {paths.folder} away first"
+            )
+        chosen = wanted or Database(POSTGRESQL, LOOPBACK, 0, ROLE, ROLE, secrets.token_urlsafe(24), local=True)
+        _write_config(paths, chosen)
+        return chosen
+    if engine == SQLITE or (wanted is not None and stored.local):
+        dropped = "--database sqlite" if engine == SQLITE else "--database-url"
+        raise StudioDatabaseError(
+            f"{paths.config}: this project's Label Studio keeps its data in {stored.describe()}; drop {dropped}, "
+            "or move .studio/ away to start on another database"
+        )
+    if wanted is not None and wanted != stored:  # the same database under a new address or password
+        _write_config(paths, wanted)
+    return wanted or stored
+
+
+def prepare(folders: StudioPaths, database: Database) -> Prepared:
+    """Make the chosen database ready for Label Studio: the project's own cluster is made or started."""
     paths = DatabasePaths.under(folders.folder)
-    sqlite = folders.data / SQLITE_FILE
-    database = _choose(paths, sqlite, engine, url)
     if database.engine == SQLITE:
-        return Prepared(database, first_start=not sqlite.exists())
+        return Prepared(database, first_start=not (folders.data / SQLITE_FILE).exists())
     if not database.local:
         _check_reachable(database)
         # A database Label Studio already uses keeps its accounts: without credentials here, we make them.
@@ -181,8 +210,8 @@ def describe(folder: Path) -> str | None:
         return database.describe()
     found = _running(paths)
     if found is None:
-        return "PostgreSQL, the project's own in .studio/postgres (not running)"
-    return f"{replace(database, port=found[1]).describe()}, pid {found[0]}"
+        return f"{database.describe()} (not running)"
+    return f"{database.describe()} ({LOOPBACK}:{found[1]}, database {database.name}, pid {found[0]})"
 
 
 def running(folder: Path) -> tuple[int, int] | None:
@@ -240,40 +269,6 @@ def scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4
 
 
 # --- the choice, kept in .studio/database.json -------------------------------------------------
-
-
-def _choose(paths: DatabasePaths, sqlite: Path, engine: str | None, url: str | None) -> Database:
-    if engine is not None and engine not in ENGINES:
-        raise StudioDatabaseError(f"unknown database {engine!r}; choose {' or '.join(ENGINES)}")
-    if url is not None and engine == SQLITE:
-        raise StudioDatabaseError("--database sqlite and --database-url do not go together; choose one")
-    stored = _read_config(paths)
-    wanted = parse_url(url) if url is not None else None
-    if stored is None:
-        if wanted is None and engine != POSTGRESQL:
-            return Database(SQLITE)
-        if sqlite.exists():
-            raise StudioDatabaseError(
-                f"{sqlite}: this project's Label Studio keeps its data in SQLite, and on PostgreSQL it would start "
-                f"empty; keep SQLite (no --database), or move {paths.folder} away first"
-            )
-        chosen = wanted or Database(POSTGRESQL, LOOPBACK, 0, ROLE, ROLE, secrets.token_urlsafe(24), local=True)
-        _write_config(paths, chosen)
-        return chosen
-    if engine == SQLITE:
-        raise StudioDatabaseError(
-            f"{paths.config}: this project's Label Studio keeps its data in {stored.describe()}; drop --database sqlite"
-        )
-    if wanted is None:
-        return stored
-    if stored.local:
-        raise StudioDatabaseError(
-            f"{paths.config}: this project's Label Studio keeps its data in its own PostgreSQL (.studio/postgres); "
-            "drop --database-url, or move .studio/ away to start on another database"
-        )
-    if wanted != stored:  # the same database under a new address or password
-        _write_config(paths, wanted)
-    return wanted
 
 
 def _read_config(paths: DatabasePaths) -> Database | None:

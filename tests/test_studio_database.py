@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from annotate import server, studio_postgres
 from annotate.cli import app
 from annotate.errors import StudioDatabaseError
-from annotate.studio_postgres import Database, parse_url, prepare
+from annotate.studio_postgres import Database, choose, parse_url, prepare
 
 SECRET = "s3cr%2Ft"  # percent-encoded in the URL: the password is "s3cr/t"
 
@@ -34,6 +34,11 @@ def _store(folders: server.StudioPaths, **fields) -> Path:
     config.write_text(json.dumps({**stored, "local": False, **fields}), encoding="utf-8")
     config.chmod(0o600)
     return config
+
+
+def _start(folders: server.StudioPaths, engine: str | None = None, url: str | None = None):
+    """What ``studio up`` does before Label Studio starts: choose, then make ready."""
+    return prepare(folders, choose(folders, engine, url))
 
 
 def test_a_url_names_host_port_database_user_and_password():
@@ -60,52 +65,51 @@ def test_a_bad_url_is_one_line_without_its_password(url, reason):
 
 
 def test_sqlite_stays_the_default_and_writes_no_settings(folders):
-    first = prepare(folders)
+    first = _start(folders)
     assert first == studio_postgres.Prepared(Database("sqlite"), first_start=True)
     (folders.data / "label_studio.sqlite3").write_bytes(b"")
-    assert not prepare(folders, "sqlite").first_start
+    assert not _start(folders, "sqlite").first_start
     assert not (folders.folder / "database.json").exists()
 
 
 def test_a_project_on_sqlite_does_not_move_to_an_empty_postgresql(folders):
     (folders.data / "label_studio.sqlite3").write_bytes(b"")
     with pytest.raises(StudioDatabaseError, match="keeps its data in SQLite, and on PostgreSQL it would start empty"):
-        prepare(folders, "postgresql")
+        _start(folders, "postgresql")
     with pytest.raises(StudioDatabaseError, match="keeps its data in SQLite"):
-        prepare(folders, url="postgresql://ls:pw@127.0.0.1:1/ls")
+        _start(folders, url="postgresql://ls:pw@127.0.0.1:1/ls")
     assert not (folders.folder / "database.json").exists()
 
 
 def test_a_project_on_postgresql_keeps_it(folders):
     _store(folders, local=True)
-    with pytest.raises(
-        StudioDatabaseError, match="keeps its data in PostgreSQL, the project's own .*drop --database sqlite"
-    ):
-        prepare(folders, "sqlite")
-    with pytest.raises(StudioDatabaseError, match="its own PostgreSQL .*drop --database-url"):
-        prepare(folders, url="postgresql://ls:pw@127.0.0.1:1/ls")
+    kept = "this project's Label Studio keeps its data in the project's own PostgreSQL in .studio/postgres"
+    with pytest.raises(StudioDatabaseError, match=f"{kept}; drop --database sqlite, or move .studio/ away"):
+        choose(folders, "sqlite")
+    with pytest.raises(StudioDatabaseError, match=f"{kept}; drop --database-url"):
+        choose(folders, url="postgresql://ls:pw@127.0.0.1:1/ls")
 
 
 def test_a_database_elsewhere_that_does_not_answer_is_one_line(folders):
     port = server.free_port()
     with pytest.raises(StudioDatabaseError) as failure:
-        prepare(folders, url=f"postgresql://ls:{SECRET}@127.0.0.1:{port}/ls")
+        _start(folders, url=f"postgresql://ls:{SECRET}@127.0.0.1:{port}/ls")
     assert str(failure.value).startswith(f"cannot reach PostgreSQL at 127.0.0.1:{port} (Connection refused)")
     config = folders.folder / "database.json"
     assert oct(config.stat().st_mode & 0o777) == "0o600"
     assert json.loads(config.read_text(encoding="utf-8"))["password"] == "s3cr/t"
     # Later starts keep that database; a new URL for it (moved, new password) replaces the stored one.
     with pytest.raises(StudioDatabaseError, match=f"127.0.0.1:{port}"):
-        prepare(folders)
+        _start(folders)
     with pytest.raises(StudioDatabaseError, match=f"127.0.0.1:{port + 1}"):
-        prepare(folders, "postgresql", url=f"postgresql://ls:new@127.0.0.1:{port + 1}/ls")
+        _start(folders, "postgresql", url=f"postgresql://ls:new@127.0.0.1:{port + 1}/ls")
     assert json.loads(config.read_text(encoding="utf-8"))["password"] == "new"
 
 
 def test_settings_others_can_read_are_refused(folders):
     _store(folders).chmod(0o644)
     with pytest.raises(StudioDatabaseError, match="readable by other users \\(mode 644\\); it holds the database"):
-        prepare(folders)
+        _start(folders)
 
 
 def test_label_studio_gets_exactly_our_database_settings():
