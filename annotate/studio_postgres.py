@@ -15,8 +15,8 @@ PostgreSQL refuses to run as root. As root (CI, containers) the cluster is made 
 Debian's ``postgres`` account through ``setpriv``, and owns only its own folder. ``.studio/`` and
 often the folders above it (``/root``, pytest's temporary folders) are root's alone, so that
 account also gets CAP_DAC_READ_SEARCH, which lets it read and pass through folders but never
-write outside its own. The role Label Studio uses cannot read server files, so the capability
-does not reach it.
+write outside its own. Label Studio's role is no superuser, so it cannot have the server read
+files for it (``pg_read_file`` and the like are refused).
 """
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ import socket
 import stat
 
 import pytest
+from typer.testing import CliRunner
 
 from annotate import server, studio, studio_postgres
+from annotate.cli import app
 from annotate.labels import load_schema
 from annotate.records import Article
 from tests.test_agreement_studio import (  # noqa: F401
@@ -73,11 +75,30 @@ def test_the_cluster_is_private_and_listens_on_loopback_only(local_studio):
     assert hba == ["host label_studio label_studio 127.0.0.1/32 scram-sha-256"]
     pid, port = studio_postgres.running(paths.folder)
     assert studio_postgres.describe(paths.folder) == (
-        "PostgreSQL, the project's own in .studio/postgres "
-        f"(database label_studio on 127.0.0.1:{port}, user label_studio), pid {pid}"
+        f"the project's own PostgreSQL in .studio/postgres (127.0.0.1:{port}, database label_studio, pid {pid})"
     )
     with pytest.raises(OSError):
         socket.create_connection((_other_address(), port), timeout=2).close()
+
+
+def test_studio_up_names_the_database_and_keeps_it(local_studio, monkeypatch):
+    paths, database = _folders(local_studio)
+    monkeypatch.chdir(local_studio.root)
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "ANNOTATE_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    again = runner.invoke(app, ["studio", "up", "--port", str(local_studio.port)])
+    assert again.exit_code == 0, again.output
+    pid, port = studio_postgres.running(paths.folder)
+    where = f"127.0.0.1:{port}, database label_studio, pid {pid}"
+    assert f"already running at {local_studio.url}" in again.output
+    assert f"Database: the project's own PostgreSQL in .studio/postgres ({where})" in again.output
+    refused = runner.invoke(app, ["studio", "up", "--port", str(local_studio.port), "--database", "sqlite"])
+    assert refused.exit_code == 1
+    assert refused.output == (
+        f"Error: {database.config}: this project's Label Studio keeps its data in the project's own PostgreSQL "
+        "in .studio/postgres; drop --database sqlite, or move .studio/ away to start on another database\n"
+    )
 
 
 def _other_address() -> str:
@@ -128,7 +149,7 @@ def test_database_url_points_another_project_at_the_same_database(local_studio, 
         assert not info.first_start
         assert studio.Studio(info.url, local_studio.token).project(shared).title == shared
         assert studio_postgres.describe(other.folder) == (
-            f"PostgreSQL (database label_studio on 127.0.0.1:{port}, user label_studio)"
+            f"PostgreSQL database label_studio on 127.0.0.1:{port}, user label_studio"
         )
         assert stored["password"] not in other.log.read_text(encoding="utf-8")
     finally:
