@@ -1,32 +1,39 @@
 """A team on one Label Studio: many annotators at once, SQLite next to PostgreSQL.
 
-    PYTHONPATH=. python bench/bench_team.py [--annotators 8 16] [--tasks-each 4] [--databases sqlite postgresql]
+    PYTHONPATH=. python bench/bench_team.py [--annotators 8 16] [--round-seconds 45] [--databases sqlite postgresql]
 
 For each database a server is started in a temporary folder as ``studio up`` starts it (``--database
 postgresql``: the project's own cluster), everything on loopback. Annotators sign up through the
 invite link and log in with their own accounts (personal access tokens, never the admin's). For
-each team size a new project gets ``tasks-each`` paragraphs of the gold per annotator, and
-``annotate serve`` with a tiny model is connected with uncertainty sampling and retrains (then
-refreshes every unlabeled task's prediction) after every 2 x team-size annotations. Each
-annotator opens the next task of the labeling stream, "reads" it for 1-3 s (a human's minutes,
-compressed) and submits the gold spans, until the stream is empty or ``--round-seconds`` pass.
-Meanwhile a lead runs ``pull --dry-run`` and ``pull`` over and over; a last ``pull`` follows.
+each team size a new project gets more paragraphs of the gold than the team can label in a round,
+and ``annotate serve`` with a tiny model is connected with uncertainty sampling. The lead has
+labeled two tasks and presses "Start training" as the team starts; the backend retrains again after
+every team-size annotations, and after each training refreshes every unlabeled task's prediction.
+Each annotator opens the next task of the labeling stream, "reads" it for 1-3 s (a human's
+minutes, compressed) and submits the gold spans, until ``--round-seconds`` pass. Meanwhile the lead
+runs ``pull --dry-run`` and ``pull`` over and over; a last ``pull`` follows the round.
 
 Printed per database and team size: annotations submitted vs found in the last pulled file (goal:
 every one), task-open (``/next``) and submit latency p50/p95, the errors annotators saw (a browser
-does not retry, so neither do they), the pull times and the trainings the backend finished. Exits
-1 when any submitted annotation is missing from the pulled file.
+does not retry, so neither do they), how many tasks the stream handed to two annotators although
+each task wants one (Label Studio picks the next task inside a transaction only when its database
+is not SQLite), the pull times, and how much of the round the backend spent retraining, with the
+retrainings (each with its refresh) it finished. Exits 1 when any submitted annotation is missing from the pulled file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
+import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,13 +70,16 @@ class Round:
     """One team size on one database."""
 
     annotators: list[Annotator]
+    tasks: int = 0
     found: int = 0
     extra: int = 0
+    labeled_twice: int = 0
     dry_runs: list[float] = field(default_factory=list)
     pulls: list[float] = field(default_factory=list)
     lead_errors: list[str] = field(default_factory=list)
     last_pull: float = 0.0
     trainings: int = 0
+    training_samples: list[bool] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -106,7 +116,7 @@ def team(url: str, admin_token: str, size: int) -> list[studio.Studio]:
 
 
 def annotate_until_done(person: studio.Studio, project, spans_of: dict, deadline: float, seed: int) -> Annotator:
-    """Open the next task, read it, submit its spans; again, until the stream is empty or time is up."""
+    """Open the next task, read it, submit its spans; again, until time is up (or the stream is empty)."""
     chooser, work = random.Random(seed), Annotator()
     client = person._client._client_wrapper.httpx_client  # the labeling stream's own request, no retries
     while time.monotonic() < deadline:
@@ -153,22 +163,44 @@ def lead_pulls(admin: studio.Studio, title: str, schema, folder: Path, done: thr
             result.lead_errors.append(str(exc)[:160])
 
 
+def watch_training(backend: BackendProcess, done: threading.Event, samples: list[bool]) -> None:
+    """Whether the backend is training, once a second while the team works."""
+    while not done.wait(1.0):
+        with contextlib.suppress(OSError, ValueError):
+            samples.append(bool(backend.health(timeout=2.0)["training"]))
+
+
 def run_round(admin, token: str, people, schema, paragraphs, model, options, folder: Path) -> Round:
     size = len(people)
     title = f"Team of {size} {uuid.uuid4().hex[:6]}"
     docs = [paragraphs[n % len(paragraphs)] for n in range(size * options.tasks_each)]
     spans_of = {f"{doc.id}-{n}": doc.spans for n, doc in enumerate(docs)}
     studio.push(admin, [Article(f"{doc.id}-{n}", doc.text) for n, doc in enumerate(docs)], title=title, schema=schema)
+    folder.mkdir(parents=True)
     env = {"LABEL_STUDIO_URL": admin.url, "LABEL_STUDIO_API_KEY": token}
-    arguments = ["--train-config", str(model[1]), "--models-dir", str(folder / "live"), "--train-every", str(2 * size)]
+    arguments = [
+        "--train-config",
+        str(model[1]),
+        "--models-dir",
+        str(folder / "live"),
+        "--train-every",
+        str(size),
+    ]
     backend = BackendProcess(model[0], folder / "backend.log", env, arguments).start()
     try:
-        studio.connect_backend(admin, title=title, backend_url=backend.url, sampling="uncertainty")
+        link = studio.connect_backend(admin, title=title, backend_url=backend.url, sampling="uncertainty")
         project = admin.project(title)
+        # The lead has labeled a little already and presses "Start training" as the team starts.
+        lead_labeled = {
+            admin.annotate(task, spans_of[doc]) for doc, [(task, _)] in list(admin.task_index(project).items())[:2]
+        }
+        admin._request("pressing Start training", "POST", f"api/ml/{link.backend_id}/train", json={})
         result, done = Round([]), threading.Event()
         lead = threading.Thread(target=lead_pulls, args=(admin, title, schema, folder / "lead", done, result))
+        watch = threading.Thread(target=watch_training, args=(backend, done, result.training_samples))
         began = time.monotonic()
-        lead.start()
+        for thread in (lead, watch):
+            thread.start()
         deadline = began + options.round_seconds
         with ThreadPoolExecutor(max_workers=size) as pool:
             running = [
@@ -176,13 +208,17 @@ def run_round(admin, token: str, people, schema, paragraphs, model, options, fol
             ]
             result.annotators = [future.result() for future in running]
         result.seconds = time.monotonic() - began
+        result.trainings = int(backend.health(timeout=10)["trainings"])  # finished while the team worked
         done.set()
-        lead.join()
+        for thread in (lead, watch):
+            thread.join()
         result.last_pull = timed_pull(admin, title, schema, folder / "last", dry_run=False)
-        pulled = {annotation.annotation_id for annotation in read_pulled(folder / "last" / "pulled.jsonl")}
+        annotations = read_pulled(folder / "last" / "pulled.jsonl")
+        pulled = {annotation.annotation_id for annotation in annotations}
         submitted = {number for a in result.annotators for number in a.submitted}
-        result.found, result.extra = len(submitted & pulled), len(pulled - submitted)
-        result.trainings = int(backend.health(timeout=10)["trainings"])
+        result.found, result.extra = len(submitted & pulled), len(pulled - submitted - lead_labeled)
+        per_task = Counter(annotation.doc_id for annotation in annotations)
+        result.tasks, result.labeled_twice = len(docs), sum(count > 1 for count in per_task.values())
     finally:
         backend.stop()
     return result
@@ -225,12 +261,14 @@ def report(results: dict[str, dict[int, Round]], sizes: list[int]) -> None:
         row("task open p50 / p95 (s)", lambda r: spread([t for a in r.annotators for t in a.opens]))
         row("submit p50 / p95 (s)", lambda r: spread([t for a in r.annotators for t in a.submits]))
         row("errors seen by annotators", lambda r: str(len(r.errors)))
+        row("tasks / handed out twice", lambda r: f"{r.tasks} / {r.labeled_twice}")
         row("round (s)", lambda r: f"{r.seconds:.0f}")
         row("pull --dry-run during it p50 (s)", lambda r: f"{percentile(r.dry_runs, 0.5):.2f} ({len(r.dry_runs)}x)")
         row("pull during it p50 (s)", lambda r: f"{percentile(r.pulls, 0.5):.2f} ({len(r.pulls)}x)")
         row("last pull (s)", lambda r: f"{r.last_pull:.2f}")
         row("lead's pull errors", lambda r: str(len(r.lead_errors)))
-        row("trainings finished", lambda r: str(r.trainings))
+        row("backend retraining in it (share)", lambda r: f"{statistics.fmean(r.training_samples or [0]):.0%}")
+        row("retrainings + refreshes finished", lambda r: str(r.trainings))
     for db in databases:
         for size in sizes:
             for error in sorted(set(results[db][size].errors + results[db][size].lead_errors)):
@@ -240,14 +278,14 @@ def report(results: dict[str, dict[int, Round]], sizes: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotators", type=int, nargs="+", default=[8, 16])
-    parser.add_argument("--tasks-each", type=int, default=4, help="Paragraphs per annotator in each round.")
-    parser.add_argument("--round-seconds", type=float, default=90.0, help="Annotators stop after this long.")
+    parser.add_argument("--round-seconds", type=float, default=45.0, help="How long the team labels in each round.")
+    parser.add_argument("--tasks-each", type=int, default=12, help="Paragraphs per annotator: more than a round needs.")
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
     options = parser.parse_args()
     schema = load_schema(ROOT / "guidelines/labels.toml")
     gold = read_gold(ROOT / "gold/gold.jsonl")
     paragraphs = _paragraphs(gold, 1000)
-    began = time.monotonic()
+    began, load = time.monotonic(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-team-") as folder:
         folder = Path(folder)
         print("Training the backend's tiny first model…", flush=True)
@@ -255,7 +293,9 @@ def main() -> None:
         results = {db: run_database(db, folder, schema, paragraphs, model, options) for db in options.databases}
     report(results, options.annotators)
     lost = sum(r.submitted - r.found for rounds in results.values() for r in rounds.values())
-    print(f"\n{time.monotonic() - began:.0f} s in all; {lost} submitted annotation(s) missing from the pulled files")
+    loads = f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    print(f"\n{time.monotonic() - began:.0f} s in all ({loads})")
+    print(f"{lost} submitted annotation(s) missing from the pulled files")
     if lost:
         sys.exit(1)
 
