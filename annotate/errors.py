@@ -57,6 +57,10 @@ class PortBusyError(StudioServerError):
     """The port for the local server is taken (Label Studio itself would silently move to port+1)."""
 
 
+class StudioDatabaseError(StudioServerError):
+    """The local server's database (the project's PostgreSQL, or one given by URL) cannot be chosen or started."""
+
+
 class PullError(StudioError):
     """Annotations in Label Studio fail validation; nothing was written to gold."""
 

@@ -4,6 +4,10 @@ Load it with ``pytest_plugins = ["tests.studio_server"]`` (or from tests/conftes
 through ``annotate.studio.local.up`` — the same code as ``annotate studio up`` — so the admin account and
 the preset API token are made the same way. Without ``label-studio`` installed the tests that need
 it are skipped, unless ``ANNOTATE_REQUIRE_STUDIO=1`` (CI) turns that into a failure.
+
+``postgres_studio`` is a second one on PostgreSQL (``studio up --database postgresql``: the
+project's own cluster), started once per session by the tests that ask for it; without
+PostgreSQL's server programs those tests are skipped or, under ``ANNOTATE_REQUIRE_STUDIO=1``, fail.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from annotate.errors import StudioServerError
-from annotate.studio import local
+from annotate.studio import local, postgres
 
 
 @dataclass
@@ -50,18 +54,35 @@ class LocalStudio:
         self.pid = info.pid
 
 
-@pytest.fixture(scope="session")
-def local_studio(tmp_path_factory) -> LocalStudio:
+def _require(check) -> None:
+    """Skip when ``check`` finds a part missing, or fail under ``ANNOTATE_REQUIRE_STUDIO=1`` (CI)."""
     try:
-        local.label_studio_executable()
+        check()
     except StudioServerError as exc:
         if os.environ.get("ANNOTATE_REQUIRE_STUDIO") == "1":
             pytest.fail(str(exc))
         pytest.skip(str(exc))
-    root = tmp_path_factory.mktemp("studio-project")
+
+
+def _serve(root: Path, **database: str):
+    _require(local.label_studio_executable)
     port = local.free_port()
-    info = local.up(root, port=port, timeout=300)
+    info = local.up(root, port=port, timeout=300, **database)
     token = local.read_credentials(local.StudioPaths(root).credentials).token
     studio = LocalStudio(root, port, info.url, info.pid, token)
     yield studio
     assert local.down(root) == studio.pid, "studio down did not stop the server the tests started"
+
+
+@pytest.fixture(scope="session")
+def local_studio(tmp_path_factory) -> LocalStudio:
+    yield from _serve(tmp_path_factory.mktemp("studio-project"))
+
+
+@pytest.fixture(scope="session")
+def postgres_studio(tmp_path_factory) -> LocalStudio:
+    """The same server on PostgreSQL; ``studio down`` stops the cluster too."""
+    _require(postgres.postgres_binaries)
+    root = tmp_path_factory.mktemp("studio-postgres")
+    yield from _serve(root, database=postgres.POSTGRESQL)
+    assert postgres.running(local.StudioPaths(root).folder) is None, "the cluster outlived studio down"

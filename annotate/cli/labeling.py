@@ -34,9 +34,26 @@ def studio_up_cli(
             "other machines in, see docs/studio.md.",
         ),
     ] = "127.0.0.1",
+    database: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="sqlite|postgresql",
+            help="Where a new project's server keeps its data: sqlite (default), or postgresql, a PostgreSQL of the "
+            "project's own in .studio/ as a team's server runs (Debian's postgresql package); later starts keep it.",
+        ),
+    ] = None,
+    database_url: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="URL",
+            envvar="ANNOTATE_DATABASE_URL",
+            help="postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the data in a PostgreSQL run elsewhere "
+            "(stored in .studio/database.json, readable by you only).",
+        ),
+    ] = None,
 ) -> None:
     """Start a local Label Studio on 127.0.0.1 (admin account and API token made on first start)."""
-    from annotate.studio import local
+    from annotate.studio import local, postgres
 
     root = project_settings().root
     if host not in local.LOOPBACK:
@@ -46,9 +63,12 @@ def studio_up_cli(
             err=True,
         )
     with console.status("Starting Label Studio (the first start takes about a minute)…"):
-        info = local.up(root, port=port, host=host)
+        info = local.up(root, port=port, host=host, database=database, database_url=database_url)
     state = "already running" if info.already_running else "started"
     typer.echo(f"Label Studio {state} at {info.url} (pid {info.pid}, data in {info.data})")
+    on_postgres = postgres.describe(local.StudioPaths(root).folder)
+    if on_postgres:
+        typer.echo(f"Database: {on_postgres}")
     _echo_login(root, info.url)
     typer.echo(f"API token kept in {local.StudioPaths(root).credentials} (mode 0600)")
     typer.echo(_next_steps())
@@ -80,10 +100,14 @@ def _next_steps() -> str:
 @studio_app.command("down")
 def studio_down_cli() -> None:
     """Stop the Label Studio that `annotate studio up` started here (and nothing else)."""
-    from annotate.studio import local
+    from annotate.studio import local, postgres
 
-    pid = local.down(project_settings().root)
+    root = project_settings().root
+    cluster = postgres.running(local.StudioPaths(root).folder)
+    pid = local.down(root)
     typer.echo(f"Stopped Label Studio (pid {pid})" if pid else "No local Label Studio was running")
+    if cluster:
+        typer.echo(f"Stopped its PostgreSQL (pid {cluster[0]})")
 
 
 @studio_app.command("status")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from annotate.corpus import atomic_write_text
 from annotate.errors import PortBusyError, StudioAuthError, StudioServerError
+from annotate.studio import postgres
 
 STUDIO_DIR = ".studio"
 DEFAULT_PORT = 8080
@@ -291,18 +292,27 @@ def local_url(root: Path) -> str | None:
     return None
 
 
-def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0, host: str = HOST) -> ServerInfo:
+def up(
+    root: Path,
+    port: int = DEFAULT_PORT,
+    timeout: float = 180.0,
+    host: str = HOST,
+    database: str | None = None,
+    database_url: str | None = None,
+) -> ServerInfo:
     """Start the local server (or find it running) and wait until it answers on its own port.
 
     ``host`` is the address it listens on: 127.0.0.1 (this machine only) unless another is given
     for annotators on other machines. ``.studio/`` is made readable by its owner only, and
-    refused if others can read it.
+    refused if others can read it. ``database`` (``sqlite``, ``postgresql``) or ``database_url``
+    choose where a new project's server keeps its data (:mod:`annotate.studio.postgres`).
     """
     if not 1 <= port <= 65535:
         raise StudioServerError(f"port {port} is not a TCP port (1 to 65535); choose another with --port")
     paths = StudioPaths(root)
     paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_private(paths)
+    chosen = postgres.choose(paths, database, database_url)
     state = _read_state(paths)
     pid = _state_pid(state)
     if state and _is_our_server(pid, paths.data) and isinstance(state.get("port"), int):
@@ -314,7 +324,8 @@ def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0, host: str =
             f"(Label Studio would silently move to port {port + 1})"
         )
     executable = label_studio_executable()
-    first_start = not (paths.data / "label_studio.sqlite3").exists()
+    backing = postgres.prepare(paths, chosen)
+    first_start = backing.first_start
     credentials = _create_credentials(paths.credentials) if first_start else read_credentials(paths.credentials)
     for folder in (paths.data, paths.data / "config", paths.data / "tmp"):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -327,7 +338,7 @@ def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0, host: str =
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=server_environment(paths.data, credentials, host),
+            env=backing.database.environment(server_environment(paths.data, credentials, host)),
             cwd=paths.folder,
             start_new_session=True,
             umask=0o077,  # the database, exports and uploads it writes: owner only
@@ -337,6 +348,7 @@ def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0, host: str =
     while time.monotonic() < deadline:
         if process.poll() is not None:
             paths.state.unlink(missing_ok=True)
+            postgres.stop(paths.folder)
             code = process.returncode
             raise StudioServerError(f"Label Studio exited with code {code} while starting; see {paths.log}")
         if health(url, timeout=1.0) and _listens_on(process.pid, port):
@@ -344,6 +356,7 @@ def up(root: Path, port: int = DEFAULT_PORT, timeout: float = 180.0, host: str =
         time.sleep(0.5)
     _stop_pid(process.pid)
     paths.state.unlink(missing_ok=True)
+    postgres.stop(paths.folder)
     raise StudioServerError(f"Label Studio did not answer on {url} within {timeout:.0f} s; see {paths.log}")
 
 
@@ -399,8 +412,14 @@ def _stop_pid(pid: int, timeout: float = 20.0) -> None:
 
 
 def down(root: Path) -> int | None:
-    """Stop the server ``up`` started here; returns its pid, or None when none was running."""
+    """Stop the server ``up`` started here, then its PostgreSQL if it has one; returns the server's pid, or None."""
     paths = StudioPaths(root)
+    stopped = _stop_label_studio(paths)
+    postgres.stop(paths.folder)
+    return stopped
+
+
+def _stop_label_studio(paths: StudioPaths) -> int | None:
     if not paths.state.exists():
         return None
     state = _read_state(paths)
