@@ -325,7 +325,7 @@ def apply(
     """
     if engine not in {"local", "ray"}:
         raise InputError(f"engine must be 'local' or 'ray', not {engine!r}")
-    workers = workers or default_workers()
+    workers = default_workers() if workers is None else workers  # 0 is refused below, never the default
     if workers < 1 or batch_size < 1:
         raise InputError(f"workers and batch size must be at least 1 (got {workers} and {batch_size})")
     model_dir, out_dir = Path(model_dir), Path(out_dir)

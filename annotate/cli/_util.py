@@ -63,8 +63,16 @@ app.add_typer(gold_app, name="gold")
 app.add_typer(schema_app, name="schema")
 app.add_typer(studio_app, name="studio")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True)
+# Text from a file, a server or an argument (an id, a title, a path) is never read as terminal markup: both
+# consoles print strings as they are (``[/]`` stays ``[/]``, ``:smile:`` stays text, numbers keep their colour).
+# Our own styling goes through ``style=`` or a ``rich.text.Text``, never through markup in a string.
+console = Console(markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+def dim(message: str) -> None:
+    """A progress line, dimmed, printed as it is (see the consoles above)."""
+    console.print(message, style="dim")
 
 
 def project_settings():
