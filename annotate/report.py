@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from annotate.artifacts import Each, Maybe, read_artifact
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_jsonl, gold_sha256
 from annotate.evaluate import Evaluation
 from annotate.figures import chart_png
@@ -39,6 +40,46 @@ def predictions_sha256(docs: Sequence[AnnotatedDoc]) -> str:
     return hashlib.sha256(gold_jsonl(docs).encode("utf-8")).hexdigest()
 
 
+METRICS_FILE = "metrics.json"
+_INTERVAL = Maybe((float, float))
+_SCORE = {
+    **dict.fromkeys(("precision", "recall", "f1"), float),
+    **dict.fromkeys(("support", "predicted"), int),
+    **dict.fromkeys(("precision_ci", "recall_ci", "f1_ci"), _INTERVAL),
+}
+_ERROR = {**dict.fromkeys(("doc_id", "kind", "label", "text", "left", "right"), str), "start": int, "end": int}
+_CHOICE = {
+    "held_out": [str],
+    "seen": [str],
+    "config": str,
+    "thresholds": Each(float),
+    "inner_f1": Maybe(Each(float)),
+}
+# What :func:`metrics_document` writes, as every reader of ``metrics.json`` checks it (annotate.artifacts).
+METRICS_SHAPE = {
+    "provenance": Maybe(
+        {"gold_sha256": Maybe(str), "systems_knowledge": Maybe(Each(str)), "choices": Maybe([_CHOICE])}
+    ),
+    "systems": Each(
+        {
+            "labels": [str],
+            "articles": [str],
+            "bootstrap": Maybe({"samples": int, "seed": int}),
+            "scores": Each(Each(_SCORE)),
+            "counts": Maybe(Each(object)),
+            "confusion": Maybe(Each(Each(int))),
+            "errors": Maybe([_ERROR]),
+        }
+    ),
+}
+
+
+def read_metrics(folder: str | Path) -> dict:
+    """``metrics.json`` of an evaluation folder, checked against :data:`METRICS_SHAPE` (one line if it is not)."""
+    hint = "run `annotate evaluate` or `annotate run` again"
+    return read_artifact(Path(folder) / METRICS_FILE, METRICS_SHAPE, "a metrics file of annotate", hint=hint)
+
+
 def metrics_document(evaluations: Mapping[str, Evaluation], source: dict) -> dict:
     """What ``metrics.json`` holds: provenance, then per system every schema's scores, counts, errors."""
     return {"provenance": source, "systems": {name: result.to_dict() for name, result in evaluations.items()}}
@@ -59,7 +100,7 @@ def write_reports(
         path = folder / f"predictions-{system}.jsonl"
         atomic_write_text(path, gold_jsonl(docs))
         written[f"predictions-{system}"] = path
-    metrics = folder / "metrics.json"
+    metrics = folder / METRICS_FILE
     atomic_write_text(metrics, json.dumps(metrics_document(evaluations, source), indent=2, ensure_ascii=False) + "\n")
     chart = folder / "scores.png"
     atomic_write_bytes(chart, chart_png(evaluations))

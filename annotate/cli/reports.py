@@ -56,7 +56,7 @@ def curve_cli(
     schema = project_schema()
     docs = checked_gold(gold or settings.gold, schema, settings.lang)
     folder = out or settings.reports
-    overrides = {"training.max_steps": steps} if steps else None
+    overrides = {"training.max_steps": steps} if steps is not None else None
     curve = learning_curve(
         docs,
         config_path=config or settings.train_config,
