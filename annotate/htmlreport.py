@@ -32,7 +32,7 @@ from annotate.labels import LabelDef, Schema
 from annotate.mistakes import KINDS, Mistake, mistakes
 from annotate.presentation import evaluation_view, render
 from annotate.records import AnnotatedDoc, Span
-from annotate.report import read_metrics
+from annotate.report import check_reports_folder, read_metrics
 
 INDEX_FILE = "index.html"
 ACCEPTANCE_FILE = "acceptance.json"
@@ -301,6 +301,7 @@ def write_html_report(
     project: str = "",
 ) -> Path:
     """Write ``index.html`` into ``folder`` (atomically) and return its path."""
+    check_reports_folder(folder)
     path = Path(folder) / INDEX_FILE
     atomic_write_text(path, render_report(folder, gold, lang=lang, links=links, project=project))
     return path

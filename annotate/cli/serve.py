@@ -72,14 +72,15 @@ def studio_connect_cli(
     from annotate.backend.auth import basic_auth_from_env
     from annotate.errors import redact_url
     from annotate.studio import client
-    from annotate.studio.link import connect_backend
+    from annotate.studio.link import checked_backend_url, connect_backend
 
+    url = checked_backend_url(backend_url)  # before Label Studio is asked anything
     settings = project_settings()
     title = project or settings.project
     link = connect_backend(
         client.connect(root=settings.root),
         title=title,
-        backend_url=backend_url,
+        backend_url=url,
         sampling=sampling,
         basic_auth=basic_auth_from_env(),
     )
