@@ -69,9 +69,8 @@ def test_evaluate_and_publish_print_paths_with_markup_as_they_are(project):
     doc = AnnotatedDoc("[/]d", TEXT, (Span.from_offsets(TEXT, 0, 5, "ACTOR"),))
     write_gold(project / "gold.jsonl", [doc])
     out = project / "[bold]reports[/]"
-    result = runner.invoke(
-        app, ["evaluate", "gold.jsonl", "--gold", "gold.jsonl", "--out", str(out), "--bootstrap", "0"], terminal_width=400
-    )
+    arguments = ["evaluate", "gold.jsonl", "--gold", "gold.jsonl", "--out", str(out), "--bootstrap", "0"]
+    result = runner.invoke(app, arguments, terminal_width=400)
     _no_traceback(result)
     assert result.exit_code == 0, result.output
     assert f"metrics: {out / 'metrics.json'}" in result.output
