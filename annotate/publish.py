@@ -417,17 +417,14 @@ _OTHER_AGREEMENT_SHAPE = {"annotators": Maybe([str])}
 
 def _read_agreement(path: Path) -> dict:
     """Agreement figures for the card: annotate agreement's (``schema_version``) checked in full, others as they are."""
-    figures = read_artifact(path, _OTHER_AGREEMENT_SHAPE, "agreement figures (a JSON object)", error=PublishError)
-    if "schema_version" not in figures:
-        return figures
-    problem = shape_problem(figures, AGREEMENT_SHAPE)
-    if not problem and figures["schema_version"] != JSON_SCHEMA_VERSION:
+    figures = read_artifact(path, {}, "agreement figures (a JSON object)", error=PublishError)
+    ours = "schema_version" in figures
+    problem = shape_problem(figures, AGREEMENT_SHAPE if ours else _OTHER_AGREEMENT_SHAPE)
+    if ours and not problem and figures["schema_version"] != JSON_SCHEMA_VERSION:
         problem = f"schema_version: expected {JSON_SCHEMA_VERSION}, found {figures['schema_version']}"
     if problem:
-        raise PublishError(
-            f"{path}: not agreement figures of annotate agreement ({problem}); "
-            "write them again with `annotate agreement … --json-out`"
-        )
+        what = "agreement figures of annotate agreement" if ours else "agreement figures publish can show"
+        raise PublishError(f"{path}: not {what} ({problem}); write them with `annotate agreement … --json-out`")
     return figures
 
 

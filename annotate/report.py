@@ -14,7 +14,8 @@ from pathlib import Path
 
 from annotate.artifacts import Each, Maybe, read_artifact
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_jsonl, gold_sha256
-from annotate.evaluate import Evaluation
+from annotate.errors import InputError
+from annotate.evaluate import MACRO, MICRO, SCHEMAS, Evaluation
 from annotate.figures import chart_png
 from annotate.model import library_versions
 from annotate.presentation import evaluation_view, markdown_report
@@ -84,7 +85,31 @@ def check_reports_folder(folder: str | Path) -> None:
 def read_metrics(folder: str | Path) -> dict:
     """``metrics.json`` of an evaluation folder, checked against :data:`METRICS_SHAPE` (one line if it is not)."""
     hint = "run `annotate evaluate` or `annotate run` again"
-    return read_artifact(Path(folder) / METRICS_FILE, METRICS_SHAPE, "a metrics file of annotate", hint=hint)
+    path = Path(folder) / METRICS_FILE
+    metrics = read_artifact(path, METRICS_SHAPE, "a metrics file of annotate", hint=hint)
+    for name, system in metrics["systems"].items():
+        problem = _missing_scores(system)
+        if problem:
+            raise InputError(f"{path}: not a metrics file of annotate (systems.{name}.{problem}); {hint}")
+    return metrics
+
+
+def _missing_scores(system: dict) -> str:
+    """What the shape cannot say: every schema scores every label (and micro, macro); the confusion covers them."""
+    names = [*system["labels"], MICRO, MACRO]
+    for schema in SCHEMAS:
+        per = system["scores"].get(schema)
+        if per is None:
+            return f"scores: no {schema!r}"
+        missing = next((label for label in names if label not in per), None)
+        if missing is not None:
+            return f"scores.{schema}: no {missing!r}"
+    confusion = system.get("confusion") or {}
+    for gold in system["labels"] if confusion else ():
+        missing = next((label for label in system["labels"] if label not in confusion.get(gold, {})), None)
+        if missing is not None:
+            return f"confusion.{gold}: no {missing!r}"
+    return ""
 
 
 def metrics_document(evaluations: Mapping[str, Evaluation], source: dict) -> dict:
