@@ -23,8 +23,7 @@ from annotate.errors import StudioProjectError, redact_urls
 from annotate.records import AnnotatedDoc, Span
 from annotate.studio import local
 from annotate.studio.link import checked_backend_url
-from tests.conftest import ROOT
-from tests.test_bad_input import _serve, assert_refused, snapshot
+from tests.test_bad_input import _serve, assert_refused, new_project, snapshot
 
 runner = CliRunner()
 TEXT = "Hamas said Israel must go."
@@ -32,20 +31,10 @@ TEXT = "Hamas said Israel must go."
 
 @pytest.fixture
 def project(tmp_path, monkeypatch, ruler_model_dir) -> Path:
-    root = tmp_path / "project"
-    (root / "guidelines").mkdir(parents=True)
-    (root / "configs").mkdir()
-    (root / "pyproject.toml").write_text('[tool.annotate]\nproject = "News spans"\n', encoding="utf-8")
-    for name in ("labels.toml", "GUIDELINES.md", "patterns.jsonl"):
-        shutil.copy(ROOT / "guidelines" / name, root / "guidelines" / name)
-    shutil.copy(ROOT / "configs" / "spancat.cfg", root / "configs" / "spancat.cfg")
-    docs = [
-        AnnotatedDoc(f"d{n}", f"{TEXT} {n}", (Span.from_offsets(TEXT, 0, 5, "ACTOR"),), "someone", "test")
-        for n in range(3)
-    ]
+    """test_bad_input's project, with three gold articles (a curve needs more than one), a model and a source."""
+    root = new_project(tmp_path / "project")
+    docs = [AnnotatedDoc(f"d{n}", f"{TEXT} {n}", (Span.from_offsets(TEXT, 0, 5, "ACTOR"),)) for n in range(3)]
     write_gold(root / "gold" / "gold.jsonl", docs)
-    (root / "seeds").mkdir()
-    (root / "seeds" / "d.txt").write_text(TEXT, encoding="utf-8")
     (root / "src.jsonl").write_text('{"id": "a", "text": "Hamas"}\n', encoding="utf-8")
     shutil.copytree(ruler_model_dir, root / "model")
     monkeypatch.chdir(root)

@@ -19,10 +19,10 @@ from annotate.cli import app
 from annotate.corpus import write_gold
 from annotate.labels import load_schema
 from annotate.records import AnnotatedDoc, Article, Span
-from annotate.studio import client
 from annotate.studio.push import push
 from tests.conftest import ROOT
 from tests.test_bad_input import assert_refused
+from tests.test_studio_access import project_elsewhere  # noqa: F401  (fixture)
 
 SCHEMA_FILE = ROOT / "guidelines" / "labels.toml"
 SCHEMA = load_schema(SCHEMA_FILE)
@@ -33,13 +33,9 @@ pytestmark = pytest.mark.studio
 
 
 @pytest.fixture
-def elsewhere(local_studio, tmp_path, monkeypatch):
-    (tmp_path / "pyproject.toml").write_text(f'[tool.annotate]\nschema = "{SCHEMA_FILE}"\n', encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(client.URL_ENV, local_studio.url)
-    monkeypatch.setenv(client.KEY_ENV, local_studio.token)
-    monkeypatch.setenv("COLUMNS", "300")
-    return local_studio.connect()
+def elsewhere(project_elsewhere, monkeypatch):  # noqa: F811  (the imported fixture, as a parameter)
+    monkeypatch.setenv("COLUMNS", "300")  # rich's width: no table cell wrapped
+    return project_elsewhere
 
 
 class _AnyJson(BaseHTTPRequestHandler):
