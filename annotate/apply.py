@@ -39,7 +39,7 @@ from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
 from annotate.model import Predictor, check_pipeline_folder, load_predictor, model_identity
 from annotate.records import Span, text_sha256
-from annotate.targets import check_folder_target, os_reason
+from annotate.targets import os_reason
 
 MANIFEST = ".apply-manifest.json"  # hidden: pyarrow and datasets read every other file as parquet
 REJECTS = ".rejects.jsonl"
@@ -577,9 +577,10 @@ def check_shard(out_dir: Path, shard: dict) -> None:
 
 def _previous_manifest(out_dir: Path) -> dict | None:
     """The folder's manifest if apply wrote it; an absent or empty folder has none; anything else is refused."""
-    check_folder_target(out_dir, marker=None, what="apply output")  # no link, file or path under a file
     if not out_dir.exists():
         return None
+    if not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder; choose another --out")
     if (out_dir / MANIFEST).is_file():
         return read_manifest(out_dir)
     if any(not _OUR_TEMPORARIES.fullmatch(path.name) for path in out_dir.iterdir()):

@@ -19,7 +19,7 @@ from annotate.htmlreport import write_html_report
 from annotate.labels import Schema
 from annotate.model import load_pipeline, model_identity, predict, training_articles
 from annotate.records import AnnotatedDoc
-from annotate.report import check_reports_folder, predictions_sha256, provenance, write_reports
+from annotate.report import predictions_sha256, provenance, write_reports
 from annotate.rules import load_patterns
 from annotate.suggest import SUGGESTER
 from annotate.train import SYSTEMS, Progress, TrainingProgress, cross_validate
@@ -108,7 +108,6 @@ def cross_validation_report(
     per-label thresholds on its own training articles; the reports list every fold's choice.
     """
     _check_bootstrap(bootstrap)
-    check_reports_folder(reports)
     began = time.perf_counter()
     patterns = load_patterns(patterns_path, schema.names)
     candidates = list(dict.fromkeys(str(path) for path in (configs or [config_path])))
@@ -175,7 +174,6 @@ def evaluate_target(
 ) -> Outcome:
     """Evaluate a saved pipeline (a folder) or predictions in gold format (a JSONL file) against gold."""
     _check_bootstrap(bootstrap)
-    check_reports_folder(reports)
     target = Path(target)
     began = time.perf_counter()
     if target.is_dir():

@@ -32,7 +32,8 @@ from annotate.labels import LabelDef, Schema
 from annotate.mistakes import KINDS, Mistake, mistakes
 from annotate.presentation import evaluation_view, render
 from annotate.records import AnnotatedDoc, Span
-from annotate.report import check_reports_folder, read_metrics
+from annotate.report import read_metrics
+from annotate.targets import check_folder_target
 
 INDEX_FILE = "index.html"
 ACCEPTANCE_FILE = "acceptance.json"
@@ -301,7 +302,7 @@ def write_html_report(
     project: str = "",
 ) -> Path:
     """Write ``index.html`` into ``folder`` (atomically) and return its path."""
-    check_reports_folder(folder)
+    check_folder_target(folder, marker=None, what="reports folder")  # never written through a link
     path = Path(folder) / INDEX_FILE
     atomic_write_text(path, render_report(folder, gold, lang=lang, links=links, project=project))
     return path

@@ -20,7 +20,6 @@ from annotate.figures import chart_png
 from annotate.model import library_versions
 from annotate.presentation import evaluation_view, markdown_report
 from annotate.records import AnnotatedDoc
-from annotate.targets import check_folder_target
 
 
 def provenance(gold: Sequence[AnnotatedDoc], **extra) -> dict:
@@ -74,12 +73,6 @@ METRICS_SHAPE = {
         }
     ),
 }
-
-
-def check_reports_folder(folder: str | Path) -> None:
-    """Before any work: the folder an evaluation's files go into is absent or a real folder, never a symbolic
-    link (nothing is written through one), a file, or a path under a file."""
-    check_folder_target(folder, marker=None, what="reports folder")
 
 
 def read_metrics(folder: str | Path) -> dict:

@@ -51,13 +51,11 @@ def curve_cli(
     from annotate.errors import AnnotateError
     from annotate.experiment import checked_gold
     from annotate.htmlreport import INDEX_FILE, write_html_report
-    from annotate.report import check_reports_folder
 
     settings = project_settings()
     schema = project_schema()
     docs = checked_gold(gold or settings.gold, schema, settings.lang)
     folder = out or settings.reports
-    check_reports_folder(folder)
     overrides = {"training.max_steps": steps} if steps is not None else None
     curve = learning_curve(
         docs,
