@@ -125,7 +125,7 @@ def write_reports(
         path = folder / f"predictions-{system}.jsonl"
         atomic_write_text(path, gold_jsonl(docs))
         written[f"predictions-{system}"] = path
-    metrics = folder / METRICS_FILE
+    metrics = folder / "metrics.json"
     atomic_write_text(metrics, json.dumps(metrics_document(evaluations, source), indent=2, ensure_ascii=False) + "\n")
     chart = folder / "scores.png"
     atomic_write_bytes(chart, chart_png(evaluations))
