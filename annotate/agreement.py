@@ -35,6 +35,7 @@ from sklearn.metrics import cohen_kappa_score
 from spacy.attrs import IDX, IS_SPACE, LENGTH
 from spacy.language import Language
 
+from annotate.artifacts import Each, Maybe
 from annotate.errors import AgreementError
 from annotate.records import Article, PulledAnnotation, Span
 
@@ -439,6 +440,28 @@ class AgreementReport:
         if include_disagreements:
             data["disagreements"] = [d.to_dict() for d in self.disagreements]
         return data
+
+
+_COUNTS = {
+    **dict.fromkeys(("matched", "first", "second"), int),
+    **dict.fromkeys(("precision", "recall", "f1"), Maybe(float)),
+}
+_BY_LABEL = {"overall": _COUNTS, "per_label": Each(_COUNTS)}
+_MEANS = {"mean": Maybe(float), "per_label": Each(Maybe(float))}
+# What :meth:`AgreementReport.to_dict` writes (``--json-out``), as ``publish`` checks it before the card shows it.
+AGREEMENT_SHAPE = {
+    "schema_version": int,
+    "labels": [str],
+    "annotators": [str],
+    **dict.fromkeys(("documents", "documents_shared", "tokens_shared"), int),
+    "summary": dict.fromkeys(
+        ("strict_f1_mean", "partial_f1_mean", "cohen_kappa_mean", "krippendorff_alpha_mean"), Maybe(float)
+    ),
+    "krippendorff_alpha": _MEANS,
+    "pairs": [
+        {"annotators": (str, str), "documents": int, "strict": _BY_LABEL, "partial": _BY_LABEL, "cohen_kappa": _MEANS}
+    ],
+}
 
 
 def agreement(

@@ -39,12 +39,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from annotate.articles import duplicate_problem, read_records, source_files
+from annotate.artifacts import Maybe, read_artifact
 from annotate.corpus import atomic_write_bytes, atomic_write_text
 from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
 from annotate.model import Predictor, check_pipeline_folder, load_predictor, model_identity
 from annotate.records import Span, text_sha256
-from annotate.targets import check_file_target, check_folder_target
+from annotate.targets import check_file_target, check_folder_target, os_reason
 
 MANIFEST = ".apply-manifest.json"  # hidden: pyarrow and datasets read every other file as parquet
 REJECTS = ".rejects.jsonl"
@@ -337,7 +338,7 @@ def apply(
     """
     if engine not in {"local", "ray"}:
         raise InputError(f"engine must be 'local' or 'ray', not {engine!r}")
-    workers = workers or default_workers()
+    workers = default_workers() if workers is None else workers  # 0 is refused below, never the default
     if workers < 1 or batch_size < 1:
         raise InputError(f"workers and batch size must be at least 1 (got {workers} and {batch_size})")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -375,8 +376,10 @@ def apply(
         if difference:
             _remove_ours(out_dir)
         else:
-            manifest["shards"] = [s for s in previous.get("shards", []) if (out_dir / s["file"]).is_file()]
-            manifest["runs"] = previous.get("runs", [])
+            manifest["shards"] = [s for s in previous["shards"] if (out_dir / s["file"]).is_file()]
+            for shard in manifest["shards"]:
+                check_shard(out_dir, shard)
+            manifest["runs"] = previous["runs"]
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_temporaries(out_dir)
     _write_manifest(out_dir, manifest)  # first, so that the folder is recognisably apply's
@@ -635,18 +638,60 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+_SHARD_RECORD = {
+    "index": int,
+    "file": str,
+    **dict.fromkeys(("rows", "spans", "words"), int),
+    "sha256": str,
+    "seconds": float,
+}
+# What :func:`apply` writes as ``.apply-manifest.json``, as every reader of it checks it (annotate.artifacts).
+MANIFEST_SHAPE = {
+    "written_by": str,
+    "format": int,
+    "model": dict.fromkeys(("path", "version", "sha256"), str),
+    "sources": [{"path": str, "sha256": str, "bytes": int, "records": int}],
+    "shard_size": int,
+    "shards_total": int,
+    "counts": {"articles": int, "rejected": int, "spans": Maybe(int)},
+    "shards": [_SHARD_RECORD],
+    "runs": [object],
+}
+
+
 def read_manifest(out_dir: str | Path) -> dict:
-    """The manifest of an apply output folder; a folder without one is not apply's."""
+    """The manifest of an apply output folder, checked against :data:`MANIFEST_SHAPE`; a folder without one
+    is not apply's. A shard it lists must be named as apply names shards, once each."""
     path = Path(out_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{out_dir}: not an apply output (no {MANIFEST})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("written_by") != "annotate apply":
-        raise InputError(f"{path}: not a manifest written by annotate apply")
+    what = "a manifest written by annotate apply"
+    hint = "rerun with --force to start over, or choose another --out"
+    if not path.is_file():
+        raise InputError(f"{out_dir}: not an apply output (no {MANIFEST})")
+    manifest = read_artifact(path, MANIFEST_SHAPE, what, hint=hint)
+    if manifest["written_by"] != "annotate apply":
+        raise InputError(f"{path}: not {what}")
+    seen: set[int] = set()
+    for shard in manifest["shards"]:
+        if not _SHARD_NAME.fullmatch(shard["file"]) or shard["file"] != shard_name(shard["index"]):
+            raise InputError(f"{path}: not {what} (shard file {shard['file']!r} is not one apply writes); {hint}")
+        if shard["index"] in seen:
+            raise InputError(f"{path}: not {what} (shard {shard['index']} listed twice); {hint}")
+        seen.add(shard["index"])
     return manifest
+
+
+def check_shard(out_dir: Path, shard: dict) -> None:
+    """A shard file is what the manifest recorded of it (its SHA-256), before anything reads or keeps it."""
+    path = out_dir / shard["file"]
+    try:
+        same = file_sha256(path) == shard["sha256"]
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read this shard ({os_reason(exc)})") from None
+    if not same:
+        raise InputError(
+            f"{path}: changed since annotate apply wrote it (not the SHA-256 its manifest records); "
+            "delete it and rerun apply to label its articles again"
+        )
 
 
 def _previous_manifest(out_dir: Path) -> dict | None:
@@ -712,7 +757,9 @@ def predictions_from(out_dir: str | Path, articles: Sequence, schema: Schema) ->
     import pyarrow.dataset as ds
 
     wanted = {article.id: article for article in articles}
-    files = [str(out_dir / s["file"]) for s in manifest.get("shards", [])]
+    for shard in manifest["shards"]:
+        check_shard(out_dir, shard)
+    files = [str(out_dir / s["file"]) for s in manifest["shards"]]
     by_hash: dict[str, list[tuple[Span, float]]] = {}
     found: set[str] = set()
     if files and wanted:

@@ -6,8 +6,9 @@ memory holds a record at a time, never the archive. Each record knows its place 
 holds for every command:
 
 - an id is a non-blank string (an integer is read as its digits); a ``.txt`` file's id is its stem;
-- the text is a string with more than whitespace in it; a leading byte-order mark is dropped and
-  CRLF becomes LF, nothing else changes, so every command hashes the same text;
+- the text is a string with more than whitespace in it, no lone surrogate and at most
+  :data:`annotate.records.MAX_TEXT_CHARS` characters (what every predictor takes); a leading
+  byte-order mark is dropped and CRLF becomes LF, nothing else changes, so every command hashes the same text;
 - a JSONL line is one JSON object (no key twice, no lone surrogate; :func:`annotate.corpus.json_object`),
   its ``meta``, if any, an object; a parquet file has ``id`` and ``text`` columns;
 - an id seen before is refused (the second and later rows of one id), whatever its text.
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 
 from annotate.corpus import decode_utf8, json_object
 from annotate.errors import InputError
-from annotate.records import Article
+from annotate.records import Article, text_problem
 from annotate.targets import os_reason, path_kind, read_bytes
 
 SUFFIXES = (".txt", ".jsonl", ".parquet")
@@ -128,6 +129,9 @@ def _checked(position: int, offset: int, where: str, article_id: object, text: o
     if not isinstance(meta, dict):
         problem = f"article {article_id}: 'meta' must be an object"
         return Record(position, offset, where, article_id, None, problem=problem)
+    problem = text_problem(text)
+    if problem:
+        return Record(position, offset, where, article_id, None, problem=f"article {article_id}: {problem}")
     return Record(position, offset, where, article_id, text, meta)
 
 

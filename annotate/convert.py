@@ -15,7 +15,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
 from annotate.errors import ConversionError
-from annotate.records import AnnotatedDoc, Span
+from annotate.records import MAX_TEXT_CHARS, AnnotatedDoc, Span
 
 SPAN_KEY = "sc"
 
@@ -36,7 +36,7 @@ def blank_pipeline(lang: str = "en") -> Language:
         nlp = spacy.blank(lang)
     except (ImportError, ValueError, TypeError):
         raise ConversionError(f"language {lang!r} is not one spaCy knows (set lang in [tool.annotate])") from None
-    nlp.max_length = max(nlp.max_length, 100_000_000)
+    nlp.max_length = max(nlp.max_length, MAX_TEXT_CHARS)
     return nlp
 
 

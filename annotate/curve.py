@@ -19,6 +19,7 @@ from itertools import combinations
 from pathlib import Path
 from random import Random
 
+from annotate.artifacts import Each, Maybe
 from annotate.corpus import encode_text, gold_sha256
 from annotate.errors import TrainingError
 from annotate.evaluate import MICRO, evaluate
@@ -30,6 +31,13 @@ from annotate.train import Progress, train_pipeline
 
 CURVE_SCHEMAS = ("strict", "partial")
 CURVE_FILE = "curve.json"
+_STEP = {
+    **dict.fromkeys(("still_rising", "beyond_spread"), bool),
+    **dict.fromkeys(("from_size", "to_size"), int),
+    **dict.fromkeys(("from_f1", "to_f1", "gain", "spread"), float),
+}
+# What the report reads of ``curve.json`` (the rest is for people and notebooks), checked by annotate.artifacts.
+CURVE_SHAPE = {"sizes": [int], "last_step": Maybe(Each(Maybe(_STEP))), "provenance": Maybe({"repeats": Maybe(int)})}
 CURVE_PLOT = "curve.png"
 # 2 subsets per size at the config's 300 steps: 8 models on the 5-article gold, which fits in 15 minutes
 # on 2 cores (measured: 9.6 min of CPU time for the 8; 35 min wall-clock on a machine shared by six jobs;
@@ -193,6 +201,9 @@ def learning_curve(
     """
     if repeats < 1:
         raise TrainingError(f"--repeats must be at least 1, not {repeats}")
+    steps = (overrides or {}).get("training.max_steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise TrainingError(f"--steps must be at least 1 (training steps per model), not {steps}")
     by_id = {doc.id: doc for doc in gold}
     sizes = check_sizes(list(sizes) if sizes else list(range(1, len(by_id))), len(by_id))
     report = progress or (lambda message: None)

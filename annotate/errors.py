@@ -5,6 +5,8 @@ Each message says what went wrong and where (file, article id, task id, span), i
 
 from __future__ import annotations
 
+import re
+
 
 class AnnotateError(Exception):
     """Base class: the CLI prints ``Error: <message>`` and exits 1."""
@@ -106,3 +108,11 @@ def redact_url(url: str) -> str:
     if "@" in authority:
         authority = "***@" + authority.rsplit("@", 1)[1]
     return f"{scheme}{separator}{authority}{slash}{path}"
+
+
+_USER_INFO = re.compile(r"(?<=://)[^/\s@'\"]*@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it shown as ``***@``: what every printed line passes."""
+    return _USER_INFO.sub("***@", str(text))

@@ -164,7 +164,7 @@ def _encode(docs: Sequence[AnnotatedDoc], label_index: dict[str, int], what: str
     return _Encoded(array[:, 0], array[:, 1], array[:, 2], array[:, 3])
 
 
-def _align(gold: Sequence[AnnotatedDoc], predicted: Sequence[AnnotatedDoc]) -> list[AnnotatedDoc]:
+def align_predictions(gold: Sequence[AnnotatedDoc], predicted: Sequence[AnnotatedDoc]) -> list[AnnotatedDoc]:
     """Predictions in gold's article order; the two sets must cover the same articles and texts."""
     by_id = {}
     for doc in predicted:
@@ -449,7 +449,7 @@ def _match(
     gold: Sequence[AnnotatedDoc], predicted: Sequence[AnnotatedDoc], labels: list[str], min_overlap_percent: float
 ) -> _Matching:
     gold = list(gold)
-    predicted = _align(gold, predicted)
+    predicted = align_predictions(gold, predicted)
     label_index = {name: number for number, name in enumerate(labels)}
     gold_rows = _encode(gold, label_index, "gold")
     pred_rows = _encode(predicted, label_index, "predictions")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import combinations
@@ -13,7 +13,8 @@ from spacy.language import Language
 
 from annotate.convert import misaligned_spans
 from annotate.corpus import read_gold_located
-from annotate.errors import GoldError
+from annotate.errors import EvaluationError, GoldError
+from annotate.evaluate import align_predictions
 from annotate.labels import Schema
 from annotate.records import AnnotatedDoc, Problem, text_sha256
 
@@ -129,6 +130,19 @@ def validated_gold(
     if reading.problems:
         raise GoldError(f"{len(reading.problems)} problem(s) in the {what} {path}", reading.problems)
     return reading.docs
+
+
+def validated_predictions(path: str | Path, schema: Schema, gold: Sequence[AnnotatedDoc]) -> list[AnnotatedDoc]:
+    """A file of predicted spans as every reader of one takes it (the report, ``review-errors``), in gold order.
+
+    Checked at :attr:`GoldCheck.OFFSETS` (offsets inside the text, span text, labels, hash), then
+    against ``gold``: every gold article once, with the same text, and no article the gold lacks.
+    """
+    predicted = validated_gold(path, schema, check=GoldCheck.OFFSETS, what="predictions")
+    try:
+        return align_predictions(gold, predicted)
+    except EvaluationError as exc:
+        raise EvaluationError(f"{path}: {exc}") from None
 
 
 def check_gold(path: str | Path, schema: Schema, nlp: Language) -> list[Problem]:

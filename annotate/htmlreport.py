@@ -21,14 +21,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotate.corpus import atomic_write_text, gold_sha256, read_gold
-from annotate.curve import CURVE_FILE, CURVE_PLOT
+from annotate.artifacts import read_artifact
+from annotate.corpus import atomic_write_text, gold_sha256
+from annotate.curve import CURVE_FILE, CURVE_PLOT, CURVE_SHAPE
 from annotate.errors import EvaluationError, InputError
 from annotate.evaluate import Evaluation
 from annotate.figures import CHART_SCHEMAS, chart_png, confusion_png
+from annotate.gold import validated_predictions
+from annotate.labels import LabelDef, Schema
 from annotate.mistakes import KINDS, Mistake, mistakes
 from annotate.presentation import evaluation_view, render
 from annotate.records import AnnotatedDoc, Span
+from annotate.report import read_metrics
+from annotate.targets import check_folder_target
 
 INDEX_FILE = "index.html"
 ACCEPTANCE_FILE = "acceptance.json"
@@ -168,23 +173,11 @@ def _acceptance(folder: Path) -> dict | None:
     return {"file": path.name, "json": json.dumps(data, indent=2, ensure_ascii=False)}
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file (run `annotate run` or `annotate evaluate` first)") from None
-    except ValueError as exc:
-        raise InputError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object")
-    return data
-
-
 def _curve(folder: Path) -> dict | None:
     path = folder / CURVE_FILE
     if not path.is_file():
         return None
-    data = _read_json(path)
+    data = read_artifact(path, CURVE_SHAPE, "a learning curve of annotate", hint="run `annotate curve` again")
     plot = folder / CURVE_PLOT
     readings = []
     for schema, step in (data.get("last_step") or {}).items():
@@ -241,7 +234,7 @@ def render_report(
 ) -> str:
     """The page for the evaluation in ``folder``, checked against the gold it was computed on."""
     folder = Path(folder)
-    metrics = _read_json(folder / "metrics.json")
+    metrics = read_metrics(folder)
     source = metrics.get("provenance") or {}
     expected = source.get("gold_sha256")
     if expected and gold and gold_sha256(gold) != expected:
@@ -256,13 +249,15 @@ def render_report(
     if not evaluations:
         raise InputError(f"{folder / 'metrics.json'}: no systems in it")
     labels = next(iter(evaluations.values())).labels
+    evaluated = Schema(tuple(LabelDef(name, "", "", "") for name in labels))  # what predictions are checked against
     articles: list[dict] = []
     kind_counts: dict[str, Counter] = {}
     for system in evaluations:
         path = folder / f"predictions-{system}.jsonl"
         if not path.is_file():
             continue
-        for article in article_views(gold, read_gold(path), labels, lang=lang, links=links):
+        predicted = validated_predictions(path, evaluated, gold)
+        for article in article_views(gold, predicted, labels, lang=lang, links=links):
             articles.append({"system": system, "article": article})
             kind_counts.setdefault(system, Counter()).update(row["kind"] for row in article.mistakes)
     confusion = confusion_png(evaluations)
@@ -307,6 +302,7 @@ def write_html_report(
     project: str = "",
 ) -> Path:
     """Write ``index.html`` into ``folder`` (atomically) and return its path."""
+    check_folder_target(folder, marker=None, what="reports folder")  # never written through a link
     path = Path(folder) / INDEX_FILE
     atomic_write_text(path, render_report(folder, gold, lang=lang, links=links, project=project))
     return path

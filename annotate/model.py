@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 from annotate import lsformat
 from annotate.errors import InputError, TrainingError
 from annotate.labels import Schema
-from annotate.records import AnnotatedDoc, Span
+from annotate.records import MAX_TEXT_CHARS, AnnotatedDoc, Span, text_problem
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -195,12 +196,52 @@ def predict(nlp: Language, docs: Sequence[AnnotatedDoc], source: str) -> list[An
 
 @dataclass(frozen=True)
 class Predictor:
-    """A saved pipeline as texts → spans with scores: what push, the ML backend and ``apply`` call."""
+    """A saved pipeline as texts → spans with scores: what push, the ML backend and ``apply`` call.
+
+    Every text passes :func:`guarded_texts` first, so each of them answers alike for the same article.
+    """
 
     predict: Callable[[list[str]], list[list[tuple[Span, float]]]]
     model_version: str
     # The same spans as ``predict``, streamed: ``stream(texts, n_process=…, batch_size=…)`` (``apply``).
     stream: Callable[..., Iterator[list[tuple[Span, float]]]] | None = None
+
+
+def guarded_texts(texts: Iterable[str], pending: deque[bool]) -> Iterator[str]:
+    """The texts a pipeline may see, in order; ``pending`` records, per text, whether it was passed on.
+
+    The one guard before ``nlp.pipe``: a text with nothing but whitespace is not passed on (its
+    answer is no spans; a batch of them only would crash spancat), a text with a lone surrogate or
+    over :data:`~annotate.records.MAX_TEXT_CHARS` characters is refused (InputError naming its place
+    in the stream: the article readers refuse such a text first, the ML backend answers 422).
+    """
+    for number, text in enumerate(texts, start=1):
+        if not isinstance(text, str):
+            raise InputError(f"text {number}: not a string ({type(text).__name__})")
+        problem = text_problem(text)
+        if problem:
+            raise InputError(f"text #{number} of the batch: {problem.removeprefix('text ')}")
+        passed = bool(text.strip())
+        pending.append(passed)
+        if passed:
+            yield text
+
+
+def _merged(pending: deque[bool], found: Iterator) -> Iterator:
+    """The pipeline's answers with ``None`` in the place of each text the guard kept from it, in input order."""
+    while True:
+        try:
+            answer = next(found)
+        except StopIteration:
+            break
+        while not pending[0]:  # texts held back before this one: read by the pipe's look-ahead
+            pending.popleft()
+            yield None
+        pending.popleft()
+        yield answer
+    while pending:
+        pending.popleft()
+        yield None
 
 
 def task_score(scores: list[float]) -> float:
@@ -227,14 +268,20 @@ def label_studio_prediction(spans: list[tuple[Span, float]], version: str) -> di
 def load_predictor(model_dir: str | Path, schema: Schema) -> Predictor:
     """Load a saved pipeline (:func:`load_pipeline`) as a predictor; a label outside ``schema`` stops the prediction."""
     nlp = load_pipeline(model_dir)
+    nlp.max_length = MAX_TEXT_CHARS  # what the readers take; longer is refused by the guard, not by spaCy (E088)
     known = frozenset(schema.names)
 
     def stream(
         texts: Iterable[str], *, n_process: int = 1, batch_size: int | None = None
     ) -> Iterator[list[tuple[Span, float]]]:
         # Each text travels with its doc (spaCy's as_tuples), so a stream is read once, in batches.
-        pairs = ((text, text) for text in texts)
-        for doc, text in nlp.pipe(pairs, as_tuples=True, n_process=n_process, batch_size=batch_size):
+        pending: deque[bool] = deque()
+        pairs = ((text, text) for text in guarded_texts(texts, pending))
+        for answer in _merged(pending, nlp.pipe(pairs, as_tuples=True, n_process=n_process, batch_size=batch_size)):
+            if answer is None:
+                yield []
+                continue
+            doc, text = answer
             spans = scored_spans(doc, text)
             unknown = next((span.label for span, _ in spans if span.label not in known), None)
             if unknown is not None:

@@ -14,7 +14,6 @@ splits, label meanings, how the tag columns work, provenance) goes into the file
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import random
 import shutil
@@ -38,6 +37,8 @@ from spacy.language import Language
 from spacy.training import biluo_to_iob, iob_to_biluo, offsets_to_biluo_tags, tags_to_entities
 
 from annotate import privacy
+from annotate.agreement import AGREEMENT_SHAPE, JSON_SCHEMA_VERSION
+from annotate.artifacts import Maybe, read_artifact, shape_problem
 from annotate.card import CARD_MARKER, CardFacts, card_body
 from annotate.corpus import gold_files, gold_sha256
 from annotate.errors import GoldError, HubError, PublishError
@@ -409,17 +410,21 @@ def _check_out_dir(out_dir: Path) -> None:
 _PUBLISHED_ENTRIES = {"README.md", "GUIDELINES.md", *VIEWS}
 
 
+# Figures in another layout than annotate agreement's are shown as they are; what publish reads of them
+# (the annotators, to replace their names) must still be a list of names.
+_OTHER_AGREEMENT_SHAPE = {"annotators": Maybe([str])}
+
+
 def _read_agreement(path: Path) -> dict:
-    try:
-        figures = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PublishError(f"{path}: cannot read the agreement figures ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise PublishError(f"{path}: agreement figures are not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except (UnicodeDecodeError, RecursionError):
-        raise PublishError(f"{path}: agreement figures are not UTF-8 JSON of a sane depth") from None
-    if not isinstance(figures, dict):
-        raise PublishError(f"{path}: agreement figures must be a JSON object")
+    """Agreement figures for the card: annotate agreement's (``schema_version``) checked in full, others as they are."""
+    figures = read_artifact(path, {}, "agreement figures (a JSON object)", error=PublishError)
+    ours = "schema_version" in figures
+    problem = shape_problem(figures, AGREEMENT_SHAPE if ours else _OTHER_AGREEMENT_SHAPE)
+    if ours and not problem and figures["schema_version"] != JSON_SCHEMA_VERSION:
+        problem = f"schema_version: expected {JSON_SCHEMA_VERSION}, found {figures['schema_version']}"
+    if problem:
+        what = "agreement figures of annotate agreement" if ours else "agreement figures publish can show"
+        raise PublishError(f"{path}: not {what} ({problem}); write them with `annotate agreement … --json-out`")
     return figures
 
 

@@ -6,7 +6,27 @@ Offsets are Python code-point offsets into the exact article text; ``end`` is ex
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+
+# The longest article text any command takes: the gold readers' tokenizer and every predictor allow this
+# many characters (spaCy's own guard, E088, stops at 1,000,000), and the article readers refuse longer.
+MAX_TEXT_CHARS = 100_000_000
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str:
+    """Why an article text cannot be labelled or predicted ("" when it can): a lone surrogate, or over the limit.
+
+    The one rule the article readers and the predictor share, so push, serve and apply answer alike.
+    """
+    if len(text) > MAX_TEXT_CHARS:
+        return f"text of {len(text):,} characters is over the limit of {MAX_TEXT_CHARS:,}"
+    found = _LONE_SURROGATE.search(text)
+    if found:
+        return f"text holds a lone surrogate {found.group()!r} (not valid Unicode)"
+    return ""
 
 
 def text_sha256(text: str) -> str:

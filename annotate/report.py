@@ -13,8 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from annotate.artifacts import Each, Maybe, read_artifact
 from annotate.corpus import encode_text, gold_jsonl, gold_sha256
-from annotate.evaluate import Evaluation
+from annotate.errors import InputError
+from annotate.evaluate import MACRO, MICRO, SCHEMAS, Evaluation
 from annotate.figures import chart_png
 from annotate.model import library_versions
 from annotate.presentation import evaluation_view, markdown_report
@@ -39,6 +41,70 @@ def provenance(gold: Sequence[AnnotatedDoc], **extra) -> dict:
 
 def predictions_sha256(docs: Sequence[AnnotatedDoc]) -> str:
     return hashlib.sha256(gold_jsonl(docs).encode("utf-8")).hexdigest()
+
+
+METRICS_FILE = "metrics.json"
+_INTERVAL = Maybe((float, float))
+_SCORE = {
+    **dict.fromkeys(("precision", "recall", "f1"), float),
+    **dict.fromkeys(("support", "predicted"), int),
+    **dict.fromkeys(("precision_ci", "recall_ci", "f1_ci"), _INTERVAL),
+}
+_ERROR = {**dict.fromkeys(("doc_id", "kind", "label", "text", "left", "right"), str), "start": int, "end": int}
+_CHOICE = {
+    "held_out": [str],
+    "seen": [str],
+    "config": str,
+    "thresholds": Each(float),
+    "inner_f1": Maybe(Each(float)),
+}
+# What :func:`metrics_document` writes, as every reader of ``metrics.json`` checks it (annotate.artifacts).
+METRICS_SHAPE = {
+    "provenance": Maybe(
+        {"gold_sha256": Maybe(str), "systems_knowledge": Maybe(Each(str)), "choices": Maybe([_CHOICE])}
+    ),
+    "systems": Each(
+        {
+            "labels": [str],
+            "articles": [str],
+            "bootstrap": Maybe({"samples": int, "seed": int}),
+            "scores": Each(Each(_SCORE)),
+            "counts": Maybe(Each(object)),
+            "confusion": Maybe(Each(Each(int))),
+            "errors": Maybe([_ERROR]),
+        }
+    ),
+}
+
+
+def read_metrics(folder: str | Path) -> dict:
+    """``metrics.json`` of an evaluation folder, checked against :data:`METRICS_SHAPE` (one line if it is not)."""
+    hint = "run `annotate evaluate` or `annotate run` again"
+    path = Path(folder) / METRICS_FILE
+    metrics = read_artifact(path, METRICS_SHAPE, "a metrics file of annotate", hint=hint)
+    for name, system in metrics["systems"].items():
+        problem = _missing_scores(system)
+        if problem:
+            raise InputError(f"{path}: not a metrics file of annotate (systems.{name}.{problem}); {hint}")
+    return metrics
+
+
+def _missing_scores(system: dict) -> str:
+    """What the shape cannot say: every schema scores every label (and micro, macro); the confusion covers them."""
+    names = [*system["labels"], MICRO, MACRO]
+    for schema in SCHEMAS:
+        per = system["scores"].get(schema)
+        if per is None:
+            return f"scores: no {schema!r}"
+        missing = next((label for label in names if label not in per), None)
+        if missing is not None:
+            return f"scores.{schema}: no {missing!r}"
+    confusion = system.get("confusion") or {}
+    for gold in system["labels"] if confusion else ():
+        missing = next((label for label in system["labels"] if label not in confusion.get(gold, {})), None)
+        if missing is not None:
+            return f"confusion.{gold}: no {missing!r}"
+    return ""
 
 
 def metrics_document(evaluations: Mapping[str, Evaluation], source: dict) -> dict:

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotate.corpus import read_gold
-from annotate.errors import InputError
+from annotate.gold import validated_predictions
 from annotate.labels import Schema
 from annotate.model import load_pipeline, model_version, predict
 from annotate.records import AnnotatedDoc
@@ -28,22 +27,13 @@ def predictions_for_review(
     """The predicted spans of every gold article (in gold order) and the version they carry in Label Studio.
 
     ``target`` is a saved pipeline folder (run over the gold texts; its version is the one
-    ``push --predictions`` uses) or predictions JSONL in gold format covering the same articles.
+    ``push --predictions`` uses) or predictions JSONL in gold format covering the same articles
+    (checked as :func:`annotate.gold.validated_predictions` checks every predictions file).
     """
     target = Path(target)
     if target.is_dir():
         return predict(load_pipeline(target), list(gold), f"model {target}"), model_version(target)
-    by_id = {doc.id: doc for doc in read_gold(target)}
-    for doc in gold:
-        found = by_id.get(doc.id)
-        if found is None:
-            raise InputError(f"{target}: no predictions for gold article {doc.id}")
-        if found.text != doc.text:
-            raise InputError(f"{target}: article {doc.id} has different text than the gold")
-        unknown = [span for span in found.spans if span.label not in schema]
-        if unknown:
-            raise InputError(f"{target}: article {doc.id}: span {unknown[0].describe()} has a label outside the schema")
-    return [by_id[doc.id] for doc in gold], _file_version(target)
+    return validated_predictions(target, schema, gold), _file_version(target)
 
 
 @dataclass(frozen=True)

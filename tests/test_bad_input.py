@@ -41,7 +41,15 @@ examples = settings(max_examples=15, suppress_health_check=[HealthCheck.function
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
     """A project of its own: settings, schema, config and guidelines copied in, valid gold and pulled files."""
-    root = tmp_path / "project"
+    root = new_project(tmp_path / "project")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-real-key")
+    return root
+
+
+def new_project(root: Path) -> Path:
+    """Settings, schema, config and guidelines copied into ``root``, with valid gold, seeds and pulled files."""
     (root / "guidelines").mkdir(parents=True)
     (root / "configs").mkdir()
     (root / "pyproject.toml").write_text('[tool.annotate]\nproject = "News spans"\n', encoding="utf-8")
@@ -59,9 +67,6 @@ def project(tmp_path, monkeypatch) -> Path:
             PulledAnnotation(1, 11, "d", "bob", GOLD.spans[:1], text_sha256=sha),
         ],
     )
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-real-key")
     return root
 
 

@@ -436,7 +436,7 @@ def test_unreadable_agreement_figures_are_one_clear_line(gold_file, tmp_path):
 
     agreement = tmp_path / "agreement.json"
     agreement.write_text("{not json", encoding="utf-8")
-    with pytest.raises(PublishError, match=r"agreement\.json: agreement figures are not valid JSON"):
+    with pytest.raises(PublishError, match=r"agreement\.json: not agreement figures \(a JSON object\) \(invalid JSON"):
         publish_to(tmp_path / "out", gold_file, agreement_path=agreement)
     assert not (tmp_path / "out").exists()
 

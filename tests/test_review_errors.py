@@ -120,4 +120,4 @@ def test_review_errors_refuses_predictions_of_other_articles(workspace):
     write_gold(root / "predictions.jsonl", predicted_docs()[:2])
     result = CliRunner().invoke(app, ["review-errors", "predictions.jsonl", "--project", "Never made"])
     assert result.exit_code == 1
-    assert result.output == "Error: predictions.jsonl: no predictions for gold article third\n"
+    assert result.output == "Error: predictions.jsonl: predictions lack 1 gold article(s), first third\n"

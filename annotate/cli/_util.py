@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,7 +10,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from annotate.errors import AnnotateError
+from annotate.errors import AnnotateError, redact_urls
 
 
 class _OneLineErrors(TyperGroup):
@@ -17,32 +18,50 @@ class _OneLineErrors(TyperGroup):
 
     One rule for every error that carries ``problems`` (a refused gold, a refused pull, ...): each
     problem on a line of its own (file or task, article, span, reason), then the ``Error:`` line.
+    Every such line is shown with the ``user:password@`` of any URL in it as ``***@``.
     """
+
+    def parse_args(self, ctx, args):
+        ctx.meta["annotate.arguments"] = list(args)  # for the safety net's line: which file, which option
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except AnnotateError as exc:
             for problem in getattr(exc, "problems", None) or ():
-                typer.echo(str(problem), err=True)
-            typer.echo(f"Error: {exc}", err=True)
+                say(str(problem), err=True)
+            say(f"Error: {exc}", err=True)
             raise typer.Exit(1) from None
         except (OSError, RecursionError, UnicodeError) as exc:
             # A safety net only: readers and writers translate these where they know the file and line.
-            typer.echo(f"Error: {unexpected(exc)}", err=True)
+            say(f"Error: {unexpected(exc, ctx.meta.get('annotate.arguments', []))}", err=True)
             raise typer.Exit(1) from None
 
 
-def unexpected(exc: BaseException) -> str:
-    """One line for an error no reader translated: the file it concerns, if known, and the reason."""
+def say(line: str, *, err: bool = False) -> None:
+    """A plain line out: any URL's ``user:password@`` hidden, a lone surrogate shown escaped, never a traceback."""
+    shown = redact_urls(line).encode("utf-8", "backslashreplace").decode("utf-8")
+    typer.echo(shown, err=err)
+
+
+def unexpected(exc: BaseException, arguments: Sequence[str] = ()) -> str:
+    """One line for an error no reader translated: the reason, and the file it concerns, if known, else the
+    command as given (so the line names the file or the option that led to it)."""
     from annotate.targets import os_reason
 
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {os_reason(exc)}"
     if isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename else ""
-        return f"{where}{os_reason(exc)}"
-    if isinstance(exc, RecursionError):
-        return "input nested too deeply"
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        reason = os_reason(exc)
+    elif isinstance(exc, RecursionError):
+        reason = "input nested too deeply"
+    else:
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    command = " ".join(["annotate", *arguments])
+    if len(command) > 200:
+        command = command[:199] + "…"
+    return f"{reason} (while running `{command}`)" if arguments else reason
 
 
 app = typer.Typer(
@@ -63,8 +82,16 @@ app.add_typer(gold_app, name="gold")
 app.add_typer(schema_app, name="schema")
 app.add_typer(studio_app, name="studio")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True)
+# Text from a file, a server or an argument (an id, a title, a path) is never read as terminal markup: both
+# consoles print strings as they are (``[/]`` stays ``[/]``, ``:smile:`` stays text, numbers keep their colour).
+# Our own styling goes through ``style=`` or a ``rich.text.Text``, never through markup in a string.
+console = Console(markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+def dim(message: str) -> None:
+    """A progress line, dimmed, printed as it is (see the consoles above)."""
+    console.print(message, style="dim")
 
 
 def project_settings():

@@ -82,8 +82,6 @@ def agreement_cli(
     force: ForceOption = False,
 ) -> None:
     """Inter-annotator agreement: span P/R/F1 (strict, partial), Cohen's kappa per pair, Krippendorff's alpha."""
-    from rich.markup import escape
-
     from annotate.consensus import measure_agreement
 
     source = _annotation_source(pulled, project, articles)
@@ -96,7 +94,7 @@ def agreement_cli(
         return
     typer.echo(f"{report.shared_docs} article(s) with two or more annotators; the first of a pair is the reference")
     for pair in report.pairs:
-        title = escape(f"{pair.first} vs {pair.second}: {len(pair.doc_ids)} article(s)")
+        title = f"{pair.first} vs {pair.second}: {len(pair.doc_ids)} article(s)"
         table = Table(
             "label",
             *(f"{kind}\n{name}" for kind in ("strict", "partial") for name in ["P", "R", "F1"]),

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from annotate.cli._util import ForceOption, app, console, gold_app, project_schema, project_settings, schema_app
 
@@ -86,7 +87,7 @@ def schema_show_cli() -> None:
     """List the labels with their definitions and hotkeys."""
     table = Table("label", "hotkey", "definition", title="Label schema")
     for label in project_schema().labels:
-        table.add_row(f"[{label.colour}]{label.name}[/]", label.hotkey, label.definition)
+        table.add_row(Text(label.name, style=label.colour), label.hotkey, label.definition)
     console.print(table)
 
 

@@ -182,8 +182,9 @@ def push_cli(
     from annotate.labels import instructions_html
     from annotate.model import load_predictor
     from annotate.studio import client
-    from annotate.studio.push import push
+    from annotate.studio.push import check_push_options, push
 
+    check_push_options(batch_size=batch_size, annotators_per_task=annotators_per_task)
     settings = project_settings()
     schema = project_schema()
     articles = read_articles(sources or [settings.seeds])

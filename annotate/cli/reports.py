@@ -7,7 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from annotate.cli._util import GoldOption, ProjectOption, SeedOption, app, console, project_schema, project_settings
+from annotate.cli._util import (
+    GoldOption,
+    ProjectOption,
+    SeedOption,
+    app,
+    console,
+    dim,
+    project_schema,
+    project_settings,
+)
 
 
 def _sizes(value: Optional[str]) -> Optional[list[int]]:
@@ -48,7 +57,7 @@ def curve_cli(
     folder = out or settings.reports
     check_curve_targets(folder)  # before the gold is read and the models trained, not after
     docs = checked_gold(gold or settings.gold, schema, settings.lang)
-    overrides = {"training.max_steps": steps} if steps else None
+    overrides = {"training.max_steps": steps} if steps is not None else None
     curve = learning_curve(
         docs,
         config_path=config or settings.train_config,
@@ -58,7 +67,7 @@ def curve_cli(
         seed=seed,
         lang=settings.lang,
         overrides=overrides,
-        progress=lambda message: console.print(f"[dim]{message}[/]"),
+        progress=dim,
     )
     files = write_curve(folder, curve)
     summary = curve.summary()
@@ -76,7 +85,7 @@ def curve_cli(
             page = write_html_report(folder, docs, lang=settings.lang)
             typer.echo(f"updated {page}")
         except AnnotateError as exc:  # the curve is saved; a report that cannot be rebuilt must not hide that
-            console.print(f"[yellow]{folder / INDEX_FILE} not updated: {exc}[/] (run `annotate report {folder}`)")
+            console.print(f"{folder / INDEX_FILE} not updated: {exc} (run `annotate report {folder}`)", style="yellow")
 
 
 @app.command("report")

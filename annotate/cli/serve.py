@@ -72,21 +72,23 @@ def studio_connect_cli(
 ) -> None:
     """Connect the ML backend to the project (idempotent) and have it pre-annotate every unlabeled task."""
     from annotate.backend.auth import basic_auth_from_env
+    from annotate.errors import redact_url
     from annotate.studio import client
-    from annotate.studio.link import connect_backend
+    from annotate.studio.link import checked_backend_url, connect_backend
 
     basic_auth = basic_auth_from_env()  # a half-set pair is refused before Label Studio is asked anything
+    url = checked_backend_url(backend_url)  # before Label Studio is asked anything
     settings = project_settings()
     title = project or settings.project
     link = connect_backend(
         client.connect(root=settings.root),
         title=title,
-        backend_url=backend_url,
+        backend_url=url,
         sampling=sampling,
         basic_auth=basic_auth,
     )
     done = "connected" if link.created else "updated" if link.updated else "already connected"
-    typer.echo(f"ML backend {link.url} {done} to {title!r} (serving {link.model_version})")
+    typer.echo(f"ML backend {redact_url(link.url)} {done} to {title!r} (serving {link.model_version})")
     if link.sampling:
         typer.echo(f"Sampling: {link.sampling}")
     typer.echo(f"{link.refreshed} unlabeled task(s) predicted with {link.model_version}")

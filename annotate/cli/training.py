@@ -16,6 +16,7 @@ from annotate.cli._util import (
     SeedOption,
     app,
     console,
+    dim,
     err_console,
     option_conflict,
     project_schema,
@@ -33,10 +34,10 @@ def _training_progress() -> Iterator:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if not err_console.is_terminal:
-        yield lambda event: console.print(f"[dim]{event.message}[/]") if event.message else None
+        yield lambda event: dim(event.message) if event.message else None
         return
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TextColumn("step"),
         MofNCompleteColumn(),
@@ -50,7 +51,7 @@ def _training_progress() -> Iterator:
             if event.message:
                 what = f"fold {event.fold}/{event.folds}" if event.folds else event.message
                 bar.reset(task, description=what, total=None, loss="—")
-                bar.console.print(f"[dim]{event.message}[/]")
+                bar.console.print(event.message, style="dim")
                 return
             loss = "—" if event.loss is None else f"{event.loss:.2f}"
             bar.update(task, completed=event.step, total=event.max_steps or None, loss=loss)
@@ -90,13 +91,11 @@ def _print_outcome(outcome, title: str) -> None:
     for table in _score_tables(outcome.evaluations):
         console.print(table)
     for system, knows in (outcome.source.get("systems_knowledge") or {}).items():
-        console.print(f"{system}: {knows}", markup=False, highlight=False)
+        console.print(f"{system}: {knows}")
     for choice in outcome.source.get("choices") or []:
         thresholds = ", ".join(f"{label} {value:g}" for label, value in choice["thresholds"].items())
         console.print(
-            f"held out {' '.join(choice['held_out'])}: chose {Path(choice['config']).name}, thresholds {thresholds}",
-            markup=False,
-            highlight=False,
+            f"held out {' '.join(choice['held_out'])}: chose {Path(choice['config']).name}, thresholds {thresholds}"
         )
     for kind, path in outcome.files.items():
         console.print(f"{kind}: {path}")

@@ -31,6 +31,7 @@ from annotate.errors import (
     StudioProjectError,
     StudioUnreachable,
     redact_url,
+    redact_urls,
 )
 from annotate.records import Span
 from annotate.settings import find_root
@@ -175,7 +176,8 @@ class Studio:
         return StudioError(message)
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        """Text from the server without our key and without any URL's ``user:password@`` (ours, sent back)."""
+        return redact_urls(text.replace(self._key, "***") if self._key else text)
 
     def _send(self, method: str, path: str, *, timeout_s: float | None = None, **kwargs: Any) -> httpx.Response:
         """A plain API request through the SDK's authenticated client (for calls the SDK lacks or pages slowly)."""
@@ -203,18 +205,40 @@ class Studio:
         def send() -> Any:
             response = self._send(method, path, **kwargs)
             if response.status_code == 403 and "key" not in response.text.lower():
-                detail = re.sub(r"\s+", " ", response.text)[:200]
+                detail = self._refusal(response)
                 raise StudioProjectError(
                     f"Label Studio at {self.url} refused the ML backend URL ({detail}); a backend on a loopback or "
                     f"private address needs the server started with ML_BLOCK_LOCAL_IP=false and "
                     f"SSRF_PROTECTION_ENABLED=false (`annotate studio up` does this)"
                 )
             if response.status_code == 400:
-                detail = re.sub(r"\s+", " ", response.text)[:300]
+                detail = self._refusal(response)
                 raise StudioProjectError(f"Label Studio at {self.url} could not reach the ML backend: {detail}")
             return self._json(response)
 
         return self._call(action, send)
+
+    def _refusal(self, response: httpx.Response) -> str:
+        """Label Studio's reason for refusing a request, as one line: the messages of its JSON body, not the JSON."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        messages: list[str] = []
+
+        def collect(value: Any) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    if key not in ("status_code", "id", "version"):
+                        collect(inner)
+            elif isinstance(value, list):
+                for inner in value:
+                    collect(inner)
+            elif value not in (None, ""):
+                messages.append(str(value))
+
+        collect(body)
+        return self._scrub(re.sub(r"\s+", " ", "; ".join(dict.fromkeys(messages)))[:300])
 
     # --- server and users ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from annotate.errors import StudioProjectError
+from annotate.errors import StudioProjectError, redact_url
 from annotate.studio.client import Project, Studio
 
 BACKEND_TITLE = "annotate"
@@ -71,7 +71,8 @@ def connect_backend(
     """
     if sampling is not None and sampling not in SAMPLING:
         raise StudioProjectError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLING)}")
-    url = backend_url.rstrip("/")
+    url = checked_backend_url(backend_url)
+    shown = redact_url(url)
     project = studio.project(title)
     listed = studio.ml_backends(project)
     ours = [b for b in listed if b.get("title") == BACKEND_TITLE or str(b.get("url", "")).rstrip("/") == url]
@@ -88,8 +89,15 @@ def connect_backend(
     link.model_version = str(answer.get("model_version") or "")
     if answer.get("state") not in (None, "CO"):
         raise StudioProjectError(
-            f"Label Studio cannot use the ML backend at {url} (state {answer.get('state')}: "
+            f"Label Studio cannot use the ML backend at {shown} (state {answer.get('state')}: "
             f"{str(answer.get('error_message') or '')[:200]}); is `annotate serve` running there?"
+        )
+    if not link.model_version:  # ours always names its model in /setup: something else answered there
+        if link.created:
+            studio.remove_ml_backend(link.backend_id)
+        kept = "nothing was connected" if link.created else "the project's ML backend now points there: connect again"
+        raise StudioProjectError(
+            f"{shown} answered Label Studio but named no model version: not `annotate serve`? ({kept})"
         )
     if basic_auth is not None:
         _authorize_webhook(studio, project, url, basic_auth)
@@ -99,6 +107,27 @@ def connect_backend(
     if link.model_version:
         link.refreshed = refresh_predictions(studio, title=title, model_version=link.model_version)
     return link
+
+
+def checked_backend_url(url: str) -> str:
+    """The backend URL without a trailing slash, once it is ``http://`` or ``https://`` with a host.
+
+    Label Studio refuses anything else with a JSON body; this says so in one line, before any request.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in 0-65535)
+    except ValueError:
+        host = None
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise StudioProjectError(
+            f"--backend-url {redact_url(url)!r}: expected http:// or https:// and a host, "
+            "where `annotate serve` listens (e.g. http://localhost:9090)"
+        )
+    return url.rstrip("/")
 
 
 def _authorize_webhook(studio: Studio, project: Project, url: str, basic_auth: tuple[str, str]) -> None:

@@ -11,6 +11,7 @@ No SDK here: health and version are plain HTTP.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -217,9 +218,10 @@ def health(url: str, timeout: float = 2.0) -> bool:
     """True when ``url/health`` answers ``{"status": "UP"}`` (no key needed)."""
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
-            return json.loads(response.read()).get("status") == "UP"
-    except (OSError, ValueError, urllib.error.URLError):
-        return False
+            answer = json.loads(response.read())
+    except (OSError, ValueError, RecursionError, urllib.error.URLError, http.client.HTTPException):
+        return False  # nothing there, or something that is not Label Studio (an SSH server's banner, …)
+    return isinstance(answer, dict) and answer.get("status") == "UP"
 
 
 def server_version(url: str, timeout: float = 5.0) -> str:
@@ -227,9 +229,12 @@ def server_version(url: str, timeout: float = 5.0) -> str:
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/api/version", timeout=timeout) as response:
             info = json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
+    except (OSError, ValueError, RecursionError, urllib.error.URLError, http.client.HTTPException):
         return ""
-    release = info.get("release") or (info.get("label-studio-os-package") or {}).get("version") or ""
+    if not isinstance(info, dict):
+        return ""
+    package = info.get("label-studio-os-package")
+    release = info.get("release") or (package.get("version") if isinstance(package, dict) else "") or ""
     return str(release)
 
 

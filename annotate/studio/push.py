@@ -80,6 +80,14 @@ def _labels_in_use(studio: Studio, project: Project) -> set[str]:
     return used
 
 
+def check_push_options(*, batch_size: int = DEFAULT_BATCH, annotators_per_task: int | None = None) -> None:
+    """Numbers push cannot work with, refused before anything is read from or sent to Label Studio."""
+    if batch_size < 1:
+        raise StudioProjectError(f"--batch-size must be at least 1 (tasks per import request), not {batch_size}")
+    if annotators_per_task is not None and annotators_per_task < 1:
+        raise StudioProjectError(f"annotators per task must be at least 1, not {annotators_per_task}")
+
+
 def push(
     studio: Studio,
     articles: Sequence[Article],
@@ -103,8 +111,7 @@ def push(
     ``progress(done, total)`` is called after each batch. ``annotators_per_task`` sets how many
     annotations finish a task (Label Studio's ``maximum_annotations``), for measuring agreement.
     """
-    if annotators_per_task is not None and annotators_per_task < 1:
-        raise StudioProjectError(f"annotators per task must be at least 1, not {annotators_per_task}")
+    check_push_options(batch_size=batch_size, annotators_per_task=annotators_per_task)
     check_title(title)
     project, done = ensure_project(studio, title, schema, instructions, force)
     report = PushReport(
