@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 import platform
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -264,6 +264,21 @@ def label_studio_prediction(spans: list[tuple[Span, float]], version: str) -> di
         region["score"] = round(score, 4)
         result.append(region)
     return {"model_version": version, "score": task_score([score for _, score in spans]), "result": result}
+
+
+def task_text(task: Mapping, number: int) -> str:
+    """The article text of one Label Studio task (``data.text``, as push imports it)."""
+    data = task.get("data")
+    text = data.get("text") if isinstance(data, Mapping) else None
+    if not isinstance(text, str):
+        raise InputError(f"task {task.get('id', f'#{number}')} has no text (data.text)")
+    return text
+
+
+def predict_tasks(predictor: Predictor, tasks: Sequence[Mapping]) -> list[dict]:
+    """One Label Studio prediction per task, in order, each with the task-level score and model version."""
+    texts = [task_text(task, number) for number, task in enumerate(tasks)]
+    return [label_studio_prediction(spans, predictor.model_version) for spans in predictor.predict(texts)]
 
 
 def load_predictor(model_dir: str | Path, schema: Schema) -> Predictor:

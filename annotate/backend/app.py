@@ -72,7 +72,7 @@ async def health(backend: ServedBackend) -> dict:
 
 @router.post("/setup")
 async def setup(body: SetupRequest, backend: ServedBackend) -> dict:
-    return backend.setup(body.hostname, body.access_token)
+    return backend.setup(body.hostname, body.access_token, body.project)
 
 
 @router.get("/versions")
@@ -84,8 +84,7 @@ async def versions(backend: ServedBackend) -> dict:
 def predict(body: PredictRequest, backend: ServedBackend) -> JSONResponse:
     # A plain `def`: FastAPI runs it on a worker thread, so /health is answered meanwhile. The reply
     # is plain JSON already: returned as is, it skips FastAPI's encoder (10x json.dumps on 100 spans).
-    results = backend.predict(body.tasks)
-    return JSONResponse({"results": results, "model_version": backend.predictor.model_version})
+    return JSONResponse(backend.predict(body.tasks))
 
 
 @router.post("/webhook")
@@ -96,6 +95,8 @@ async def webhook(event: WebhookEvent, backend: ServedBackend) -> dict:
         if event.annotation is None or event.task is None:
             raise InputError(f"{event.action} without annotation or task")
         return {"status": backend.annotation_event(event.project or {}, event.task, event.annotation)}
+    if event.action == "TASKS_CREATED":
+        return {"status": backend.tasks_created(event.project or {})}
     return {"status": "ignored"}
 
 
