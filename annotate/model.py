@@ -123,6 +123,20 @@ def training_articles(model_dir: str | Path) -> list[str]:
     return [str(doc_id) for doc_id in articles] if isinstance(articles, list) else []
 
 
+def newest_trained(folder: str | Path) -> Path | None:
+    """The newest model ``annotate train`` finished in ``folder`` (by its recorded ``trained_at``); None if none.
+
+    A model counts once its ``annotate_meta.json`` records its identity: training writes that file
+    last, so a folder left by a failed or interrupted training never counts.
+    """
+    found = []
+    for child in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        meta = read_meta(child)
+        if (child / "config.cfg").is_file() and isinstance(meta.get("model_sha256"), str):
+            found.append((str(meta.get("trained_at") or ""), child.stat().st_mtime, child.name, child))
+    return max(found)[3] if found else None
+
+
 # --- loading --------------------------------------------------------------------------------------
 
 

@@ -386,3 +386,25 @@ def test_an_unknown_pull_policy_is_refused_before_training(tmp_path):
 
     with pytest.raises(TrainingError, match="unknown pull policy 'newest'; choose one of ground-truth-then-latest"):
         train_from_project(None, title="P", schema=None, config_path=tmp_path, output=tmp_path, policy="newest")
+
+
+def test_a_restart_with_models_dir_serves_the_newest_finished_training_unless_pinned(ruler_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from annotate.errors import InputError
+    from annotate.model import META_FILE
+
+    live = tmp_path / "live"
+    with pytest.raises(InputError, match="holds no trained model yet; name a MODEL_DIR"):
+        state.served_model(None, live)
+    assert state.served_model(ruler_model_dir, live) == (ruler_model_dir, f"as given; no model trained in {live} yet")
+    for name, trained_at in (("live-a", "2026-01-02T10:00:00+00:00"), ("live-b", "2026-01-01T10:00:00+00:00")):
+        shutil.copytree(ruler_model_dir, live / name)
+        meta = {"model_sha256": "0" * 64, "model_version": name, "trained_at": trained_at}
+        (live / name / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    shutil.copytree(ruler_model_dir, live / "live-c-interrupted")  # saved, but its training never finished
+    assert state.served_model(None, live) == (live / "live-a", f"the newest model trained in {live}")
+    assert state.served_model(ruler_model_dir, live)[0] == live / "live-a"
+    assert state.served_model(ruler_model_dir, live, pin=True) == (ruler_model_dir, "as given")
+    assert state.served_model(ruler_model_dir, None) == (ruler_model_dir, "as given")

@@ -34,7 +34,7 @@ from annotate.backend.retrain import (
 )
 from annotate.errors import AnnotateError, InputError
 from annotate.labels import Schema
-from annotate.model import Predictor, load_predictor, predict_tasks, task_text, word_batches
+from annotate.model import Predictor, load_predictor, newest_trained, predict_tasks, task_text, word_batches
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,22 @@ def annotation_problems(text: str, results: Sequence, schema: Schema) -> list[st
         if reading.reason:
             problems.append(reading.reason)
     return problems
+
+
+def served_model(model_dir: Path | None, models_dir: Path | None, *, pin: bool = False) -> tuple[Path, str]:
+    """The folder to serve, and why: the newest model trained in ``models_dir``, unless ``pin`` keeps ``model_dir``.
+
+    A restarted ``serve --models-dir D`` thus serves what the last successful retraining made, not
+    the model it was first started with.
+    """
+    if model_dir is not None and (pin or models_dir is None):
+        return model_dir, "as given"
+    newest = newest_trained(models_dir) if models_dir is not None else None
+    if newest is not None:
+        return newest, f"the newest model trained in {models_dir}" + (f", not {model_dir}" if model_dir else "")
+    if model_dir is not None:
+        return model_dir, f"as given; no model trained in {models_dir} yet"
+    raise InputError(f"{models_dir} holds no trained model yet; name a MODEL_DIR to serve")
 
 
 # --- the backend's state ---------------------------------------------------------------------------
