@@ -261,6 +261,7 @@ class RefreshJob:
     project_id: int
     model_dir: Path
     schema_path: Path
+    page_size: int = 200
     progress: Any = field(default=None, repr=False)  # a shared array of 2: done, total
 
 
@@ -280,4 +281,5 @@ def refresh_job(job: RefreshJob) -> RefreshReport:
 
     studio = job.studio.connect()
     predictor = load_predictor(job.model_dir, load_schema(job.schema_path))
-    return refresh_project(studio, studio.project_by_id(job.project_id), predictor, progress=progress)
+    project = studio.project_by_id(job.project_id)
+    return refresh_project(studio, project, predictor, page_size=job.page_size, progress=progress)

@@ -95,6 +95,7 @@ class BackendOptions:
     train_every: int | None = None
     seed: int = 0
     policy: str = lsformat.DEFAULT_POLICY
+    refresh_page: int = 200  # tasks listed, predicted and uploaded at a time by a refresh
 
 
 @dataclass
@@ -249,7 +250,10 @@ class Backend:
             model_dir = self.model_dir
         if model_dir is None:
             raise InputError("the served model has no folder to load in a refresh")
-        return RefreshJob(self.studio_address(), project, model_dir, self.options.schema_path, progress)
+        options = self.options
+        return RefreshJob(
+            self.studio_address(), project, model_dir, options.schema_path, options.refresh_page, progress
+        )
 
 
 RETRY_AFTER_S = 30.0  # a refresh that failed is tried again by /setup after this long (Label Studio back up)

@@ -31,6 +31,9 @@ def serve_cli(
             help="Where retrained models go (default: <models>/live); given, the newest model trained there is served.",
         ),
     ] = None,
+    refresh_page: Annotated[
+        int, typer.Option("--refresh-page", metavar="N", help="Tasks predicted and uploaded at a time by a refresh.")
+    ] = 200,
     pin: Annotated[
         bool, typer.Option("--pin", help="Serve MODEL_DIR even when --models-dir holds a newer trained model.")
     ] = False,
@@ -56,6 +59,8 @@ def serve_cli(
 
     if train_every is not None and train_every < 1:
         raise InputError(f"--train-every must be at least 1, not {train_every}")
+    if refresh_page < 1:
+        raise InputError(f"--refresh-page must be at least 1, not {refresh_page}")
     settings = project_settings()
     options = BackendOptions(
         root=settings.root,
@@ -64,6 +69,7 @@ def serve_cli(
         models_dir=(models_dir or settings.live_models).resolve(),
         lang=settings.lang,
         train_every=train_every,
+        refresh_page=refresh_page,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if model_dir is None and models_dir is None:
