@@ -190,6 +190,12 @@ def acceptance_path(pulled: str | Path) -> Path:
     return pulled.with_name(f"{pulled.stem}.acceptance.json")
 
 
+def acceptance_files(pulled_dir: str | Path) -> list[Path]:
+    """Every acceptance file pull wrote into ``pulled_dir`` (one per project, :func:`acceptance_path`), by name."""
+    folder = Path(pulled_dir)
+    return sorted(folder.glob("*.acceptance.json")) if folder.is_dir() else []
+
+
 def write_acceptance(figures: dict, path: str | Path) -> None:
     """The figures (:meth:`AcceptanceReport.to_dict`) as indented JSON, written atomically."""
     atomic_write_text(path, json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
