@@ -588,6 +588,10 @@ class Studio:
     def webhooks(self, project: Project) -> list[dict]:
         return list(self._request("listing webhooks", "GET", "api/webhooks", params={"project": project.id}) or [])
 
+    def move_webhook(self, webhook_id: int, url: str) -> None:
+        """Send the webhook to ``url`` from now on (Label Studio never moves the one it made for a backend)."""
+        self._request("moving a webhook", "PATCH", f"api/webhooks/{webhook_id}/", json={"url": url})
+
     def set_webhook_headers(self, webhook_id: int, headers: Mapping[str, str]) -> None:
         """The headers Label Studio sends with the webhook (say, the backend's basic auth)."""
         self._request(

@@ -177,7 +177,10 @@ def connect_backend(
     existing = int(ours[0]["id"]) if ours else None
     answer = studio.register_ml_backend(project, url, BACKEND_TITLE, basic_auth=basic_auth, backend_id=existing)
     if ours:
-        link.updated = str(ours[0].get("url", "")).rstrip("/") != url or basic_auth is not None
+        previous = str(ours[0].get("url", "")).rstrip("/")
+        link.updated = previous != url or basic_auth is not None
+        if previous != url:
+            _move_webhook(studio, project, previous, url)
     else:
         link.created = True
     link.backend_id = int(answer["id"])
@@ -193,6 +196,13 @@ def connect_backend(
         studio.set_sampling(project, SAMPLING[sampling])
         link.sampling = SAMPLING[sampling]
     return link
+
+
+def _move_webhook(studio: Studio, project: Project, previous: str, url: str) -> None:
+    """Label Studio made ``<url>/webhook`` when the backend was first connected and never moves it: move it."""
+    hooks = {str(hook.get("url", "")).rstrip("/"): int(hook["id"]) for hook in studio.webhooks(project)}
+    if f"{previous}/webhook" in hooks and f"{url}/webhook" not in hooks:
+        studio.move_webhook(hooks[f"{previous}/webhook"], f"{url}/webhook")
 
 
 def _authorize_webhook(studio: Studio, project: Project, url: str, basic_auth: tuple[str, str]) -> None:
