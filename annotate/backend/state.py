@@ -7,7 +7,9 @@ knows about HTTP. Predictions come from the predictor ``push --predictions`` use
 Training never runs inside a request: the :class:`~annotate.backend.retrain.Retrainer` runs one
 training at a time, each in a child process (:func:`~annotate.backend.retrain.train_job`). A
 finished model is loaded and swapped in whole; a failed one is logged with its reason and the old
-model keeps serving.
+model keeps serving. The :class:`Refresher` stores the served model's predictions on a project's
+unlabeled tasks (:func:`~annotate.studio.link.refresh_project`, in a child process) after a
+connect, new tasks and every successful retraining.
 """
 
 from __future__ import annotations
