@@ -65,10 +65,14 @@ def rss_kib(pid: int, field: str) -> int:
 
 
 def children(pid: int) -> list[int]:
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    """The process's children, whichever of its threads started them (/proc lists them per thread)."""
+    found = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(child) for child in listing.read_text().split())
+        except OSError:
+            continue
+    return found
 
 
 class Watcher(threading.Thread):
@@ -103,6 +107,12 @@ def one_size(count: int, model: Path, schema, connection: Studio, env: dict, wor
     push(connection, read_articles([archive]), title=title, schema=schema)
     project = connection.project(title)
     task_ids = [int(task["id"]) for task in connection.tasks(project, "id")]
+    rng = random.Random(1)
+    idle = []
+    for task_id in rng.sample(task_ids, min(20, len(task_ids))):  # no backend yet: Label Studio alone
+        began = time.perf_counter()
+        connection.task(task_id)
+        idle.append(time.perf_counter() - began)
     backend = BackendProcess(model, work / f"backend-{count}.log", env).start()
     try:
         watcher = Watcher(connection, task_ids, backend.process.pid)
@@ -127,6 +137,8 @@ def one_size(count: int, model: Path, schema, connection: Studio, env: dict, wor
         "open_p50_ms": 1000 * percentile(watcher.latencies, 0.5),
         "open_p95_ms": 1000 * percentile(watcher.latencies, 0.95),
         "opens": len(watcher.latencies),
+        "idle_p50_ms": 1000 * percentile(idle, 0.5),
+        "idle_p95_ms": 1000 * percentile(idle, 0.95),
     }
 
 
@@ -171,7 +183,8 @@ def main() -> None:
             f"    backend peak RSS: server {row['server_peak_mib']:.0f} MiB, "
             f"refresh child {row['child_peak_mib']:.0f} MiB "
             f"(goal ≤ 1,536 MiB); task open while refreshing p50 {row['open_p50_ms']:.0f} ms, "
-            f"p95 {row['open_p95_ms']:.0f} ms over {row['opens']} opens (goal p95 ≤ 300 ms)"
+            f"p95 {row['open_p95_ms']:.0f} ms over {row['opens']} opens (goal p95 ≤ 300 ms); "
+            f"baseline, no backend connected: p50 {row['idle_p50_ms']:.0f} ms, p95 {row['idle_p95_ms']:.0f} ms"
         )
     if len(rows) > 1:
         peaks = [max(row["server_peak_mib"], row["child_peak_mib"]) for row in rows]

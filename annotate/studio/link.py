@@ -32,7 +32,6 @@ class BackendLink:
     created: bool = False
     updated: bool = False
     sampling: str = ""
-    project_id: int = 0
 
 
 REFRESH_PAGE = 200  # tasks listed, predicted and uploaded at a time by a refresh
@@ -173,7 +172,7 @@ def connect_backend(
     ours = [b for b in listed if b.get("title") == BACKEND_TITLE or str(b.get("url", "")).rstrip("/") == url]
     for extra in ours[1:]:
         studio.remove_ml_backend(int(extra["id"]))
-    link = BackendLink(title, 0, url, "", project_id=project.id)
+    link = BackendLink(title, 0, url, "")
     existing = int(ours[0]["id"]) if ours else None
     answer = studio.register_ml_backend(project, url, BACKEND_TITLE, basic_auth=basic_auth, backend_id=existing)
     if ours:
