@@ -179,3 +179,31 @@ def test_a_restart_with_models_dir_serves_the_newest_trained_model_and_says_whic
         assert pinned.health(timeout=5)["model_version"] == model_version(ruler_model_dir)
     finally:
         pinned.stop()
+
+
+def test_studio_refresh_predicts_what_lacks_the_version_and_a_second_run_finds_nothing(
+    local_studio, connection, schema, title, tmp_path, ruler_model_dir
+):
+    from typer.testing import CliRunner
+
+    from annotate.cli import app
+
+    push(connection, _articles(30), title=title, schema=schema)
+    project = connection.project(title)
+    env = {"LABEL_STUDIO_URL": local_studio.url, "LABEL_STUDIO_API_KEY": local_studio.token}
+    version = model_version(ruler_model_dir)
+    result = CliRunner().invoke(app, ["studio", "refresh", "--project", title, str(ruler_model_dir)], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"30 task(s) of {title!r} predicted with {version}" in result.output
+    assert f"The project shows {version}'s predictions" in result.output
+    held = _versions_per_task(connection, project, version)
+    assert len(held) == 30 and set(held.values()) == {1}
+    assert connection.shown_version(project) == version
+    again = CliRunner().invoke(app, ["studio", "refresh", "--project", title, str(ruler_model_dir)], env=env)
+    assert again.exit_code == 0 and f"0 task(s) of {title!r} predicted" in again.output
+    assert _versions_per_task(connection, project, version) == held
+    refused = CliRunner().invoke(app, ["studio", "refresh", "--project", title, str(tmp_path)], env=env)
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines()[-1] == (
+        f"Error: {tmp_path}: not a saved spaCy pipeline (no config.cfg); run `annotate train` first"
+    )
