@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
+REFRESH_NICENESS = 10
 
 
 # --- one training at a time, on a worker thread -----------------------------------------------------
@@ -279,6 +281,7 @@ def refresh_job(job: RefreshJob) -> RefreshReport:
         if job.progress is not None:
             job.progress[0], job.progress[1] = done, total
 
+    os.nice(REFRESH_NICENESS)  # annotators opening tasks (Label Studio, /predict) come first on a shared CPU
     studio = job.studio.connect()
     predictor = load_predictor(job.model_dir, load_schema(job.schema_path))
     project = studio.project_by_id(job.project_id)
