@@ -195,6 +195,12 @@ def acceptance_json(figures: dict) -> str:
     return json.dumps(figures, indent=2, ensure_ascii=False) + "\n"
 
 
+def acceptance_files(pulled_dir: str | Path) -> list[Path]:
+    """Every acceptance file pull wrote into ``pulled_dir`` (one per project, :func:`acceptance_path`), by name."""
+    folder = Path(pulled_dir)
+    return sorted(folder.glob("*.acceptance.json")) if folder.is_dir() else []
+
+
 def write_acceptance(figures: dict, path: str | Path) -> None:
     """The figures as :func:`acceptance_json`, written atomically."""
     atomic_write_text(path, acceptance_json(figures))

@@ -101,6 +101,7 @@ def cross_validation_report(
     progress: Progress | None = None,
     nested: bool = False,
     configs: Sequence[str | Path] | None = None,
+    acceptance_files: Sequence[Path] = (),
 ) -> Outcome:
     """Cross-validate rules, memorized, model and both; evaluate the pooled predictions; write reports.
 
@@ -160,7 +161,7 @@ def cross_validation_report(
         title=f"Cross-validated evaluation ({len(result.folds)} folds by article{', nested' if nested else ''})",
         predictions=result.predictions,
     )
-    files["html"] = write_html_report(reports, gold, lang=lang)
+    files["html"] = write_html_report(reports, gold, lang=lang, acceptance_files=acceptance_files)
     return Outcome(evaluations, files, source, seconds)
 
 
@@ -172,6 +173,7 @@ def evaluate_target(
     schema: Schema,
     bootstrap: int = 1000,
     seed: int = 0,
+    acceptance_files: Sequence[Path] = (),
 ) -> Outcome:
     """Evaluate a saved pipeline (a folder) or predictions in gold format (a JSONL file) against gold."""
     _check_bootstrap(bootstrap)
@@ -191,5 +193,5 @@ def evaluate_target(
     files = write_reports(
         reports, {name: evaluation}, source, title=f"Evaluation of {target.name}", predictions={name: predicted}
     )
-    files["html"] = write_html_report(reports, gold)
+    files["html"] = write_html_report(reports, gold, acceptance_files=acceptance_files)
     return Outcome({name: evaluation}, files, source, {"total": time.perf_counter() - began})

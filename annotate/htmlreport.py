@@ -157,20 +157,23 @@ def article_views(
     return views
 
 
-def _acceptance(folder: Path) -> dict | None:
-    """The pre-annotation acceptance figures, when ``acceptance.json`` is in the folder.
+def _acceptance(folder: Path, files: Sequence[Path] = ()) -> list[dict]:
+    """The pre-annotation acceptance figures: ``acceptance.json`` in the folder, then each file in ``files``.
 
-    Shown as the JSON it is (its producer, the ML backend's acceptance report, owns the format);
-    unreadable JSON is an error.
+    ``files`` are what ``pull`` wrote beside its pulled files (``annotate report`` passes those of
+    the project's pulled folder), which ``agreement`` reads too. Shown as the JSON they are (their
+    producer owns the format); unreadable JSON is an error naming the file.
     """
-    path = folder / ACCEPTANCE_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{path}: not JSON ({exc})") from None
-    return {"file": path.name, "json": json.dumps(data, indent=2, ensure_ascii=False)}
+    found = []
+    for path in [folder / ACCEPTANCE_FILE, *files]:
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InputError(f"{path}: not JSON ({exc})") from None
+        found.append({"file": path.name, "json": json.dumps(data, indent=2, ensure_ascii=False)})
+    return found
 
 
 def _curve(folder: Path) -> dict | None:
@@ -231,8 +234,12 @@ def render_report(
     lang: str = "en",
     links: Mapping[str, str] | None = None,
     project: str = "",
+    acceptance_files: Sequence[Path] = (),
 ) -> str:
-    """The page for the evaluation in ``folder``, checked against the gold it was computed on."""
+    """The page for the evaluation in ``folder``, checked against the gold it was computed on.
+
+    ``acceptance_files``: pull's acceptance figures to show besides any ``acceptance.json`` in ``folder``.
+    """
     folder = Path(folder)
     metrics = read_metrics(folder)
     source = metrics.get("provenance") or {}
@@ -262,7 +269,7 @@ def render_report(
             kind_counts.setdefault(system, Counter()).update(row["kind"] for row in article.mistakes)
     confusion = confusion_png(evaluations)
     curve = _curve(folder)
-    acceptance = _acceptance(folder)
+    acceptance = _acceptance(folder, acceptance_files)
     script = SCRIPT.strip()
     script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return render(
@@ -300,9 +307,11 @@ def write_html_report(
     lang: str = "en",
     links: Mapping[str, str] | None = None,
     project: str = "",
+    acceptance_files: Sequence[Path] = (),
 ) -> Path:
     """Write ``index.html`` into ``folder`` (atomically) and return its path."""
     check_folder_target(folder, marker=None, what="reports folder")  # never written through a link
     path = Path(folder) / INDEX_FILE
-    atomic_write_text(path, render_report(folder, gold, lang=lang, links=links, project=project))
+    page = render_report(folder, gold, lang=lang, links=links, project=project, acceptance_files=acceptance_files)
+    atomic_write_text(path, page)
     return path

@@ -16,9 +16,16 @@ from fastapi.testclient import TestClient  # noqa: E402
 from annotate.backend import state  # noqa: E402
 from annotate.backend.app import create_app  # noqa: E402
 from annotate.backend.retrain import Retrainer, StudioAddress, TrainingJob, TrainingRequest, run_in_child  # noqa: E402
-from annotate.backend.state import Backend, BackendOptions, predict_tasks  # noqa: E402
+from annotate.backend.state import Backend, BackendOptions  # noqa: E402
 from annotate.errors import PullError, TrainingError  # noqa: E402
-from annotate.model import label_studio_prediction, load_predictor, model_version, task_score  # noqa: E402
+from annotate.model import (  # noqa: E402
+    Predictor,
+    label_studio_prediction,
+    load_predictor,
+    model_version,
+    predict_tasks,
+    task_score,
+)
 from annotate.records import Problem, Span  # noqa: E402
 from tests import child_jobs  # noqa: E402
 
@@ -202,6 +209,41 @@ def test_predict_tasks_is_what_the_route_calls(ruler_model_dir, schema):
     assert [r["value"]["labels"] for r in result["result"]] == [["ACTOR"], ["ACTOR"]]
 
 
+def test_a_large_predict_request_goes_through_the_pipeline_one_bounded_batch_at_a_time_with_one_predictor(
+    ruler_model_dir, schema, project_root, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(state, "PREDICT_WORDS", 50)
+    backend = Backend.load(ruler_model_dir, schema, _options(project_root, tmp_path))
+    real = backend.predictor
+    in_pipeline: list[int] = []
+
+    def recording(texts: list[str]) -> list:
+        in_pipeline.append(sum(len(text.split()) for text in texts))
+        # A retrained model swapped in mid-request must not reach this request's later batches.
+        backend.predictor = Predictor(lambda texts: [[] for _ in texts], "swapped-in")
+        return real.predict(texts)
+
+    backend.predictor = Predictor(recording, real.model_version)
+    tasks = [_task(number, " ".join(["Hamas"] + ["said"] * 19)) for number in range(40)]
+    answer = backend.predict(tasks)
+    assert len(in_pipeline) == 20 and max(in_pipeline) <= 50  # 2 tasks of 20 words per batch, 40 tasks
+    assert len(answer["results"]) == 40 and answer["model_version"] == real.model_version
+    assert {result["model_version"] for result in answer["results"]} == {real.model_version}
+    assert all(result["result"][0]["value"]["text"] == "Hamas" for result in answer["results"])
+
+
+def test_setup_names_the_project_whose_predictions_are_refreshed_once_per_version(
+    ruler_model_dir, schema, project_root, tmp_path
+):
+    backend = Backend.load(ruler_model_dir, schema, _options(project_root, tmp_path))
+    asked = []
+    backend.refresher.request = lambda project, version, once=False: asked.append((project, version, once))
+    backend.setup(None, None, "12.1796166683")
+    backend.setup(None, None, None)
+    assert asked == [(12, backend.predictor.model_version, True)]
+    assert state.project_id("7.123") == 7 and state.project_id("") is None and state.project_id("x.1") is None
+
+
 # --- the retrainer: one training at a time, one queued, failures keep the old model -------------------
 
 
@@ -344,3 +386,25 @@ def test_an_unknown_pull_policy_is_refused_before_training(tmp_path):
 
     with pytest.raises(TrainingError, match="unknown pull policy 'newest'; choose one of ground-truth-then-latest"):
         train_from_project(None, title="P", schema=None, config_path=tmp_path, output=tmp_path, policy="newest")
+
+
+def test_a_restart_with_models_dir_serves_the_newest_finished_training_unless_pinned(ruler_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from annotate.errors import InputError
+    from annotate.model import META_FILE
+
+    live = tmp_path / "live"
+    with pytest.raises(InputError, match="holds no trained model yet; name a MODEL_DIR"):
+        state.served_model(None, live)
+    assert state.served_model(ruler_model_dir, live) == (ruler_model_dir, f"as given; no model trained in {live} yet")
+    for name, trained_at in (("live-a", "2026-01-02T10:00:00+00:00"), ("live-b", "2026-01-01T10:00:00+00:00")):
+        shutil.copytree(ruler_model_dir, live / name)
+        meta = {"model_sha256": "0" * 64, "model_version": name, "trained_at": trained_at}
+        (live / name / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    shutil.copytree(ruler_model_dir, live / "live-c-interrupted")  # saved, but its training never finished
+    assert state.served_model(None, live) == (live / "live-a", f"the newest model trained in {live}")
+    assert state.served_model(ruler_model_dir, live)[0] == live / "live-a"
+    assert state.served_model(ruler_model_dir, live, pin=True) == (ruler_model_dir, "as given")
+    assert state.served_model(ruler_model_dir, None) == (ruler_model_dir, "as given")

@@ -22,7 +22,7 @@ from annotate.cli import app
 from annotate.corpus import read_gold
 from annotate.model import model_version
 from annotate.records import AnnotatedDoc, Article, Span
-from annotate.studio.link import connect_backend, unlabeled_tasks
+from annotate.studio.link import connect_backend, unlabeled_tasks, wait_for_refresh
 from annotate.studio.push import push
 from annotate.train import train
 from tests.backend_process import BackendProcess, tiny_config
@@ -70,6 +70,17 @@ def _regions(prediction: dict) -> list[tuple[int, int, str, str]]:
     ]
 
 
+def _wait_for_predictions(connection, task_id: int, timeout: float = 60.0) -> list[dict]:
+    """The task's predictions once it has any (the backend stores them in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = connection.predictions(task_id)
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} got no prediction within {timeout} s")
+
+
 def _wait_for_training(backend: BackendProcess, trainings: int, timeout: float = 300.0) -> tuple[dict, list[float]]:
     """Poll /health until ``trainings`` have finished; every answer's latency is kept (Label Studio allows 1 s)."""
     latencies = []
@@ -92,18 +103,17 @@ def test_connect_open_a_task_stop_restart_and_a_failed_training(
     version = model_version(ruler_model_dir)
     try:
         link = connect_backend(connection, title=title, backend_url=backend.url)
-        assert link.created and link.model_version == version and link.refreshed == 1
+        assert link.created and link.model_version == version
+        assert wait_for_refresh(backend.url)["done"] == 1
         project = connection.project(title)
         again = connect_backend(connection, title=title, backend_url=backend.url)
         assert not again.created and again.backend_id == link.backend_id
         assert len(_ml_backends(connection, project)) == 1
 
-        # A task pushed after connecting has no prediction: opening it asks the backend, which is stored.
+        # A task pushed after connecting is predicted in the background (TASKS_CREATED), before anyone opens it.
         push(connection, [Article("emoji", EMOJI_TEXT)], title=title, schema=schema)
         task_id = connection.task_index(project)["emoji"][0][0]
-        assert connection.predictions(task_id) == []
-        _open_task(connection, task_id)
-        (stored,) = connection.predictions(task_id)
+        (stored,) = _wait_for_predictions(connection, task_id)
         assert stored["model_version"] == version
         assert _regions(stored) == [(16, 21, "ACTOR", "Hamas"), (27, 33, "ACTOR", "Israel")]  # code points
         assert all(EMOJI_TEXT[start:end] == text for start, end, _, text in _regions(stored))
@@ -131,7 +141,8 @@ def test_connect_open_a_task_stop_restart_and_a_failed_training(
         assert [b["url"] for b in _ml_backends(connection, project)] == [backend.url]
         push(connection, [Article("after", "Israel answered.")], title=title, schema=schema)
         after = connection.task_index(project)["after"][0][0]
-        _open_task(connection, after)
+        assert [_regions(p) for p in _wait_for_predictions(connection, after)] == [[(0, 6, "ACTOR", "Israel")]]
+        wait_for_refresh(backend.url)
         assert [_regions(p) for p in connection.predictions(after)] == [[(0, 6, "ACTOR", "Israel")]]
     finally:
         backend.stop()
@@ -262,7 +273,8 @@ def test_retraining_from_label_studio_and_uncertainty_sampling(
     try:
         link = connect_backend(connection, title=title, backend_url=backend.url, sampling="uncertainty")
         first = model_version(model_dir)
-        assert link.model_version == first and link.refreshed == 10 and link.sampling == "Uncertainty sampling"
+        assert link.model_version == first and link.sampling == "Uncertainty sampling"
+        assert wait_for_refresh(backend.url)["done"] == 10
         project = connection.project(title)
         doc_of_task = {tasks[0][0]: doc_id for doc_id, tasks in connection.task_index(project).items()}
 
@@ -285,6 +297,7 @@ def test_retraining_from_label_studio_and_uncertainty_sampling(
         assert hashlib.sha256(gold_file.read_bytes()).hexdigest() == gold_hash, "retraining must not touch gold"
 
         # The project follows the new model: its version, predictions of every unlabeled task, the order.
+        assert wait_for_refresh(backend.url)["done"] == 7
         settings = connection.project_settings(project)
         assert settings["model_version"] == second
         scores = _unlabeled_scores(connection, project, second)
@@ -308,7 +321,8 @@ def test_basic_auth_reaches_the_backend_on_predictions_and_on_the_webhook(
             urllib.request.urlopen(f"{backend.url}/health", timeout=5)
         assert refused.value.code == 401
         link = connect_backend(connection, title=title, backend_url=backend.url, basic_auth=tuple(credentials.values()))
-        assert link.created and link.refreshed == 1
+        assert link.created
+        assert wait_for_refresh(backend.url, basic_auth=tuple(credentials.values()))["done"] == 1
         project = connection.project(title)
         task_id = connection.task_index(project)["plain"][0][0]
         assert [p["model_version"] for p in connection.predictions(task_id)] == [link.model_version]

@@ -214,3 +214,86 @@ def test_nested_cross_validation_scores_the_spans_the_saved_model_predicts(proje
     (saved,) = load_predictor(tmp_path / "model", schema).predict([articles()[2].text])
     assert [(span, round(score, 5)) for span, score in scored] == [(span, round(score, 5)) for span, score in saved]
     assert scored, "the tiny model predicts spans at this threshold"
+
+
+# --- bounded batches -------------------------------------------------------------------------------
+
+SEEN_BATCHES: list[int] = []  # tokens per batch as the pipeline's last component received them
+
+
+@spacy.Language.factory("annotate_test_batch_recorder")
+def _batch_recorder(nlp, name):
+    return _BatchRecorder()
+
+
+class _BatchRecorder:
+    """A pipeline component that notes how many tokens each batch it is handed holds."""
+
+    def __call__(self, doc):
+        SEEN_BATCHES.append(len(doc))
+        return doc
+
+    def pipe(self, stream, batch_size=128):
+        from spacy.util import minibatch
+
+        for batch in minibatch(stream, size=batch_size):
+            SEEN_BATCHES.append(sum(len(doc) for doc in batch))
+            yield from batch
+
+
+@pytest.fixture
+def recording_model_dir(tmp_path):
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("span_ruler", config={"spans_key": "sc"})
+    ruler.add_patterns([{"label": "ACTOR", "pattern": "Hamas"}])
+    nlp.add_pipe("annotate_test_batch_recorder")
+    nlp.to_disk(tmp_path / "recording")
+    return tmp_path / "recording"
+
+
+def _texts(count: int, length: int) -> list[str]:
+    return [" ".join(["Hamas"] + ["word"] * (length - 1 - number % 3)) for number in range(count)]
+
+
+def test_a_predictor_holds_at_most_the_word_budget_whatever_the_number_of_texts(
+    recording_model_dir, schema, monkeypatch
+):
+    monkeypatch.setattr(model, "BATCH_WORDS", 100)
+    predictor = load_predictor(recording_model_dir, schema)
+    for count in (10, 300):
+        SEEN_BATCHES.clear()
+        texts = _texts(count, 40)
+        found = predictor.predict(texts)
+        assert [len(spans) for spans in found] == [1] * count
+        assert max(SEEN_BATCHES) <= 100  # 2 articles of ~40 words per batch, at 10 articles as at 300
+        assert sum(SEEN_BATCHES) == sum(len(text.split()) for text in texts)
+    assert len(SEEN_BATCHES) >= 300 // 2
+
+
+def test_a_text_longer_than_the_budget_goes_alone_and_a_stream_is_read_one_batch_ahead(recording_model_dir, schema):
+    predictor = load_predictor(recording_model_dir, schema)
+    texts = _texts(5, 30) + _texts(1, 500) + _texts(5, 30)
+    read = []
+
+    def source():
+        for text in texts:
+            read.append(text)
+            yield text
+
+    SEEN_BATCHES.clear()
+    stream = predictor.stream(source(), batch_words=100)
+    first = next(stream)
+    assert first and len(read) <= 5  # the first batch (3 texts of ~30 words) and the one that did not fit
+    rest = list(stream)
+    assert len(rest) + 1 == len(texts)
+    assert 500 in SEEN_BATCHES and all(seen <= 100 for seen in SEEN_BATCHES if seen != 500)
+
+
+def test_evaluate_predicts_in_word_batches_too(recording_model_dir, monkeypatch):
+    monkeypatch.setattr(model, "BATCH_WORDS", 100)
+    nlp = load_pipeline(recording_model_dir)
+    docs = [AnnotatedDoc(f"a{number}", text, ()) for number, text in enumerate(_texts(20, 40))]
+    SEEN_BATCHES.clear()
+    predicted = predict(nlp, docs, "test")
+    assert [doc.id for doc in predicted] == [doc.id for doc in docs]
+    assert max(SEEN_BATCHES) <= 100

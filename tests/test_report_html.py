@@ -185,6 +185,29 @@ def test_report_command_writes_index_html(folder, tmp_path, monkeypatch, project
     assert result.output.startswith(f"Error: {tmp_path / 'nowhere' / 'metrics.json'}: no such file")
 
 
+def test_the_acceptance_figures_pull_wrote_reach_index_html(folder, tmp_path, monkeypatch, project_root):
+    from annotate.acceptance import acceptance_path, write_acceptance
+
+    out, gold = folder
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.annotate]\nschema = "{project_root / "guidelines" / "labels.toml"}"\ngold = "gold/gold.jsonl"\n',
+        "utf-8",
+    )
+    write_gold(tmp_path / "gold" / "gold.jsonl", gold)
+    # Where pull writes them: beside the project's pulled file in gold/pulled/ (the default).
+    pulled = tmp_path / "gold" / "pulled" / "news-loop.jsonl"
+    pulled.parent.mkdir(parents=True)
+    write_acceptance(
+        {"model_versions": {"spancat-1a2b": {"annotations": 4, "deleted": "<i>2</i>"}}}, acceptance_path(pulled)
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    shown = "".join(_Tags((out / INDEX_FILE).read_text(encoding="utf-8")).text)
+    assert "Pre-annotation acceptance" in shown and "news-loop.acceptance.json" in shown
+    assert '"spancat-1a2b"' in shown and '"deleted": "<i>2</i>"' in shown
+
+
 def test_hostile_article_fixture_is_what_the_browser_test_expects():
     assert HOSTILE.count("<script>") == 2
 

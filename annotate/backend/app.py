@@ -117,7 +117,7 @@ async def health(backend: ServedBackend) -> dict:
 
 @router.post("/setup")
 async def setup(body: SetupRequest, backend: ServedBackend) -> dict:
-    return backend.setup(body.hostname, body.access_token)
+    return backend.setup(body.hostname, body.access_token, body.project)
 
 
 @router.get("/versions")
@@ -129,8 +129,7 @@ async def versions(backend: ServedBackend) -> dict:
 def predict(body: PredictRequest, backend: ServedBackend) -> JSONResponse:
     # A plain `def`: FastAPI runs it on a worker thread, so /health is answered meanwhile. The reply
     # is plain JSON already: returned as is, it skips FastAPI's encoder (10x json.dumps on 100 spans).
-    results = backend.predict([task.model_dump() for task in body.tasks])
-    return JSONResponse({"results": results, "model_version": backend.predictor.model_version})
+    return JSONResponse(backend.predict([task.model_dump() for task in body.tasks]))
 
 
 @router.post("/webhook")
@@ -142,6 +141,8 @@ async def webhook(event: WebhookEvent, backend: ServedBackend) -> dict:
         if event.annotation is None or event.task is None:
             raise InputError(f"{event.action} without annotation or task")
         return {"status": backend.annotation_event(project, event.task.model_dump(), event.annotation.model_dump())}
+    if event.action == "TASKS_CREATED":
+        return {"status": backend.tasks_created(project)}
     return {"status": "ignored"}
 
 

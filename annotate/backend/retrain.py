@@ -32,10 +32,12 @@ from annotate.errors import AnnotateError, TrainingError
 if TYPE_CHECKING:
     from annotate.labels import Schema
     from annotate.studio.client import Studio
+    from annotate.studio.link import RefreshReport
     from annotate.train import TrainResult
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
+REFRESH_NICENESS = 10
 
 
 # --- one training at a time, on a worker thread -----------------------------------------------------
@@ -317,12 +319,34 @@ def train_job(job: TrainingJob) -> TrainResult:
     )
 
 
-def refresh_job(address: StudioAddress, title: str, model_version: str) -> int:
-    """Have the project show ``model_version``'s predictions of every unlabeled task; how many were asked for.
+@dataclass(frozen=True)
+class RefreshJob:
+    """Everything :func:`refresh_job` needs, as plain data (and a shared array for its progress)."""
 
-    A child process runs it too (the serving process never loads the SDK); meanwhile Label Studio
-    asks this backend's /predict for the tasks.
+    studio: StudioAddress
+    project_id: int
+    model_dir: Path
+    schema_path: Path
+    page_size: int = 200
+    progress: Any = field(default=None, repr=False)  # a shared array of 2: done, total
+
+
+def refresh_job(job: RefreshJob) -> RefreshReport:
+    """The refresh a child process runs: load the served model, :func:`~annotate.studio.link.refresh_project`.
+
+    In a child, so the serving process neither loads the SDK nor shares its CPU time for the
+    whole project with the /predict requests of annotators opening tasks.
     """
-    from annotate.studio.link import refresh_predictions
+    from annotate.labels import load_schema
+    from annotate.model import load_predictor
+    from annotate.studio.link import refresh_project
 
-    return refresh_predictions(address.connect(), title=title, model_version=model_version)
+    def progress(done: int, total: int) -> None:
+        if job.progress is not None:
+            job.progress[0], job.progress[1] = done, total
+
+    os.nice(REFRESH_NICENESS)  # annotators opening tasks (Label Studio, /predict) come first on a shared CPU
+    studio = job.studio.connect()
+    predictor = load_predictor(job.model_dir, load_schema(job.schema_path))
+    project = studio.project_by_id(job.project_id)
+    return refresh_project(studio, project, predictor, page_size=job.page_size, progress=progress)

@@ -82,7 +82,11 @@ def curve_cli(
     typer.echo(f"took {curve.source['seconds']:.0f} s; wrote {files['curve']} and {files['plot']}")
     if (folder / "metrics.json").is_file():
         try:
-            page = write_html_report(folder, docs, lang=settings.lang)
+            from annotate.acceptance import acceptance_files
+
+            page = write_html_report(
+                folder, docs, lang=settings.lang, acceptance_files=acceptance_files(settings.pulled)
+            )
             typer.echo(f"updated {page}")
         except AnnotateError as exc:  # the curve is saved; a report that cannot be rebuilt must not hide that
             console.print(f"{folder / INDEX_FILE} not updated: {exc} (run `annotate report {folder}`)", style="yellow")
@@ -98,6 +102,7 @@ def report_cli(
     ] = None,
 ) -> None:
     """Write index.html: provenance, scores with intervals, confusions, curve, error browser; one file, offline."""
+    from annotate.acceptance import acceptance_files
     from annotate.corpus import read_gold
     from annotate.htmlreport import write_html_report
 
@@ -110,7 +115,10 @@ def report_cli(
 
         links = task_links(client.connect(root=settings.root), project)
     docs = read_gold(gold or settings.gold)
-    page = write_html_report(folder, docs, lang=settings.lang, links=links, project=project or "")
+    accepted = acceptance_files(settings.pulled)
+    page = write_html_report(
+        folder, docs, lang=settings.lang, links=links, project=project or "", acceptance_files=accepted
+    )
     typer.echo(f"Wrote {page}" + (f" (errors link to {len(links)} task(s) of {project!r})" if links else ""))
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from annotate.acceptance import acceptance_files
 from annotate.cli._util import (
     ForceOption,
     GoldOption,
@@ -244,6 +245,7 @@ def _cross_validate(gold, out, folds, seed, config, patterns, bootstrap, nested=
             progress=progress,
             nested=nested,
             configs=candidates,
+            acceptance_files=acceptance_files(settings.pulled),
         )
     how = ", nested" if nested else ""
     _print_outcome(outcome, f"Cross-validated scores ({len(outcome.source['folds'])} folds by article{how})")
@@ -277,6 +279,7 @@ def evaluate_cli(
         schema=schema,
         bootstrap=bootstrap,
         seed=seed,
+        acceptance_files=acceptance_files(settings.pulled),
     )
     seen = outcome.source.get("trained_on_gold", 0)
     if seen:

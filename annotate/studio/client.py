@@ -12,6 +12,7 @@ every batch and after every failure, so running it again after a crash finishes 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -409,6 +410,48 @@ class Studio:
                 return
             page += 1
 
+    def tasks_to_predict(self, project: Project, version: str, page_size: int) -> tuple[list[dict], int]:
+        """The first ``page_size`` unlabeled tasks holding no prediction of ``version`` (id and data), and how many.
+
+        Label Studio filters on its side (the Data Manager's filters), so a task that gets the
+        version drops out of the next answer: asking for the first page again is how to go on.
+        """
+        query = {
+            "filters": {
+                "conjunction": "and",
+                "items": [
+                    {"filter": "filter:tasks:is_labeled", "operator": "equal", "type": "Boolean", "value": False},
+                    {
+                        "filter": "filter:tasks:predictions_model_versions",
+                        "operator": "not_contains",
+                        "type": "List",
+                        "value": [version],
+                    },
+                ],
+            },
+            "ordering": ["tasks:id"],
+        }
+        answer = self._request(
+            f"listing the tasks of project {project.title!r} to predict with {version}",
+            "GET",
+            "api/tasks",
+            params={
+                "project": project.id,
+                "page_size": page_size,
+                "page": 1,
+                "fields": "task_only",
+                "include": "id,data",
+                "query": json.dumps(query),
+            },
+        )
+        tasks = answer.get("tasks", []) if isinstance(answer, dict) else list(answer or [])
+        return list(tasks), int(answer.get("total", len(tasks)) if isinstance(answer, dict) else len(tasks))
+
+    def project_by_id(self, project_id: int) -> Project:
+        """The project with this id (Label Studio's /setup and webhooks name a project by id)."""
+        answer = self._request(f"reading project {project_id}", "GET", f"api/projects/{project_id}")
+        return ProjectSummary.from_api(answer or {}).project
+
     def task_index(self, project: Project) -> dict[str, list[tuple[int, str]]]:
         """``doc_id`` → [(task id, text hash)] for every task."""
         index: dict[str, list[tuple[int, str]]] = {}
@@ -568,6 +611,10 @@ class Studio:
 
     def webhooks(self, project: Project) -> list[dict]:
         return list(self._request("listing webhooks", "GET", "api/webhooks", params={"project": project.id}) or [])
+
+    def move_webhook(self, webhook_id: int, url: str) -> None:
+        """Send the webhook to ``url`` from now on (Label Studio never moves the one it made for a backend)."""
+        self._request("moving a webhook", "PATCH", f"api/webhooks/{webhook_id}/", json={"url": url})
 
     def set_webhook_headers(self, webhook_id: int, headers: Mapping[str, str]) -> None:
         """The headers Label Studio sends with the webhook (say, the backend's basic auth)."""

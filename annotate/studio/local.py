@@ -34,6 +34,7 @@ STUDIO_DIR = ".studio"
 DEFAULT_PORT = 8080
 HOST = "127.0.0.1"
 ADMIN_EMAIL = "admin@annotate.local"
+ML_TIMEOUT_PREDICT_S = 3600  # an hour of /predict: ~16,000 seed-length articles at 4.6 per second
 PID_MAX = 4_194_304  # the largest pid Linux hands out (2**22)
 
 
@@ -180,6 +181,10 @@ def server_environment(data: Path, credentials: Credentials, host: str = HOST) -
         # backend and webhook URLs on loopback and private addresses unless told otherwise.
         # Safe only while nobody else can reach this server.
         environment.update({"ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false"})
+    # Label Studio sends a Data Manager "Retrieve predictions" as one /predict of every selected task
+    # and drops all of it after ML_TIMEOUT_PREDICT (100 s: ~460 seed-length articles here). Our
+    # backend predicts any request in bounded batches, so waiting for it is what keeps the work.
+    environment["ML_TIMEOUT_PREDICT"] = str(ML_TIMEOUT_PREDICT_S)
     return environment
 
 

@@ -1,0 +1,197 @@
+"""Benchmark: the model in the loop at project scale, next to `annotate apply` on the same texts in the same run.
+
+For each size (``--articles 1000,4000``: synthetic articles of seed length, as bench_apply makes
+them) it pushes the articles into a fresh project of a real Label Studio, starts `annotate serve`,
+and measures:
+
+- connect → every unlabeled task holds the served version (our refresh, one process), next to
+  ``annotate apply`` (local engine, the same number of workers: 1) on the same texts (goal ≤ 1.3×);
+- the backend's peak RSS: the serving process (VmHWM) and its refresh child (sampled), at each size
+  (goal ≤ 1.5 GB, and within 10% of each other across sizes);
+- task-open latency p50/p95 while the refresh runs (``GET /api/tasks/<id>/``, what the labeling
+  view loads; a task not yet predicted is predicted live by Label Studio through /predict; goal p95 ≤ 300 ms).
+
+Starts a temporary Label Studio (or uses LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY, which must allow
+loopback ML backends) and stops what it started. Run:
+``PYTHONPATH=. python bench/bench_loop.py [--model DIR | --tiny] [--articles 1000,4000]``.
+Without ``--model`` it trains a model on the gold first (``--tiny``: the tests' tiny config, seconds).
+Figures on a busy shared machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_apply import synthetic_archive  # noqa: E402
+
+from annotate.apply import apply  # noqa: E402
+from annotate.articles import read_articles  # noqa: E402
+from annotate.corpus import read_gold  # noqa: E402
+from annotate.labels import load_schema  # noqa: E402
+from annotate.settings import load_settings  # noqa: E402
+from annotate.studio import local  # noqa: E402
+from annotate.studio.client import Studio  # noqa: E402
+from annotate.studio.link import connect_backend, wait_for_refresh  # noqa: E402
+from annotate.studio.push import push  # noqa: E402
+from annotate.train import train  # noqa: E402
+from tests.backend_process import BackendProcess, tiny_config  # noqa: E402
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def rss_kib(pid: int, field: str) -> int:
+    """VmRSS or VmHWM of a process, in KiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    """The process's children, whichever of its threads started them (/proc lists them per thread)."""
+    found = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(child) for child in listing.read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+class Watcher(threading.Thread):
+    """Samples the refresh child's RSS and opens random tasks (as annotators would) until stopped."""
+
+    def __init__(self, connection: Studio, task_ids: list[int], backend_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.connection, self.task_ids, self.backend_pid = connection, task_ids, backend_pid
+        self.stop = threading.Event()
+        self.latencies: list[float] = []
+        self.child_peak_kib = 0
+
+    def run(self) -> None:
+        rng = random.Random(0)
+        while not self.stop.is_set():
+            for child in children(self.backend_pid):
+                self.child_peak_kib = max(self.child_peak_kib, rss_kib(child, "VmRSS"))
+            began = time.perf_counter()
+            self.connection.task(rng.choice(self.task_ids))
+            self.latencies.append(time.perf_counter() - began)
+            time.sleep(0.5)
+
+
+def one_size(count: int, model: Path, schema, connection: Studio, env: dict, work: Path, seeds: Path) -> dict:
+    archive = work / f"articles-{count}.jsonl"
+    words = synthetic_archive(seeds, count, archive)
+    began = time.perf_counter()
+    apply(model, [archive], work / f"apply-{count}", schema=schema, engine="local", workers=1)
+    apply_s = time.perf_counter() - began
+
+    title = f"Bench loop {count} {time.strftime('%H%M%S')}"
+    push(connection, read_articles([archive]), title=title, schema=schema)
+    project = connection.project(title)
+    task_ids = [int(task["id"]) for task in connection.tasks(project, "id")]
+    rng = random.Random(1)
+    idle = []
+    for task_id in rng.sample(task_ids, min(20, len(task_ids))):  # no backend yet: Label Studio alone
+        began = time.perf_counter()
+        connection.task(task_id)
+        idle.append(time.perf_counter() - began)
+    backend = BackendProcess(model, work / f"backend-{count}.log", env).start()
+    try:
+        watcher = Watcher(connection, task_ids, backend.process.pid)
+        began = time.perf_counter()
+        connect_backend(connection, title=title, backend_url=backend.url)
+        watcher.start()
+        state = wait_for_refresh(backend.url, poll_s=0.2)
+        loop_s = time.perf_counter() - began
+        watcher.stop.set()
+        watcher.join()
+        server_peak = rss_kib(backend.process.pid, "VmHWM")
+    finally:
+        backend.stop()
+    return {
+        "articles": count,
+        "words": words,
+        "apply_s": apply_s,
+        "loop_s": loop_s,
+        "predicted": state.get("done", 0),
+        "server_peak_mib": server_peak / 1024,
+        "child_peak_mib": watcher.child_peak_kib / 1024,
+        "open_p50_ms": 1000 * percentile(watcher.latencies, 0.5),
+        "open_p95_ms": 1000 * percentile(watcher.latencies, 0.95),
+        "opens": len(watcher.latencies),
+        "idle_p50_ms": 1000 * percentile(idle, 0.5),
+        "idle_p95_ms": 1000 * percentile(idle, 0.95),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="a pipeline saved by `annotate train`")
+    parser.add_argument("--tiny", action="store_true", help="without --model: train the tests' tiny model")
+    parser.add_argument("--articles", default="1000,4000", help="project sizes, comma-separated")
+    args = parser.parse_args()
+    settings = load_settings(ROOT)
+    schema = load_schema(settings.schema)
+    work = Path(tempfile.mkdtemp(prefix="bench-loop-"))
+    model = args.model
+    if model is None:
+        config = tiny_config(work / "tiny.cfg") if args.tiny else settings.train_config
+        model = work / "model-bench"
+        train(read_gold(settings.gold), model, config_path=config, labels=schema.names, schema_sha256=schema.sha256)
+    url, token = os.environ.get("LABEL_STUDIO_URL", ""), os.environ.get("LABEL_STUDIO_API_KEY", "")
+    studio_root = None
+    if not (url and token):
+        studio_root = work / "studio"
+        url = local.up(studio_root, port=local.free_port(), timeout=300).url
+        token = local.read_credentials(local.StudioPaths(studio_root).credentials).token
+    env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
+    print(f"model {model}{' (tiny)' if args.tiny and args.model is None else ''}; work in {work}")
+    try:
+        rows = [
+            one_size(int(count), model, schema, Studio(url, token), env, work, settings.seeds)
+            for count in args.articles.split(",")
+        ]
+    finally:
+        if studio_root is not None:
+            local.down(studio_root)
+    for row in rows:
+        ratio = row["loop_s"] / row["apply_s"]
+        print(
+            f"{row['articles']} articles ({row['words']} words): annotate apply, 1 worker (baseline) "
+            f"{row['apply_s']:.1f} s; connect → all {row['predicted']} predicted {row['loop_s']:.1f} s "
+            f"= {ratio:.2f}× apply (goal ≤ 1.3×)"
+        )
+        print(
+            f"    backend peak RSS: server {row['server_peak_mib']:.0f} MiB, "
+            f"refresh child {row['child_peak_mib']:.0f} MiB "
+            f"(goal ≤ 1,536 MiB); task open while refreshing p50 {row['open_p50_ms']:.0f} ms, "
+            f"p95 {row['open_p95_ms']:.0f} ms over {row['opens']} opens (goal p95 ≤ 300 ms); "
+            f"baseline, no backend connected: p50 {row['idle_p50_ms']:.0f} ms, p95 {row['idle_p95_ms']:.0f} ms"
+        )
+    if len(rows) > 1:
+        peaks = [max(row["server_peak_mib"], row["child_peak_mib"]) for row in rows]
+        spread = (max(peaks) - min(peaks)) / min(peaks)
+        print(f"peak RSS spread across sizes: {100 * spread:.0f}% (goal ≤ 10%)")
+    print("(a busy shared 2-core machine: figures are noisy)")
+
+
+if __name__ == "__main__":
+    main()
