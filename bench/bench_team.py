@@ -41,11 +41,15 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotate import server, studio  # noqa: E402
 from annotate.corpus import read_gold, read_pulled  # noqa: E402
 from annotate.errors import AnnotateError  # noqa: E402
 from annotate.labels import load_schema  # noqa: E402
 from annotate.records import AnnotatedDoc, Article  # noqa: E402
+from annotate.studio import local  # noqa: E402
+from annotate.studio.client import Studio  # noqa: E402
+from annotate.studio.link import connect_backend  # noqa: E402
+from annotate.studio.pull import pull  # noqa: E402
+from annotate.studio.push import push  # noqa: E402
 from annotate.train import train  # noqa: E402
 from tests.backend_process import BackendProcess, tiny_config  # noqa: E402
 from tests.test_agreement_studio import log_in, sign_up  # noqa: E402
@@ -103,7 +107,7 @@ def tiny_model(folder: Path, gold: list[AnnotatedDoc], schema) -> tuple[Path, Pa
     return folder / "model-tiny", config
 
 
-def team(url: str, admin_token: str, size: int) -> list[studio.Studio]:
+def team(url: str, admin_token: str, size: int) -> list[Studio]:
     """``size`` annotators, each signed up by invite link and logged in with a token of their own."""
     handle = SimpleNamespace(url=url, token=admin_token)
     tag = uuid.uuid4().hex[:6]
@@ -111,30 +115,24 @@ def team(url: str, admin_token: str, size: int) -> list[studio.Studio]:
     for number in range(size):
         email = f"annotator{number:02d}-{tag}@example.org"
         sign_up(handle, email)
-        people.append(studio.Studio(url, log_in(handle, email)))
+        people.append(Studio(url, log_in(handle, email)))
     return people
 
 
-def annotate_until_done(person: studio.Studio, project, spans_of: dict, deadline: float, seed: int) -> Annotator:
+def annotate_until_done(person: Studio, project, spans_of: dict, deadline: float, seed: int) -> Annotator:
     """Open the next task, read it, submit its spans; again, until time is up (or the stream is empty)."""
     chooser, work = random.Random(seed), Annotator()
-    client = person._client._client_wrapper.httpx_client  # the labeling stream's own request, no retries
     while time.monotonic() < deadline:
         began = time.perf_counter()
         try:
-            answer = client.request(f"api/projects/{project.id}/next", method="GET", request_options={"max_retries": 0})
-        except Exception as exc:  # noqa: BLE001 - whatever an annotator's browser would show
-            work.errors.append(f"open: {type(exc).__name__}")
+            task = person.next_task(project, attempts=1)  # asked once, as the labeling stream asks
+        except AnnotateError as exc:  # whatever an annotator's browser would show
+            work.errors.append(f"open: {str(exc)[:120]}")
             time.sleep(1.0)
             continue
-        if answer.status_code == 404:
+        if task is None:
             break
-        if answer.status_code >= 400:
-            work.errors.append(f"open: HTTP {answer.status_code}")
-            time.sleep(1.0)
-            continue
         work.opens.append(time.perf_counter() - began)
-        task = answer.json()
         time.sleep(chooser.uniform(*THINK_S))
         began = time.perf_counter()
         try:
@@ -146,14 +144,14 @@ def annotate_until_done(person: studio.Studio, project, spans_of: dict, deadline
     return work
 
 
-def timed_pull(admin: studio.Studio, title: str, schema, folder: Path, dry_run: bool) -> float:
+def timed_pull(admin: Studio, title: str, schema, folder: Path, dry_run: bool) -> float:
     places = {"gold_path": folder / "gold.jsonl", "pulled_path": folder / "pulled.jsonl", "snapshots": folder / "snap"}
     began = time.perf_counter()
-    studio.pull(admin, title=title, schema=schema, dry_run=dry_run, **places)
+    pull(admin, title=title, schema=schema, dry_run=dry_run, **places)
     return time.perf_counter() - began
 
 
-def lead_pulls(admin: studio.Studio, title: str, schema, folder: Path, done: threading.Event, result: Round) -> None:
+def lead_pulls(admin: Studio, title: str, schema, folder: Path, done: threading.Event, result: Round) -> None:
     """The lead checks what a pull would change, then pulls, again and again while the team works."""
     while not done.wait(2.0):
         try:
@@ -175,7 +173,7 @@ def run_round(admin, token: str, people, schema, paragraphs, model, options, fol
     title = f"Team of {size} {uuid.uuid4().hex[:6]}"
     docs = [paragraphs[n % len(paragraphs)] for n in range(size * options.tasks_each)]
     spans_of = {f"{doc.id}-{n}": doc.spans for n, doc in enumerate(docs)}
-    studio.push(admin, [Article(f"{doc.id}-{n}", doc.text) for n, doc in enumerate(docs)], title=title, schema=schema)
+    push(admin, [Article(f"{doc.id}-{n}", doc.text) for n, doc in enumerate(docs)], title=title, schema=schema)
     folder.mkdir(parents=True)
     env = {"LABEL_STUDIO_URL": admin.url, "LABEL_STUDIO_API_KEY": token}
     arguments = [
@@ -188,13 +186,13 @@ def run_round(admin, token: str, people, schema, paragraphs, model, options, fol
     ]
     backend = BackendProcess(model[0], folder / "backend.log", env, arguments).start()
     try:
-        link = studio.connect_backend(admin, title=title, backend_url=backend.url, sampling="uncertainty")
+        link = connect_backend(admin, title=title, backend_url=backend.url, sampling="uncertainty")
         project = admin.project(title)
         # The lead has labeled a little already and presses "Start training" as the team starts.
         lead_labeled = {
             admin.annotate(task, spans_of[doc]) for doc, [(task, _)] in list(admin.task_index(project).items())[:2]
         }
-        admin._request("pressing Start training", "POST", f"api/ml/{link.backend_id}/train", json={})
+        admin.train_ml_backend(link.backend_id)
         result, done = Round([]), threading.Event()
         lead = threading.Thread(target=lead_pulls, args=(admin, title, schema, folder / "lead", done, result))
         watch = threading.Thread(target=watch_training, args=(backend, done, result.training_samples))
@@ -227,10 +225,10 @@ def run_round(admin, token: str, people, schema, paragraphs, model, options, fol
 def run_database(database: str, folder: Path, schema, paragraphs, model, options) -> dict[int, Round]:
     root = folder / database
     print(f"Starting Label Studio on {database} (first start: database set-up, not timed)…", flush=True)
-    info = server.up(root, port=server.free_port(), timeout=600, database=database)
+    info = local.up(root, port=local.free_port(), timeout=600, database=database)
     try:
-        token = server.read_credentials(server.StudioPaths(root).credentials).token
-        admin = studio.Studio(info.url, token)
+        token = local.read_credentials(local.StudioPaths(root).credentials).token
+        admin = Studio(info.url, token)
         people = team(info.url, token, max(options.annotators))
         rounds = {}
         for size in options.annotators:
@@ -239,7 +237,7 @@ def run_database(database: str, folder: Path, schema, paragraphs, model, options
             rounds[size] = run_round(admin, token, people[:size], schema, paragraphs, model, options, folder)
         return rounds
     finally:
-        server.down(root)
+        local.down(root)
 
 
 def report(results: dict[str, dict[int, Round]], sizes: list[int]) -> None:

@@ -78,7 +78,10 @@ def test_a_text_no_reader_takes_is_refused_with_the_reason_by_push_apply_and_ser
     body = json.dumps({"tasks": tasks})  # ASCII: a lone surrogate travels as its \\u escape, as a client may send it
     answer = client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 422, answer.text
-    assert answer.json()["detail"].startswith("text #2 of the batch: ") and reason in answer.json()["detail"]
+    detail = answer.json()["detail"]
+    # The request model refuses what it can see (a lone surrogate, naming the field); the guard the rest.
+    assert detail.startswith(("text #2 of the batch: ", "malformed request: tasks.1.data.text: ")), detail
+    assert reason in detail and "\n" not in detail
     assert client.post("/predict", json={"tasks": tasks[:1]}).status_code == 200  # and it keeps serving
 
 

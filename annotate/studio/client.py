@@ -517,14 +517,17 @@ class Studio:
         )
         return list(answer or [])
 
-    def next_task(self, project: Project) -> dict | None:
-        """The task the labeling stream hands this key's user next, with the predictions it shows; None when done."""
+    def next_task(self, project: Project, *, attempts: int = 3) -> dict | None:
+        """The task the labeling stream hands this key's user next, with the predictions it shows; None when done.
+
+        ``attempts=1`` asks once, as an annotator's browser does (a load test counts what it would see).
+        """
 
         def send() -> dict | None:
             response = self._send("GET", f"api/projects/{project.id}/next")
             return None if response.status_code == 404 else dict(self._json(response))
 
-        return self._read(f"asking project {project.title!r} for the next task", send)
+        return self._read(f"asking project {project.title!r} for the next task", send, attempts)
 
     def save_draft(self, task_id: int, spans: Iterable[Span]) -> int:
         """A draft, as the labeling view autosaves it (the SDK has no method for this)."""
