@@ -26,6 +26,7 @@ from annotate.curve import CURVE_FILE, CURVE_PLOT
 from annotate.errors import EvaluationError, InputError
 from annotate.evaluate import Evaluation
 from annotate.mistakes import KINDS, Mistake, mistakes
+from annotate.plan import plan_section
 from annotate.records import AnnotatedDoc, Span
 from annotate.report import CHART_SCHEMAS, SECTIONS, chart_png
 
@@ -360,6 +361,7 @@ def render_report(
             chart=_png_data_uri(chart_png(evaluations)),
             confusion=_png_data_uri(confusion) if confusion else "",
             curve=_curve(folder),
+            plan=plan_section(folder),
             acceptance=_acceptance(folder),
             articles=articles,
             systems=list(evaluations),
