@@ -54,7 +54,9 @@ CANNOT_TELL = "cannot tell"
 
 # Annotation times: the modified z-score of Iglewicz and Hoaglin on log seconds (robust sd = 1.4826 × MAD).
 OUTLIER_Z = 3.5
-MIN_LOG_SPREAD = 0.2  # a floor on the robust sd (in log seconds): a value must be ≥ 2× off the median to be cut
+# A floor on the robust sd (log seconds): however alike the other times, a time is cut only when it is
+# more than e^(3.5 × 0.5) ≈ 5.8× off the median (articles differ in length; a night is 50× a task).
+MIN_LOG_SPREAD = 0.5
 MIN_OWN_TIMES = 5  # fewer annotations than this: an annotator's times are judged against everyone's
 
 
