@@ -42,6 +42,9 @@ INTERVAL = 0.90  # the bootstrap interval reported: 5th to 95th percentile
 # A size is named only within this factor of the largest size measured: a power law fitted to a
 # short curve says little about sizes far beyond it (docs/plan.md, "How far to trust it").
 MAX_EXTRAPOLATION = 20
+# Nor before the sizes measured span three doublings: on curves drawn from a known law, intervals
+# named from sizes 1–4 held the true size 23 times in 38, from 1–8 75 in 90 (docs/plan.md).
+MIN_SPAN = 8
 # Bounds of the fit: the ceiling is an F1; a is the gap between the ceiling and F1 at n₁, so it
 # cannot much exceed 1; b from a curve that has barely started to rise to one that is flat after n₁.
 BOUNDS = ((0.0, 0.0, 0.01), (1.0, 1.5, 3.0))
@@ -358,6 +361,7 @@ class Plan:
             "law": LAW,
             "interval": INTERVAL,
             "max_extrapolation": MAX_EXTRAPOLATION,
+            "min_span": MIN_SPAN,
             "source": self.source,
             "pace": self.pace.to_dict() if self.pace else None,
             "answers": [answer.to_dict() for answer in self.answers],
@@ -418,13 +422,14 @@ def resample_fits(
 
 
 def judge(
-    law: PowerLaw, resampled: Resampled, *, target: float, gold_articles: int, horizon: float
+    law: PowerLaw, resampled: Resampled, *, target: float, gold_articles: int, sizes: Sequence[int]
 ) -> tuple[str, str, tuple[float, float, float] | None]:
     """The verdict, its reading, and the training articles needed (low, fit, high) when they can be named.
 
     In this order: reached (even the high end is within the gold); cannot tell (the curve does not
     rise beyond its noise, so it says nothing of a ceiling); not reachable (the ceiling's interval
-    is below the target); cannot tell (no upper end within ``horizon``); else the interval.
+    is below the target); cannot tell (sizes spanning less than :data:`MIN_SPAN`, or no upper end
+    within :data:`MAX_EXTRAPOLATION` × the largest size); else the interval.
     """
     low, high = resampled.needed
     point = min(max(law.size_for(target), low), high)
@@ -448,11 +453,18 @@ def judge(
             f"({ceiling[0]:.2f}–{ceiling[1]:.2f}, {interval}), below {target:g}"
         )
         return NOT_REACHABLE, reading, None
+    horizon = max(sizes) * MAX_EXTRAPOLATION
     reach = f"{_count(horizon)} training articles ({MAX_EXTRAPOLATION}× the largest size measured)"
     if low > horizon:
         return CANNOT_TELL, f"cannot tell from this curve: not within {reach} even at the low end, if at all", None
+    at_least = f"at least {_count(low)} training articles" if math.isfinite(low) else "no number"
     if high > horizon:
-        reading = f"cannot tell from this curve: at least {_count(low)} training articles; no upper end within {reach}"
+        return CANNOT_TELL, f"cannot tell from this curve: {at_least}; no upper end within {reach}", None
+    if max(sizes) < MIN_SPAN * min(sizes):
+        reading = (
+            f"cannot tell from this curve: {at_least}; its sizes span only {max(sizes) / min(sizes):g}× "
+            f"(a number needs sizes up to {MIN_SPAN * min(sizes)}, {MIN_SPAN}× the smallest)"
+        )
         return CANNOT_TELL, reading, None
     more = [max(0, math.ceil(value) - gold_articles) for value in (low, point, high)]
     reading = (
@@ -478,7 +490,7 @@ def answer_for(
     horizon = float(max(points)) * MAX_EXTRAPOLATION
     grid = np.unique(np.concatenate([np.geomspace(law.smallest, horizon, 60), list(points)]))
     resampled = resample_fits(points, grid, target=target, resamples=resamples, seed=seed)
-    verdict, reading, articles = judge(law, resampled, target=target, gold_articles=gold_articles, horizon=horizon)
+    verdict, reading, articles = judge(law, resampled, target=target, gold_articles=gold_articles, sizes=list(points))
     more = tuple(max(0, math.ceil(value) - gold_articles) for value in articles) if articles else None
     hours = pace.hours(*more) if pace is not None and more is not None else None
     if hours is not None and verdict == ESTIMATE:
@@ -625,6 +637,7 @@ def plan_section(folder: str | Path) -> dict | None:
         "interval": f"{float(data.get('interval', INTERVAL)):.0%}",
         "resamples": (data.get("source") or {}).get("resamples"),
         "max_extrapolation": data.get("max_extrapolation"),
+        "min_span": data.get("min_span"),
         "pace": pace["reading"] if pace else "",
         "stale": bool(current) and current != (data.get("source") or {}).get("curve_sha256"),
         "answers": answers,
