@@ -573,7 +573,7 @@ def plan_png(plan: Plan) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import FuncFormatter
 
     columns = min(3, len(plan.answers))
     rows = math.ceil(len(plan.answers) / columns)
@@ -591,14 +591,18 @@ def plan_png(plan: Plan) -> bytes:
         if answer.articles and math.isfinite(answer.articles[2]):
             axis.axvspan(answer.articles[0], answer.articles[2], color="tab:green", alpha=0.15, label="answer")
         axis.set_xscale("log")
-        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axis.set_ylim(0, 1)
         axis.set_xlabel("training articles (log scale)")
         axis.set_ylabel(f"{plan.level} F1")
         axis.set_title(f"{answer.label}: {answer.verdict}", fontsize=10)
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
+    shown = {}  # one legend for every panel, above them
+    for axis in axes.flat:
+        handles, names = axis.get_legend_handles_labels()
+        shown.update(zip(names, handles, strict=True))
+    figure.legend(shown.values(), shown.keys(), loc="upper center", ncol=len(shown), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
@@ -607,11 +611,10 @@ def plan_png(plan: Plan) -> bytes:
 
 def write_plan(folder: str | Path, plan: Plan) -> dict[str, Path]:
     """Write ``plan.json`` and ``plan.png`` into ``folder`` (each atomically)."""
-    folder = Path(folder)
-    data, plot = folder / PLAN_FILE, folder / PLAN_PLOT
-    atomic_write_text(data, json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    atomic_write_bytes(plot, plan_png(plan))
-    return {"plan": data, "plot": plot}
+    files = {"plan": Path(folder) / PLAN_FILE, "plot": Path(folder) / PLAN_PLOT}
+    atomic_write_text(files["plan"], json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    atomic_write_bytes(files["plot"], plan_png(plan))
+    return files
 
 
 def plan_section(folder: str | Path) -> dict | None:
