@@ -17,6 +17,7 @@ from annotate.cli import app
 from annotate.curve import Curve, CurveRun, default_sizes, write_curve
 from annotate.errors import PlanError, StudioError
 from annotate.htmlreport import render_report
+from annotate.pace import fixed_pace, outliers, pace_from_lead_times
 from annotate.plan import (
     CANNOT_TELL,
     ESTIMATE,
@@ -26,10 +27,7 @@ from annotate.plan import (
     PowerLaw,
     answer_for,
     fit_power_law,
-    fixed_pace,
     make_plan,
-    outliers,
-    pace_from_lead_times,
     read_curve,
     write_plan,
 )

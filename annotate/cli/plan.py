@@ -37,7 +37,8 @@ def plan_cli(
 ) -> None:
     """Fit the learning curve per label; print the articles (and hours) needed to reach --target, or why not."""
     from annotate.errors import AnnotateError, PlanError
-    from annotate.plan import fixed_pace, make_plan, pace_from_lead_times, read_curve, write_plan
+    from annotate.pace import fixed_pace, pace_from_lead_times
+    from annotate.plan import make_plan, read_curve, write_plan
 
     settings = project_settings()
     folder = out or settings.reports
