@@ -42,8 +42,9 @@ INTERVAL = 0.90  # the bootstrap interval reported: 5th to 95th percentile
 # A size is named only within this factor of the largest size measured: a power law fitted to a
 # short curve says little about sizes far beyond it (docs/plan.md, "How far to trust it").
 MAX_EXTRAPOLATION = 20
-# Nor before the sizes measured span three doublings: on curves drawn from a known law, intervals
-# named from sizes 1–4 held the true size 23 times in 38, from 1–8 75 in 90 (docs/plan.md).
+# Nothing beyond the curve (no number, no "not reachable") before its sizes span three doublings:
+# fitted on 1–4 the law's intervals held the true size of a known law 10 times in 17, and on real
+# curves (digits 10–40, the shipped gold 1–3) it missed the next sizes measured (docs/plan.md).
 MIN_SPAN = 8
 # Bounds of the fit: the ceiling is an F1; a is the gap between the ceiling and F1 at n₁, so it
 # cannot much exceed 1; b from a curve that has barely started to rise to one that is flat after n₁.
@@ -282,9 +283,10 @@ def judge(
     """The verdict, its reading, and the training articles needed (low, fit, high) when they can be named.
 
     In this order: reached (even the high end is within the gold); cannot tell (the curve does not
-    rise beyond its noise, so it says nothing of a ceiling); not reachable (the ceiling's interval
-    is below the target); cannot tell (sizes spanning less than :data:`MIN_SPAN`, or no upper end
-    within :data:`MAX_EXTRAPOLATION` × the largest size); else the interval.
+    rise beyond its noise, so it says nothing of a ceiling); cannot tell (its sizes span less than
+    :data:`MIN_SPAN`: too short for any claim beyond it); not reachable (the ceiling's interval is
+    below the target); cannot tell (no upper end within :data:`MAX_EXTRAPOLATION` × the largest
+    size); else the interval.
     """
     low, high = resampled.needed
     point = min(max(law.size_for(target), low), high)
@@ -302,24 +304,25 @@ def judge(
             f"(F1 per doubling of the articles {_signed(slope[0])} to {_signed(slope[1])}, {interval})"
         )
         return CANNOT_TELL, reading, None
+    smallest, largest = min(sizes), max(sizes)
+    if largest < MIN_SPAN * smallest:
+        reading = (
+            f"cannot tell from this curve: its sizes span only {largest / smallest:g}× ({smallest} to {largest} "
+            f"articles); an answer needs sizes up to {MIN_SPAN * smallest}, a gold of {MIN_SPAN * smallest + 1}"
+        )
+        return CANNOT_TELL, reading, None
     if ceiling[1] < target:
         reading = (
             f"not reachable within the fitted ceiling: F1 levels off at {law.ceiling:.2f} "
             f"({ceiling[0]:.2f}–{ceiling[1]:.2f}, {interval}), below {target:g}"
         )
         return NOT_REACHABLE, reading, None
-    horizon = max(sizes) * MAX_EXTRAPOLATION
+    horizon = largest * MAX_EXTRAPOLATION
     reach = f"{_count(horizon)} training articles ({MAX_EXTRAPOLATION}× the largest size measured)"
     if low > horizon:
         return CANNOT_TELL, f"cannot tell from this curve: not within {reach} even at the low end, if at all", None
-    at_least = f"at least {_count(low)} training articles" if math.isfinite(low) else "no number"
     if high > horizon:
-        return CANNOT_TELL, f"cannot tell from this curve: {at_least}; no upper end within {reach}", None
-    if max(sizes) < MIN_SPAN * min(sizes):
-        reading = (
-            f"cannot tell from this curve: {at_least}; its sizes span only {max(sizes) / min(sizes):g}× "
-            f"(a number needs sizes up to {MIN_SPAN * min(sizes)}, {MIN_SPAN}× the smallest)"
-        )
+        reading = f"cannot tell from this curve: at least {_count(low)} training articles; no upper end within {reach}"
         return CANNOT_TELL, reading, None
     more = [max(0, math.ceil(value) - gold_articles) for value in (low, point, high)]
     reading = (

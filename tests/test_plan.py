@@ -98,14 +98,18 @@ def test_a_noisy_short_curve_cannot_tell_where_a_long_clean_one_can():
     )
 
 
-def test_no_number_before_the_sizes_span_three_doublings():
+def test_no_claim_beyond_the_curve_before_its_sizes_span_three_doublings():
     short = _drawn(TRUTH, [1, 2, 3, 4], 3, noise=0.005, seed=3)
     answer = answer_for("ACTOR", short, target=0.65, gold_articles=5, resamples=100)
     assert answer.verdict == CANNOT_TELL and answer.articles is None
-    assert re.fullmatch(
-        r"cannot tell from this curve: at least \d+ training articles; its sizes span only 4× "
-        r"\(a number needs sizes up to 8, 8× the smallest\)",
-        answer.reading,
+    assert answer.reading == (
+        "cannot tell from this curve: its sizes span only 4× (1 to 4 articles); an answer needs sizes up to 8, "
+        "a gold of 9"
+    )
+    low = PowerLaw(ceiling=0.5, gap=0.3, exponent=1.0, smallest=1.0)
+    assert (
+        answer_for("DEMAND", _drawn(low, [1, 2, 3, 4], 3, 0.01, 2), target=0.7, gold_articles=5, resamples=50).verdict
+        == CANNOT_TELL
     )
     longer = _drawn(TRUTH, [1, 2, 4, 8], 3, noise=0.005, seed=3)
     assert answer_for("ACTOR", longer, target=0.75, gold_articles=9, resamples=100).verdict == ESTIMATE
