@@ -349,7 +349,10 @@ def answer_for(
     grid = np.unique(np.concatenate([np.geomspace(law.smallest, horizon, 60), list(points)]))
     resampled = resample_fits(points, grid, target=target, resamples=resamples, seed=seed)
     verdict, reading, articles = judge(law, resampled, target=target, gold_articles=gold_articles, sizes=list(points))
-    more = tuple(max(0, math.ceil(value) - gold_articles) for value in articles) if articles else None
+    more = None
+    if articles is not None:
+        fewest, likely, most = (max(0, math.ceil(value) - gold_articles) for value in articles)
+        more = (fewest, likely, most)
     hours = pace.hours(*more) if pace is not None and more is not None else None
     if hours is not None and verdict == ESTIMATE:
         reading += f"; about {hours[1]:.0f} annotator hours ({hours[0]:.0f}–{hours[2]:.0f})"
@@ -362,7 +365,7 @@ def answer_for(
         resampled.ceiling,
         resampled.slope,
         articles,
-        more,  # type: ignore[arg-type]
+        more,
         hours,
         [(size, value) for size, values in points.items() for value in values],
         band,
