@@ -39,10 +39,13 @@ _STEP = {
 # What the report reads of ``curve.json`` (the rest is for people and notebooks), checked by annotate.artifacts.
 CURVE_SHAPE = {"sizes": [int], "last_step": Maybe(Each(Maybe(_STEP))), "provenance": Maybe({"repeats": Maybe(int)})}
 CURVE_PLOT = "curve.png"
-# 2 subsets per size at the config's 300 steps: 8 models on the 5-article gold, which fits in 15 minutes
-# on 2 cores (measured: 9.6 min of CPU time for the 8; 35 min wall-clock on a machine shared by six jobs;
-# see docs/training.md).
-DEFAULT_REPEATS = 2
+# 3 subsets per size at the config's 300 steps, the fewest that `annotate plan` can resample (with 2,
+# one size in two resamples has no spread at all): 12 models on the 5-article gold, about 17 minutes
+# on 2 shared cores (measured: 1,010 s; see docs/training.md and docs/plan.md).
+DEFAULT_REPEATS = 3
+# Default sizes: every size up to the whole gold (less the article scored) while that is at most this
+# many; beyond, this many spaced evenly on a log scale, which is how the plan's law is read.
+DEFAULT_SIZE_COUNT = 8
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,15 @@ def training_subsets(doc_ids: Sequence[str], size: int, repeats: int, rng: Rando
     return sorted(rng.sample(possible, repeats))
 
 
+def default_sizes(n_articles: int) -> list[int]:
+    """1 … n − 1 for a small gold; for a larger one :data:`DEFAULT_SIZE_COUNT` sizes, log-spaced, ending at n − 1."""
+    largest = n_articles - 1
+    if largest <= DEFAULT_SIZE_COUNT:
+        return list(range(1, largest + 1))
+    ratio = largest ** (1 / (DEFAULT_SIZE_COUNT - 1))
+    return sorted({round(ratio**step) for step in range(DEFAULT_SIZE_COUNT)} | {largest})
+
+
 def check_sizes(sizes: Sequence[int], n_articles: int) -> list[int]:
     """Sizes sorted and unique; each must leave at least one article to score on."""
     if n_articles < 2:
@@ -196,8 +208,9 @@ def learning_curve(
 ) -> Curve:
     """Train on ``repeats`` seeded subsets of each size, score each on the articles outside it.
 
-    ``sizes`` defaults to 1 … (articles − 1). Every model is trained with the same ``seed`` so
-    that the spread comes from which articles were chosen, not from the initialisation.
+    ``sizes`` defaults to :func:`default_sizes`: up to the whole gold less one article. Every model
+    is trained with the same ``seed`` so that the spread comes from which articles were chosen, not
+    from the initialisation.
     """
     if repeats < 1:
         raise TrainingError(f"--repeats must be at least 1, not {repeats}")
@@ -205,7 +218,7 @@ def learning_curve(
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise TrainingError(f"--steps must be at least 1 (training steps per model), not {steps}")
     by_id = {doc.id: doc for doc in gold}
-    sizes = check_sizes(list(sizes) if sizes else list(range(1, len(by_id))), len(by_id))
+    sizes = check_sizes(list(sizes) if sizes else default_sizes(len(by_id)), len(by_id))
     report = progress or (lambda message: None)
     rng = Random(seed)
     plan = [(size, subset) for size in sizes for subset in training_subsets(list(by_id), size, repeats, rng)]

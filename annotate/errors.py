@@ -95,6 +95,10 @@ class TrainingError(AnnotateError):
     """A pipeline cannot be trained, loaded or applied: bad config, too little gold, missing model."""
 
 
+class PlanError(AnnotateError):
+    """A plan cannot be made: no learning curve to fit, a target or label it cannot answer for, no pace."""
+
+
 class TargetError(AnnotateError):
     """A command will not write here: the target is not absent and not something it wrote itself."""
 

@@ -30,6 +30,7 @@ from annotate.figures import CHART_SCHEMAS, chart_png, confusion_png
 from annotate.gold import validated_predictions
 from annotate.labels import LabelDef, Schema
 from annotate.mistakes import KINDS, Mistake, mistakes
+from annotate.plan import plan_section
 from annotate.presentation import evaluation_view, render
 from annotate.records import AnnotatedDoc, Span
 from annotate.report import read_metrics
@@ -57,6 +58,7 @@ PROVENANCE = Section("provenance", "Provenance", "provenance.html.j2")
 SCORES = Section("scores", "Scores", "scores.html.j2")
 CONFUSION = Section("confusion", "Confusion", "confusion.html.j2")
 CURVE = Section("curve", "Learning curve", "curve.html.j2")  # when curve.json is in the folder
+PLAN = Section("plan", "Plan", "plan.html.j2")  # when plan.json is in the folder (annotate plan)
 ACCEPTANCE = Section("acceptance", "Pre-annotation acceptance", "acceptance.html.j2")  # when acceptance.json is
 ERRORS = Section("errors", "Errors", "errors.html.j2")
 
@@ -269,6 +271,7 @@ def render_report(
             kind_counts.setdefault(system, Counter()).update(row["kind"] for row in article.mistakes)
     confusion = confusion_png(evaluations)
     curve = _curve(folder)
+    plan = plan_section(folder)
     acceptance = _acceptance(folder, acceptance_files)
     script = SCRIPT.strip()
     script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
@@ -280,6 +283,7 @@ def render_report(
             SCORES,
             CONFUSION,
             *([CURVE] if curve else []),
+            *([PLAN] if plan else []),
             *([ACCEPTANCE] if acceptance else []),
             ERRORS,
         ],
@@ -287,6 +291,7 @@ def render_report(
         chart=_png_data_uri(chart_png(evaluations)),
         confusion=_png_data_uri(confusion) if confusion else "",
         curve=curve,
+        plan=plan,
         acceptance=acceptance,
         articles=articles,
         labels=labels,

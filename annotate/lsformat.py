@@ -204,7 +204,7 @@ def parse_export(raw: bytes, schema: Schema, users: Mapping[int, str] | None = N
         return read_export(tasks, schema, users) if isinstance(tasks, list) else None
 
 
-def _annotator(value, users: Mapping[int, str]) -> str:
+def annotator_name(value, users: Mapping[int, str]) -> str:
     if isinstance(value, Mapping):
         return str(value.get("email") or value.get("id", ""))
     if isinstance(value, int) and not isinstance(value, bool):
@@ -264,7 +264,7 @@ def _read_annotation(
     users: Mapping[int, str],
 ) -> PulledAnnotation:
     annotation_id = int(annotation.get("id", 0))
-    annotator = _annotator(annotation.get("completed_by"), users)
+    annotator = annotator_name(annotation.get("completed_by"), users)
     where = f"task {task_id} annotation {annotation_id} ({annotator})"
     cancelled = bool(annotation.get("was_cancelled"))
     reading.per_annotator[annotator] += 1

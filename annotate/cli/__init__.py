@@ -12,6 +12,7 @@ from annotate.cli import (  # noqa: F401  (each registers its commands)
     apply,
     gold,
     labeling,
+    plan,
     reports,
     serve,
     training,

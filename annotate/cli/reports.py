@@ -31,11 +31,14 @@ def _sizes(value: Optional[str]) -> Optional[list[int]]:
 @app.command("curve")
 def curve_cli(
     sizes: Annotated[
-        Optional[str], typer.Option("--sizes", help="Training sizes in articles, e.g. 1,2,3,4 (default 1 … n−1).")
+        Optional[str],
+        typer.Option(
+            "--sizes", help="Training sizes in articles, e.g. 1,2,3,4 (default 1 … n−1; 8 log-spaced when more)."
+        ),
     ] = None,
     repeats: Annotated[
         int, typer.Option("--repeats", help="Random article subsets per size (all subsets when fewer exist).")
-    ] = 2,  # annotate.curve.DEFAULT_REPEATS (not imported here: it loads spaCy)
+    ] = 3,  # annotate.curve.DEFAULT_REPEATS (not imported here: it loads spaCy)
     seed: SeedOption = 0,
     steps: Annotated[
         Optional[int], typer.Option("--steps", help="Training steps per model (default: the config's max_steps).")
