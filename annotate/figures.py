@@ -20,8 +20,13 @@ DPI = 110
 Panels = Sequence[Sequence[Any]]  # rows of matplotlib Axes
 
 
-def figure_png(draw: Callable[[Panels], None], *, rows: int, columns: int, size: tuple[float, float]) -> bytes:
-    """A figure of ``rows`` × ``columns`` panels, filled in by ``draw(panels)``, as PNG bytes."""
+def figure_png(
+    draw: Callable[[Panels], None], *, rows: int, columns: int, size: tuple[float, float], top_inches: float = 0.0
+) -> bytes:
+    """A figure of ``rows`` × ``columns`` panels, filled in by ``draw(panels)``, as PNG bytes.
+
+    ``top_inches`` keeps a strip above the panels free (for a legend ``draw`` puts on the figure).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,7 +35,7 @@ def figure_png(draw: Callable[[Panels], None], *, rows: int, columns: int, size:
     figure, panels = plt.subplots(rows, columns, figsize=size, squeeze=False)
     try:
         draw(panels)
-        figure.tight_layout()
+        figure.tight_layout(rect=(0, 0, 1, 1 - top_inches / figure.get_figheight()))
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
     finally:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import math
 import warnings
@@ -32,6 +31,7 @@ from annotate.corpus import atomic_write_bytes, atomic_write_text
 from annotate.curve import CURVE_FILE, CURVE_SCHEMAS
 from annotate.errors import PlanError
 from annotate.evaluate import MICRO
+from annotate.figures import Panels, figure_png
 from annotate.pace import Pace
 
 PLAN_FILE = "plan.json"
@@ -430,44 +430,41 @@ def make_plan(
 
 def plan_png(plan: Plan) -> bytes:
     """One panel per label: every run, the fit with its band, the target, the gold size and the answer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
     columns = min(3, len(plan.answers))
     rows = math.ceil(len(plan.answers) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.4 * rows), squeeze=False)
-    for axis in axes.flat[len(plan.answers) :]:
-        axis.set_visible(False)
-    for axis, answer in zip(axes.flat, plan.answers, strict=False):
-        band = np.asarray(answer.band)
-        axis.fill_between(band[:, 0], band[:, 1], band[:, 3], color="tab:blue", alpha=0.2, label=f"{INTERVAL:.0%} band")
-        axis.plot(band[:, 0], band[:, 2], color="tab:blue", label="fit")
-        sizes, scores = zip(*answer.points, strict=True)
-        axis.scatter(sizes, scores, s=14, color="black", zorder=3, label="runs")
-        axis.axhline(plan.target, color="tab:red", linestyle="--", linewidth=1, label=f"target {plan.target:g}")
-        axis.axvline(plan.gold_articles, color="gray", linestyle=":", linewidth=1, label="gold now")
-        if answer.articles and math.isfinite(answer.articles[2]):
-            axis.axvspan(answer.articles[0], answer.articles[2], color="tab:green", alpha=0.15, label="answer")
-        axis.set_xscale("log")
-        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        axis.set_ylim(0, 1)
-        axis.set_xlabel("training articles (log scale)")
-        axis.set_ylabel(f"{plan.level} F1")
-        axis.set_title(f"{answer.label}: {answer.verdict}", fontsize=10)
-        axis.grid(alpha=0.3)
-    shown = {}  # one legend for every panel, above them
-    for axis in axes.flat:
-        handles, names = axis.get_legend_handles_labels()
-        shown.update(zip(names, handles, strict=True))
-    figure.legend(shown.values(), shown.keys(), loc="upper center", ncol=len(shown), fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
+
+    def draw(panels: Panels) -> None:
+        cells = [axis for row in panels for axis in row]
+        for axis in cells[len(plan.answers) :]:
+            axis.set_visible(False)
+        for axis, answer in zip(cells, plan.answers, strict=False):
+            band = np.asarray(answer.band)
+            axis.fill_between(
+                band[:, 0], band[:, 1], band[:, 3], color="tab:blue", alpha=0.2, label=f"{INTERVAL:.0%} band"
+            )
+            axis.plot(band[:, 0], band[:, 2], color="tab:blue", label="fit")
+            sizes, scores = zip(*answer.points, strict=True)
+            axis.scatter(sizes, scores, s=14, color="black", zorder=3, label="runs")
+            axis.axhline(plan.target, color="tab:red", linestyle="--", linewidth=1, label=f"target {plan.target:g}")
+            axis.axvline(plan.gold_articles, color="gray", linestyle=":", linewidth=1, label="gold now")
+            if answer.articles and math.isfinite(answer.articles[2]):
+                axis.axvspan(answer.articles[0], answer.articles[2], color="tab:green", alpha=0.15, label="answer")
+            axis.set_xscale("log")
+            axis.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
+            axis.set_ylim(0, 1)
+            axis.set_xlabel("training articles (log scale)")
+            axis.set_ylabel(f"{plan.level} F1")
+            axis.set_title(f"{answer.label}: {answer.verdict}", fontsize=10)
+            axis.grid(alpha=0.3)
+        shown = {}  # one legend for every panel, above them
+        for axis in cells:
+            handles, names = axis.get_legend_handles_labels()
+            shown.update(zip(names, handles, strict=True))
+        cells[0].figure.legend(
+            shown.values(), shown.keys(), loc="upper center", ncol=len(shown), fontsize=8, frameon=False
+        )
+
+    return figure_png(draw, rows=rows, columns=columns, size=(4.4 * columns, 3.4 * rows), top_inches=0.3)
 
 
 def write_plan(folder: str | Path, plan: Plan) -> dict[str, Path]:

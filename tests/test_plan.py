@@ -193,7 +193,7 @@ class _Export:
         self.raw = raw
 
     def project(self, title):
-        from annotate.studio import Project
+        from annotate.studio.client import Project
 
         return Project(7, title, "<View/>", annotators_per_task=2)
 
