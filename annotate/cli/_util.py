@@ -149,3 +149,23 @@ def seed_origins(settings) -> dict[str, str]:
     except ValueError:  # seeds outside the project: its folder name, never an absolute path with a home folder
         folder = seeds.name
     return {path.stem: f"{folder}/{path.name}" for path in sorted(seeds.glob("*.txt"))}
+
+
+def refresh_index(folder: Path, gold, settings, what: str) -> None:
+    """Rebuild ``folder``'s index.html after ``what`` was saved there, when the folder holds an evaluation.
+
+    The new file is saved already: a report that cannot be rebuilt is said in yellow, never hides that.
+    """
+    from annotate.acceptance import acceptance_files
+    from annotate.htmlreport import INDEX_FILE, write_html_report
+
+    if not (folder / "metrics.json").is_file():
+        return
+    try:
+        page = write_html_report(folder, gold, lang=settings.lang, acceptance_files=acceptance_files(settings.pulled))
+        typer.echo(f"updated {page}")
+    except AnnotateError as exc:
+        console.print(
+            f"{folder / INDEX_FILE} not updated: {exc} ({what} is saved; run `annotate report {folder}`)",
+            style="yellow",
+        )

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from annotate.cli._util import SeedOption, app, console, project_settings
+from annotate.cli._util import SeedOption, app, project_settings, refresh_index
 
 
 @app.command("plan")
@@ -36,7 +36,7 @@ def plan_cli(
     seed: SeedOption = 0,
 ) -> None:
     """Fit the learning curve per label; print the articles (and hours) needed to reach --target, or why not."""
-    from annotate.errors import AnnotateError, PlanError
+    from annotate.errors import PlanError
     from annotate.pace import fixed_pace, pace_from_lead_times
     from annotate.plan import make_plan, read_curve, write_plan
 
@@ -86,12 +86,7 @@ def plan_cli(
         typer.echo(f"  {cancelled} cancelled (skipped) annotation(s) not counted")
     files = write_plan(folder, plan)
     typer.echo(f"wrote {files['plan']} and {files['plot']}")
-    if (folder / "metrics.json").is_file():
-        from annotate.corpus import read_gold
-        from annotate.htmlreport import INDEX_FILE, write_html_report
+    from annotate.corpus import read_gold
 
-        try:
-            page = write_html_report(folder, read_gold(settings.gold), lang=settings.lang)
-            typer.echo(f"updated {page}")
-        except AnnotateError as exc:  # the plan is saved; a report that cannot be rebuilt must not hide that
-            console.print(f"[yellow]{folder / INDEX_FILE} not updated: {exc}[/] (run `annotate report {folder}`)")
+    if (folder / "metrics.json").is_file():
+        refresh_index(folder, read_gold(settings.gold), settings, "the plan")

@@ -12,10 +12,10 @@ from annotate.cli._util import (
     ProjectOption,
     SeedOption,
     app,
-    console,
     dim,
     project_schema,
     project_settings,
+    refresh_index,
 )
 
 
@@ -51,9 +51,7 @@ def curve_cli(
 ) -> None:
     """Learning curve by article: train on random subsets of each size, score on the other articles."""
     from annotate.curve import CURVE_SCHEMAS, check_curve_targets, learning_curve, write_curve
-    from annotate.errors import AnnotateError
     from annotate.experiment import checked_gold
-    from annotate.htmlreport import INDEX_FILE, write_html_report
 
     settings = project_settings()
     schema = project_schema()
@@ -83,16 +81,7 @@ def curve_cli(
         if step is not None:
             typer.echo(step.reading(schema_name))
     typer.echo(f"took {curve.source['seconds']:.0f} s; wrote {files['curve']} and {files['plot']}")
-    if (folder / "metrics.json").is_file():
-        try:
-            from annotate.acceptance import acceptance_files
-
-            page = write_html_report(
-                folder, docs, lang=settings.lang, acceptance_files=acceptance_files(settings.pulled)
-            )
-            typer.echo(f"updated {page}")
-        except AnnotateError as exc:  # the curve is saved; a report that cannot be rebuilt must not hide that
-            console.print(f"{folder / INDEX_FILE} not updated: {exc} (run `annotate report {folder}`)", style="yellow")
+    refresh_index(folder, docs, settings, "the curve")
 
 
 @app.command("report")
