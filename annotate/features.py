@@ -60,7 +60,7 @@ def cache_path(lang: str, words: int, width: int, seed: int) -> Path:
 
 @lru_cache(maxsize=4)
 def cluster_table(lang: str, words: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, vectors) for the ``words`` most frequent words that have a cluster: from the cache, else built and cached."""
+    """(keys, vectors) of the ``words`` most frequent clustered words: from the cache, else built and cached."""
     path = cache_path(lang, words, width, seed)
     try:
         with np.load(path, allow_pickle=False) as saved:

@@ -7,7 +7,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from annotate.cli._util import GoldOption, ProjectOption, SeedOption, app, console, project_schema, project_settings
+from annotate.cli._util import (
+    GoldOption,
+    ProjectOption,
+    SeedOption,
+    TrainEngineOption,
+    WorkersOption,
+    app,
+    console,
+    project_schema,
+    project_settings,
+    resolved_workers,
+)
 
 
 def _sizes(value: Optional[str]) -> Optional[list[int]]:
@@ -36,6 +47,8 @@ def curve_cli(
         Optional[Path], typer.Option("--config", help="spaCy config (default configs/spancat.cfg).")
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for curve.json (default: reports).")] = None,
+    workers: WorkersOption = None,
+    engine: TrainEngineOption = "local",
 ) -> None:
     """Learning curve by article: train on random subsets of each size, score on the other articles."""
     from annotate.curve import CURVE_SCHEMAS, learning_curve, write_curve
@@ -58,6 +71,8 @@ def curve_cli(
         lang=settings.lang,
         overrides=overrides,
         progress=lambda message: console.print(f"[dim]{message}[/]"),
+        workers=resolved_workers(workers),
+        engine=engine,
     )
     files = write_curve(folder, curve)
     summary = curve.summary()
