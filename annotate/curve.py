@@ -28,7 +28,7 @@ from annotate.evaluate import MICRO, evaluate
 from annotate.figures import Panels, figure_png
 from annotate.model import library_versions, predict
 from annotate.records import AnnotatedDoc
-from annotate.train import Progress, Trainings, train_pipeline
+from annotate.train import ConvertedGold, Progress, Trainings, train_pipeline
 
 CURVE_SCHEMAS = ("strict", "partial")
 CURVE_FILE = "curve.json"
@@ -207,11 +207,13 @@ def learning_curve(
     runs: list[CurveRun] = []
     began = time.perf_counter()
 
+    converted = ConvertedGold.of(gold, lang)
+
     def train(docs: Sequence[AnnotatedDoc], config: Path) -> Language:
-        return train_pipeline(docs, config, labels, seed=seed, lang=lang, overrides=overrides)
+        return train_pipeline(docs, config, labels, seed=seed, lang=lang, overrides=overrides, converted=converted)
 
     with worker_pool(workers, engine) as pool:
-        trainings = Trainings(train, docs=gold, pool=pool, options=(labels, seed, lang, overrides))
+        trainings = Trainings(train, docs=gold, pool=pool, options=(labels, seed, lang, overrides, converted))
         for number, (_, subset) in enumerate(plan, start=1):
             trainings.needed_by(number, config_path, subset)
         for number, (size, subset) in enumerate(plan, start=1):

@@ -26,9 +26,11 @@ from random import Random
 
 import spacy
 from spacy.language import Language
+from spacy.tokens import Doc, DocBin
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_loop
 from spacy.util import load_config
+from spacy.vocab import Vocab
 
 from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
@@ -119,6 +121,25 @@ def _config(config_path: Path, train_path: Path, dev_path: Path, seed: int, labe
     return config
 
 
+@dataclass(frozen=True)
+class ConvertedGold:
+    """The gold as spaCy Docs, converted once per run; every training of the run takes its articles from here.
+
+    Each article is kept as a one-Doc ``DocBin`` (bytes), so the whole of it travels to worker
+    processes and Ray tasks as it is.
+    """
+
+    docbins: dict[str, bytes]
+
+    @classmethod
+    def of(cls, gold: Sequence[AnnotatedDoc], lang: str = "en") -> ConvertedGold:
+        docs, _ = to_spacy_docs(blank_pipeline(lang), gold)
+        return cls({annotated.id: docbin_bytes([doc]) for annotated, doc in zip(gold, docs, strict=True)})
+
+    def docs(self, doc_ids: Sequence[str], vocab: Vocab) -> list[Doc]:
+        return [doc for doc_id in doc_ids for doc in DocBin().from_bytes(self.docbins[doc_id]).get_docs(vocab)]
+
+
 def train_pipeline(
     train_docs: Sequence[AnnotatedDoc],
     config_path: str | Path,
@@ -129,6 +150,7 @@ def train_pipeline(
     overrides: dict | None = None,
     log: io.TextIOBase | None = None,
     on_step: Callable[[int, int, float | None], None] | None = None,
+    converted: ConvertedGold | None = None,
 ) -> Language:
     """Train in memory on these articles; deterministic for a seed.
 
@@ -136,11 +158,15 @@ def train_pipeline(
     the config fixes the number of steps and spaCy's dev scores are computed on the training
     data, for the log only. The returned pipeline is the one after the last step.
     ``on_step(step, max_steps, loss)`` is called after every step (see :class:`TrainingProgress`).
+    ``converted`` holds these articles already converted (a run's :class:`ConvertedGold`).
     """
     if not train_docs:
         raise TrainingError("no articles to train on")
     nlp = blank_pipeline(lang)
-    docs, _ = to_spacy_docs(nlp, train_docs)
+    if converted is not None:
+        docs = converted.docs([doc.id for doc in train_docs], nlp.vocab)
+    else:
+        docs, _ = to_spacy_docs(nlp, train_docs)
     if not any(len(doc.spans["sc"]) for doc in docs):
         raise TrainingError("the training articles have no spans")
     stream = log if log is not None else io.StringIO()
@@ -285,9 +311,11 @@ def trained_pipeline(
     seed: int,
     lang: str,
     overrides: dict | None,
+    converted: ConvertedGold | None = None,
 ) -> tuple[str, bytes]:
     """What a worker process or Ray task runs: :func:`train_pipeline`, sent back as (config, bytes)."""
-    return pipeline_bytes(train_pipeline(docs, config_path, labels, seed=seed, lang=lang, overrides=overrides))
+    nlp = train_pipeline(docs, config_path, labels, seed=seed, lang=lang, overrides=overrides, converted=converted)
+    return pipeline_bytes(nlp)
 
 
 Key = tuple[str, tuple[str, ...]]
@@ -463,13 +491,16 @@ def cross_validate(
     def on_step(step: int, max_steps: int, loss: float | None) -> None:
         report(TrainingProgress(step=step, max_steps=max_steps, loss=loss, fold=current["fold"], folds=len(plan)))
 
+    converted = ConvertedGold.of(gold, lang) if learned else None
+
     def train(docs: Sequence[AnnotatedDoc], config: Path) -> Language:
+        listener = on_step if progress else None
         return train_pipeline(
-            docs, config, labels, seed=seed, lang=lang, overrides=overrides, on_step=on_step if progress else None
+            docs, config, labels, seed=seed, lang=lang, overrides=overrides, on_step=listener, converted=converted
         )
 
     with worker_pool(workers, engine) as pool:
-        shared = Trainings(train, docs=gold, pool=pool, options=(labels, seed, lang, overrides))
+        shared = Trainings(train, docs=gold, pool=pool, options=(labels, seed, lang, overrides, converted))
         for number, held_out in enumerate(plan, start=1):
             seen = [doc_id for doc_id in by_id if doc_id not in held_out]
             if learned and not nested:

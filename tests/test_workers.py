@@ -152,3 +152,23 @@ def test_commands_take_workers_and_engine(command, tmp_path, monkeypatch):
     assert "--workers" in result.output and "--engine" in result.output
     result = CliRunner().invoke(app, [command, "--workers", "0"])
     assert result.exit_code == 2 and "--workers" in result.output
+
+
+def test_the_gold_is_converted_once_per_run_and_trains_the_same_model(config, monkeypatch):
+    conversions = []
+    real = train_module.to_spacy_docs
+
+    def counting(nlp, docs, **kwargs):
+        docs = list(docs)
+        conversions.append(len(docs))
+        return real(nlp, docs, **kwargs)
+
+    docs = articles()
+    once = train_module.ConvertedGold.of(docs)
+    from_run = train_module.train_pipeline(docs[:2], config, LABELS, converted=once)
+    direct = train_module.train_pipeline(docs[:2], config, LABELS)
+    assert from_run.get_pipe("spancat").model.to_bytes() == direct.get_pipe("spancat").model.to_bytes()
+
+    monkeypatch.setattr(train_module, "to_spacy_docs", counting)
+    cross_validate(docs, config_path=config, patterns=RULES, labels=LABELS, systems=("model",), workers=1)
+    assert conversions == [3], "three trainings, one conversion of the three articles"
