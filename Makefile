@@ -4,7 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV := uv==0.13.9
-PIP_LOCKED := $(BIN)/python -m pip install -q --require-hashes --only-binary=:all: -r
+# Label Studio's dependencies that are published as source only (none of them is in core.lock).
+SOURCE_ONLY := attr drf-flex-fields drf-generators ordered-set django-ranged-fileresponse
+empty :=
+comma := ,
+PIP_LOCKED := $(BIN)/python -m pip install -q --require-hashes --only-binary=:all: \
+	--no-binary=$(subst $(empty) $(empty),$(comma),$(SOURCE_ONLY)) -r
 
 .PHONY: run test studio lint bench clean lock
 
@@ -30,7 +35,8 @@ $(VENV)/.installed-studio: pyproject.toml requirements/studio.lock | $(BIN)/pyth
 
 # Update the locks after changing a dependency in pyproject.toml (see "Locked environment" in the README):
 # the full set first, then the smaller sets constrained to it, so all agree on every shared version.
-LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes --no-header --quiet
+LOCK := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes --no-header --quiet \
+	--only-binary :all: $(foreach name,$(SOURCE_ONLY),--no-binary $(name))
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install -q "$(UV)"
 	$(LOCK) --extra test --extra studio --extra browser --extra serve --extra scale -o requirements/all.lock
