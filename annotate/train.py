@@ -348,7 +348,7 @@ class Trainings:
         self._options = options
         self._models: dict[Key, Language] = {}
         self._last_use: dict[Key, int] = {}
-        self._upcoming: deque[Key] = deque()
+        self._upcoming: deque[tuple[Key, list[str]]] = deque()
         self._running: dict[Key, object] = {}
         self._started: set[Key] = set()
         self.trained = 0
@@ -358,10 +358,13 @@ class Trainings:
         return str(config), tuple(sorted(doc_ids))
 
     def needed_by(self, fold: int, config: str | Path, doc_ids: Sequence[str], *, ahead: bool = True) -> None:
-        """Fold ``fold`` is the last to use this model; ``ahead``: it is sure to be asked for (start it early)."""
+        """Fold ``fold`` is the last to use this model; ``ahead``: it is sure to be asked for (start it early).
+
+        ``doc_ids`` in the order the articles will be asked for: the order is part of the training.
+        """
         key = self.key(config, doc_ids)
         if ahead and key not in self._last_use and self._pool is not None:
-            self._upcoming.append(key)
+            self._upcoming.append((key, list(doc_ids)))  # in the order the training will get them
         self._last_use[key] = fold
 
     def has(self, config: str | Path, docs: Sequence[AnnotatedDoc]) -> bool:
@@ -387,8 +390,8 @@ class Trainings:
 
     def _start_ahead(self) -> None:
         while self._upcoming and len(self._running) < self._pool.workers:
-            key = self._upcoming.popleft()
-            self._start(key, [self._by_id[doc_id] for doc_id in key[1]])
+            key, doc_ids = self._upcoming.popleft()
+            self._start(key, [self._by_id[doc_id] for doc_id in doc_ids])
 
     def release(self, fold: int) -> None:
         for key in [key for key, last in self._last_use.items() if last <= fold]:

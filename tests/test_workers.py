@@ -172,3 +172,28 @@ def test_the_gold_is_converted_once_per_run_and_trains_the_same_model(config, mo
     monkeypatch.setattr(train_module, "to_spacy_docs", counting)
     cross_validate(docs, config_path=config, patterns=RULES, labels=LABELS, systems=("model",), workers=1)
     assert conversions == [3], "three trainings, one conversion of the three articles"
+
+
+def test_trainings_started_ahead_get_their_articles_in_the_serial_order(config, monkeypatch):
+    """The order of the training articles is part of the training: a gold not sorted by id must not be re-sorted."""
+    unsorted = articles()[::-1]
+    serial = cross_validate(unsorted, config_path=config, patterns=RULES, labels=LABELS, systems=("model",))
+    submitted: list[list[str]] = []
+
+    class RecordingPool(CountingPool):
+        def submit(self, fn, *args):
+            submitted.append([doc.id for doc in args[0]])
+            return super().submit(fn, *args)
+
+    def recording_pool(workers, engine):
+        from contextlib import nullcontext
+
+        return nullcontext(RecordingPool(workers))
+
+    monkeypatch.setattr(train_module, "worker_pool", recording_pool)
+    ahead = cross_validate(unsorted, config_path=config, patterns=RULES, labels=LABELS, systems=("model",), workers=2)
+    order = [doc.id for doc in unsorted]
+    assert submitted == [
+        [doc_id for doc_id in order if doc_id != held_out] for held_out in sorted(order)
+    ]  # folds by id
+    assert ahead.predictions == serial.predictions
