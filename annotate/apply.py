@@ -9,8 +9,8 @@ atomically, and recorded in the manifest. Running the same job again does only w
 The two engines call the very same :func:`label_rows` and :func:`write_shard`; they differ only
 in how the work is scheduled: ``local`` streams the articles of all pending shards through one
 ``nlp.pipe(n_process=workers)``; ``ray`` maps the shards over a Ray Data actor pool
-(:class:`ShardLabeler`: one pipeline loaded per worker, :func:`label_shard` per shard).
-This is the only module that imports ``ray``."""
+(:class:`ShardLabeler`: one pipeline loaded per worker, :func:`label_shard` per shard). Ray is
+started or joined by :func:`annotate.engine.ray_session`, as for the trainings."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ import pyarrow.parquet as pq
 from annotate.articles import duplicate_problem, read_records, source_files
 from annotate.artifacts import Maybe, read_artifact
 from annotate.corpus import atomic_write_bytes, atomic_write_text
-from annotate.errors import AnnotateError, InputError
+from annotate.engine import check_ray_address, default_workers, our_error, ray_connect_timeout, ray_session
+from annotate.errors import InputError
 from annotate.labels import Schema
 from annotate.model import Predictor, check_pipeline_folder, load_predictor, model_identity
 from annotate.records import Span, text_sha256
@@ -311,10 +312,6 @@ class ApplyReport:
     manifest: dict = field(default_factory=dict)
 
 
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def apply(
     model_dir: str | Path,
     sources: Sequence[str | Path],
@@ -537,98 +534,39 @@ def _run_ray(model_dir, schema, model_hash, pending, out_dir, workers, batch_siz
     """
     if not pending:
         return
-    import ray
     import ray.data
 
     data_logger = logging.getLogger("ray.data")  # its INFO lines would break through our progress bar
     level = data_logger.level
-    started_here = not ray.is_initialized()
-    if started_here:
-        if os.environ.get("RAY_ADDRESS"):  # answering: checked by apply before anything was written
-            ray.init(logging_level=logging.ERROR, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    try:
-        data_logger.setLevel(logging.ERROR)
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        items = [{"shard": json.dumps(shard)} for shard in pending]
-        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            ShardLabeler,
-            fn_constructor_kwargs={
-                "model_dir": str(model_dir.resolve()),
-                "schema": schema,
-                "model_hash": model_hash,
-                "out_dir": str(out_dir.resolve()),
-                "batch_size": batch_size,
-            },
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
-            num_cpus=1,
-        )
+    with ray_session(workers):
         try:
-            for row in dataset.iter_rows():
-                record(json.loads(row["record"]))
-        except Exception as exc:
-            ours = _our_error(exc)
-            if ours is None:
-                raise
-            raise type(ours)(str(ours)) from None
-    finally:
-        data_logger.setLevel(level)
-        if started_here:
-            ray.shutdown()
-
-
-RAY_CONNECT_TIMEOUT_ENV = "ANNOTATE_RAY_CONNECT_TIMEOUT"
-RAY_CONNECT_TIMEOUT = 30.0
-
-
-def ray_connect_timeout() -> float:
-    """How long apply waits for the cluster at RAY_ADDRESS to answer (ANNOTATE_RAY_CONNECT_TIMEOUT, seconds)."""
-    raw = os.environ.get(RAY_CONNECT_TIMEOUT_ENV, "")
-    if not raw:
-        return RAY_CONNECT_TIMEOUT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < 86_400:
-        raise InputError(f"{RAY_CONNECT_TIMEOUT_ENV} must be a number of seconds above 0, not {raw!r}")
-    return seconds
-
-
-def check_ray_address(address: str, timeout: float) -> None:
-    """Ask the cluster at ``address`` (``host:port`` or ``ray://host:port``) for a gRPC handshake, within ``timeout``.
-
-    ``ray.init`` retries an address that accepts connections but never answers for ever; this
-    makes it one line instead. ``auto`` and other forms are left to Ray.
-    """
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        return
-    import grpc
-
-    channel = grpc.insecure_channel(target)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    except grpc.FutureTimeoutError:
-        raise InputError(f"RAY_ADDRESS {address}: no Ray cluster answered within {timeout:g} s") from None
-    finally:
-        channel.close()
-
-
-def _our_error(exc: BaseException) -> AnnotateError | None:
-    """The toolkit error a Ray worker raised, unwrapped from Ray's task and user-code errors."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if type(current).__module__ == "annotate.errors":
-            return current
-        current = getattr(current, "cause", None) or current.__cause__
-    return None
+            data_logger.setLevel(logging.ERROR)
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False
+            items = [{"shard": json.dumps(shard)} for shard in pending]
+            dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+                ShardLabeler,
+                fn_constructor_kwargs={
+                    "model_dir": str(model_dir.resolve()),
+                    "schema": schema,
+                    "model_hash": model_hash,
+                    "out_dir": str(out_dir.resolve()),
+                    "batch_size": batch_size,
+                },
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
+                num_cpus=1,
+            )
+            try:
+                for row in dataset.iter_rows():
+                    record(json.loads(row["record"]))
+            except Exception as exc:
+                ours = our_error(exc)
+                if ours is None:
+                    raise
+                raise type(ours)(str(ours)) from None
+        finally:
+            data_logger.setLevel(level)
 
 
 # --- the output folder --------------------------------------------------------------------------

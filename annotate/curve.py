@@ -19,15 +19,18 @@ from itertools import combinations
 from pathlib import Path
 from random import Random
 
+from spacy.language import Language
+
 from annotate.artifacts import Each, Maybe
 from annotate.corpus import encode_text, gold_sha256
+from annotate.engine import check_workers, worker_pool
 from annotate.errors import TrainingError
 from annotate.evaluate import MICRO, evaluate
 from annotate.figures import Panels, figure_png
 from annotate.model import library_versions, predict
 from annotate.records import AnnotatedDoc
 from annotate.targets import check_file_target, check_folder_target, write_files
-from annotate.train import Progress, train_pipeline
+from annotate.train import ConvertedGold, Progress, Trainings, train_pipeline
 
 CURVE_SCHEMAS = ("strict", "partial")
 CURVE_FILE = "curve.json"
@@ -205,13 +208,17 @@ def learning_curve(
     lang: str = "en",
     overrides: dict | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
+    engine: str = "local",
 ) -> Curve:
     """Train on ``repeats`` seeded subsets of each size, score each on the articles outside it.
 
     ``sizes`` defaults to :func:`default_sizes`: up to the whole gold less one article. Every model
     is trained with the same ``seed`` so that the spread comes from which articles were chosen, not
-    from the initialisation.
+    from the initialisation. The
+    models train on ``workers`` processes or Ray tasks (:mod:`annotate.engine`), same results.
     """
+    check_workers(workers, engine)
     if repeats < 1:
         raise TrainingError(f"--repeats must be at least 1, not {repeats}")
     steps = (overrides or {}).get("training.max_steps")
@@ -224,18 +231,30 @@ def learning_curve(
     plan = [(size, subset) for size in sizes for subset in training_subsets(list(by_id), size, repeats, rng)]
     runs: list[CurveRun] = []
     began = time.perf_counter()
-    for number, (size, subset) in enumerate(plan, start=1):
-        repeat = sum(1 for run in runs if run.size == size) + 1
-        report(f"model {number}/{len(plan)}: {size} article(s), repeat {repeat}")
-        started = time.perf_counter()
-        train_docs = [by_id[doc_id] for doc_id in subset]
-        test_docs = [doc for doc in gold if doc.id not in subset]
-        nlp = train_pipeline(train_docs, config_path, labels, seed=seed, lang=lang, overrides=overrides)
-        scored = evaluate(test_docs, predict(nlp, test_docs, "model"), labels, bootstrap=0, with_errors=False)
-        f1 = {schema: {name: score.f1 for name, score in scored.scores[schema].items()} for schema in CURVE_SCHEMAS}
-        for per in f1.values():
-            per.pop("macro", None)
-        runs.append(CurveRun(size, repeat, subset, tuple(d.id for d in test_docs), f1, time.perf_counter() - started))
+
+    converted = ConvertedGold.of(gold, lang)
+
+    def train(docs: Sequence[AnnotatedDoc], config: Path) -> Language:
+        return train_pipeline(docs, config, labels, seed=seed, lang=lang, overrides=overrides, converted=converted)
+
+    with worker_pool(workers, engine) as pool:
+        trainings = Trainings(train, docs=gold, pool=pool, options=(labels, seed, lang, overrides, converted))
+        for number, (_, subset) in enumerate(plan, start=1):
+            trainings.needed_by(number, config_path, subset)
+        for number, (size, subset) in enumerate(plan, start=1):
+            repeat = sum(1 for run in runs if run.size == size) + 1
+            report(f"model {number}/{len(plan)}: {size} article(s), repeat {repeat}")
+            started = time.perf_counter()
+            train_docs = [by_id[doc_id] for doc_id in subset]
+            test_docs = [doc for doc in gold if doc.id not in subset]
+            nlp = trainings.get(train_docs, config_path)
+            trainings.release(number)
+            scored = evaluate(test_docs, predict(nlp, test_docs, "model"), labels, bootstrap=0, with_errors=False)
+            f1 = {schema: {name: score.f1 for name, score in scored.scores[schema].items()} for schema in CURVE_SCHEMAS}
+            for per in f1.values():
+                per.pop("macro", None)
+            took = time.perf_counter() - started
+            runs.append(CurveRun(size, repeat, subset, tuple(d.id for d in test_docs), f1, took))
     source = {
         "gold_sha256": gold_sha256(gold),
         "articles": len(by_id),

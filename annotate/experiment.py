@@ -102,11 +102,15 @@ def cross_validation_report(
     nested: bool = False,
     configs: Sequence[str | Path] | None = None,
     acceptance_files: Sequence[Path] = (),
+    workers: int = 1,
+    engine: str = "local",
 ) -> Outcome:
     """Cross-validate rules, memorized, model and both; evaluate the pooled predictions; write reports.
 
     With ``nested`` each fold chooses its config (among ``configs``, default ``config_path``) and
     per-label thresholds on its own training articles; the reports list every fold's choice.
+    ``workers`` and ``engine`` say where the trainings run (:mod:`annotate.engine`); the figures
+    do not depend on them.
     """
     _check_bootstrap(bootstrap)
     check_report_targets(reports, systems, INDEX_FILE)
@@ -126,6 +130,8 @@ def cross_validation_report(
         progress=progress,
         nested=nested,
         configs=candidates,
+        workers=workers,
+        engine=engine,
     )
     if progress:
         progress(TrainingProgress("evaluating pooled predictions"))

@@ -10,27 +10,75 @@ random vector per path prefix, so words with a longer shared prefix get closer v
 installs the table before training through ``[initialize.before_init]``
 (``annotate.cluster_vectors.v1``). The vectors are saved with the pipeline; prediction does not
 need the lookups package.
+
+Building the table takes seconds (every cluster path of the lookups package is read), and every
+training process would pay it. So it is built once per ``spacy-lookups-data`` version and kept
+in the user's cache folder (``$ANNOTATE_CACHE_DIR``, else ``$XDG_CACHE_HOME/annotate``, else
+``~/.cache/annotate``), written atomically; a damaged or unwritable cache only costs the rebuild.
 """
 
 from __future__ import annotations
 
+import io
+import os
+import zipfile
 import zlib
 from collections.abc import Callable
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 import spacy
 from spacy.language import Language
 from spacy.vectors import Vectors
 
-from annotate.errors import TrainingError
+from annotate.corpus import atomic_write_bytes
+from annotate.errors import AnnotateError, TrainingError
 
 CALLBACK = "annotate.cluster_vectors.v1"
 PREFIX_BITS = (2, 4, 6, 8, 10, 12, 14, 16, 18)
+TABLE_FORMAT = 1  # raise when build_cluster_table changes what it computes: old cache files are then ignored
+
+
+def cache_folder() -> Path:
+    """Where built tables are kept between processes and runs."""
+    if os.environ.get("ANNOTATE_CACHE_DIR"):
+        return Path(os.environ["ANNOTATE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "annotate"
+
+
+def cache_path(lang: str, words: int, width: int, seed: int) -> Path:
+    """The table's file, named by everything it depends on (the lookups package's version included)."""
+    try:
+        lookups = version("spacy-lookups-data")
+    except PackageNotFoundError:
+        lookups = "missing"
+    name = f"clusters-{lang}-{words}-{width}-{seed}-lookups{lookups}-format{TABLE_FORMAT}.npz"
+    return cache_folder() / name
 
 
 @lru_cache(maxsize=4)
 def cluster_table(lang: str, words: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, vectors) of the ``words`` most frequent clustered words: from the cache, else built and cached."""
+    path = cache_path(lang, words, width, seed)
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return saved["keys"], saved["vectors"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent, or not a table this version wrote
+        pass
+    keys, vectors = build_cluster_table(lang, words, width, seed)
+    buffer = io.BytesIO()
+    np.savez(buffer, keys=keys, vectors=vectors)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buffer.getvalue())
+    except (OSError, AnnotateError):  # a read-only home: the next process builds it again
+        pass
+    return keys, vectors
+
+
+def build_cluster_table(lang: str, words: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(keys, vectors) for the ``words`` most frequent words that have a cluster; deterministic."""
     try:
         from spacy.lookups import load_lookups

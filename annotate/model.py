@@ -166,6 +166,20 @@ def load_pipeline(model_dir: str | Path) -> Language:
         raise TrainingError(f"{path}: cannot load the saved pipeline ({one_line(exc)})") from None
 
 
+def pipeline_bytes(nlp: Language) -> tuple[str, bytes]:
+    """A trained pipeline as (config, weights) to send between processes; :func:`pipeline_from_bytes` reads it back."""
+    return nlp.config.to_str(), nlp.to_bytes()
+
+
+def pipeline_from_bytes(config: str, data: bytes) -> Language:
+    """The pipeline :func:`pipeline_bytes` sent, the same weights and vectors (a worker's trained model)."""
+    from spacy.util import load_model_from_config
+    from thinc.api import Config
+
+    nlp = load_model_from_config(Config().from_str(config, interpolate=False), auto_fill=False, validate=False)
+    return nlp.from_bytes(data)
+
+
 # --- spans out of a doc ---------------------------------------------------------------------------
 
 

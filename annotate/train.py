@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -25,15 +26,26 @@ from random import Random
 
 import spacy
 from spacy.language import Language
+from spacy.tokens import Doc, DocBin
 from spacy.training.initialize import init_nlp
 from spacy.training.loop import train as train_loop
 from spacy.util import load_config
+from spacy.vocab import Vocab
 
 from annotate.convert import blank_pipeline, docbin_bytes, to_spacy_docs
 from annotate.corpus import atomic_write_bytes, atomic_write_text, gold_sha256
+from annotate.engine import Pool, check_workers, worker_pool
 from annotate.errors import TrainingError
 from annotate.evaluate import evaluate
-from annotate.model import META_FILE, computed_identity, library_versions, one_line, predict
+from annotate.model import (
+    META_FILE,
+    computed_identity,
+    library_versions,
+    one_line,
+    pipeline_bytes,
+    pipeline_from_bytes,
+    predict,
+)
 from annotate.nested import FoldChoice, choose_in_fold, with_thresholds
 from annotate.records import AnnotatedDoc
 from annotate.rules import MERGE_NAME, RULER_NAME, add_rules, memorized_pipeline, rule_pipeline
@@ -109,6 +121,25 @@ def _config(config_path: Path, train_path: Path, dev_path: Path, seed: int, labe
     return config
 
 
+@dataclass(frozen=True)
+class ConvertedGold:
+    """The gold as spaCy Docs, converted once per run; every training of the run takes its articles from here.
+
+    Each article is kept as a one-Doc ``DocBin`` (bytes), so the whole of it travels to worker
+    processes and Ray tasks as it is.
+    """
+
+    docbins: dict[str, bytes]
+
+    @classmethod
+    def of(cls, gold: Sequence[AnnotatedDoc], lang: str = "en") -> ConvertedGold:
+        docs, _ = to_spacy_docs(blank_pipeline(lang), gold)
+        return cls({annotated.id: docbin_bytes([doc]) for annotated, doc in zip(gold, docs, strict=True)})
+
+    def docs(self, doc_ids: Sequence[str], vocab: Vocab) -> list[Doc]:
+        return [doc for doc_id in doc_ids for doc in DocBin().from_bytes(self.docbins[doc_id]).get_docs(vocab)]
+
+
 def train_pipeline(
     train_docs: Sequence[AnnotatedDoc],
     config_path: str | Path,
@@ -119,6 +150,7 @@ def train_pipeline(
     overrides: dict | None = None,
     log: io.TextIOBase | None = None,
     on_step: Callable[[int, int, float | None], None] | None = None,
+    converted: ConvertedGold | None = None,
 ) -> Language:
     """Train in memory on these articles; deterministic for a seed.
 
@@ -126,11 +158,15 @@ def train_pipeline(
     the config fixes the number of steps and spaCy's dev scores are computed on the training
     data, for the log only. The returned pipeline is the one after the last step.
     ``on_step(step, max_steps, loss)`` is called after every step (see :class:`TrainingProgress`).
+    ``converted`` holds these articles already converted (a run's :class:`ConvertedGold`).
     """
     if not train_docs:
         raise TrainingError("no articles to train on")
     nlp = blank_pipeline(lang)
-    docs, _ = to_spacy_docs(nlp, train_docs)
+    if converted is not None:
+        docs = converted.docs([doc.id for doc in train_docs], nlp.vocab)
+    else:
+        docs, _ = to_spacy_docs(nlp, train_docs)
     if not any(len(doc.spans["sc"]) for doc in docs):
         raise TrainingError("the training articles have no spans")
     stream = log if log is not None else io.StringIO()
@@ -268,26 +304,68 @@ class CrossValidation:
     choices: list[FoldChoice] = field(default_factory=list)
 
 
-class _SharedTrainings:
+def trained_pipeline(
+    docs: Sequence[AnnotatedDoc],
+    config_path: str,
+    labels: Sequence[str],
+    seed: int,
+    lang: str,
+    overrides: dict | None,
+    converted: ConvertedGold | None = None,
+) -> tuple[str, bytes]:
+    """What a worker process or Ray task runs: :func:`train_pipeline`, sent back as (config, bytes)."""
+    nlp = train_pipeline(docs, config_path, labels, seed=seed, lang=lang, overrides=overrides, converted=converted)
+    return pipeline_bytes(nlp)
+
+
+Key = tuple[str, tuple[str, ...]]
+
+
+class Trainings:
     """Pipelines trained once per (config, articles) and handed to every fold that needs the same one.
 
     Nested cross-validation trains, inside each outer fold, one model per training article left
     out; with leave-one-article-out the model without articles a and b serves the outer folds of
     both a and b. A model is dropped once the last fold that needs it is done (``release``).
+
+    With a pool of several workers (:mod:`annotate.engine`) the trainings announced by
+    ``needed_by`` are started ahead, in the order they will be asked for, at most one per worker
+    beyond those already collected; ``get`` waits for its own. In-process, ``train`` runs when
+    asked (it may report every step).
     """
 
-    def __init__(self, train: Callable[[Sequence[AnnotatedDoc], Path], Language]) -> None:
+    def __init__(
+        self,
+        train: Callable[[Sequence[AnnotatedDoc], Path], Language],
+        *,
+        docs: Sequence[AnnotatedDoc] = (),
+        pool: Pool | None = None,
+        options: tuple = (),
+    ) -> None:
         self._train = train
-        self._models: dict[tuple[str, tuple[str, ...]], Language] = {}
-        self._last_use: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._by_id = {doc.id: doc for doc in docs}
+        self._pool = None if pool is None or pool.in_process else pool
+        self._options = options
+        self._models: dict[Key, Language] = {}
+        self._last_use: dict[Key, int] = {}
+        self._upcoming: deque[tuple[Key, list[str]]] = deque()
+        self._running: dict[Key, object] = {}
+        self._started: set[Key] = set()
         self.trained = 0
 
     @staticmethod
-    def key(config: str | Path, doc_ids: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    def key(config: str | Path, doc_ids: Sequence[str]) -> Key:
         return str(config), tuple(sorted(doc_ids))
 
-    def needed_by(self, fold: int, config: str | Path, doc_ids: Sequence[str]) -> None:
-        self._last_use[self.key(config, doc_ids)] = fold
+    def needed_by(self, fold: int, config: str | Path, doc_ids: Sequence[str], *, ahead: bool = True) -> None:
+        """Fold ``fold`` is the last to use this model; ``ahead``: it is sure to be asked for (start it early).
+
+        ``doc_ids`` in the order the articles will be asked for: the order is part of the training.
+        """
+        key = self.key(config, doc_ids)
+        if ahead and key not in self._last_use and self._pool is not None:
+            self._upcoming.append((key, list(doc_ids)))  # in the order the training will get them
+        self._last_use[key] = fold
 
     def has(self, config: str | Path, docs: Sequence[AnnotatedDoc]) -> bool:
         return self.key(config, [doc.id for doc in docs]) in self._models
@@ -295,9 +373,25 @@ class _SharedTrainings:
     def get(self, docs: Sequence[AnnotatedDoc], config: str | Path) -> Language:
         key = self.key(config, [doc.id for doc in docs])
         if key not in self._models:
-            self._models[key] = self._train(docs, Path(config))
+            if self._pool is None:
+                self._models[key] = self._train(docs, Path(config))
+            else:
+                self._start(key, docs)
+                self._start_ahead()
+                self._models[key] = pipeline_from_bytes(*self._pool.result(self._running.pop(key)))
+                self._start_ahead()
             self.trained += 1
         return self._models[key]
+
+    def _start(self, key: Key, docs: Sequence[AnnotatedDoc]) -> None:
+        if key not in self._started:
+            self._started.add(key)
+            self._running[key] = self._pool.submit(trained_pipeline, list(docs), key[0], *self._options)
+
+    def _start_ahead(self) -> None:
+        while self._upcoming and len(self._running) < self._pool.workers:
+            key, doc_ids = self._upcoming.popleft()
+            self._start(key, [self._by_id[doc_id] for doc_id in doc_ids])
 
     def release(self, fold: int) -> None:
         for key in [key for key, last in self._last_use.items() if last <= fold]:
@@ -312,7 +406,7 @@ def _remove_rules(nlp: Language) -> None:
 
 
 def _inner_trainer(
-    shared: _SharedTrainings,
+    shared: Trainings,
     report: Progress,
     fold: dict,
     held_out: Sequence[str],
@@ -352,6 +446,8 @@ def cross_validate(
     progress: Progress | None = None,
     nested: bool = False,
     configs: Sequence[str | Path] | None = None,
+    workers: int = 1,
+    engine: str = "local",
 ) -> CrossValidation:
     """Train one model per fold, predict its held-out articles with each system, pool the predictions.
 
@@ -365,7 +461,12 @@ def cross_validate(
     articles (:func:`annotate.nested.choose_in_fold`), then trains the chosen config on all its
     training articles and predicts the held-out ones with the chosen thresholds. Inner models are
     trained once and shared between the outer folds that need them.
+
+    The trainings run on ``workers`` processes (or Ray tasks with ``engine="ray"``, see
+    :mod:`annotate.engine`) with the same results as one after the other; steps are reported only
+    for trainings in this process (one local worker).
     """
+    check_workers(workers, engine)
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         raise TrainingError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
@@ -393,51 +494,57 @@ def cross_validate(
     def on_step(step: int, max_steps: int, loss: float | None) -> None:
         report(TrainingProgress(step=step, max_steps=max_steps, loss=loss, fold=current["fold"], folds=len(plan)))
 
+    converted = ConvertedGold.of(gold, lang) if learned else None
+
     def train(docs: Sequence[AnnotatedDoc], config: Path) -> Language:
+        listener = on_step if progress else None
         return train_pipeline(
-            docs, config, labels, seed=seed, lang=lang, overrides=overrides, on_step=on_step if progress else None
+            docs, config, labels, seed=seed, lang=lang, overrides=overrides, on_step=listener, converted=converted
         )
 
-    shared = _SharedTrainings(train)
-    if nested and learned:
+    with worker_pool(workers, engine) as pool:
+        shared = Trainings(train, docs=gold, pool=pool, options=(labels, seed, lang, overrides, converted))
         for number, held_out in enumerate(plan, start=1):
             seen = [doc_id for doc_id in by_id if doc_id not in held_out]
-            for config in candidates:
-                shared.needed_by(number, config, seen)
+            if learned and not nested:
+                shared.needed_by(number, config_path, seen)
+            for config in candidates if learned and nested else ():
                 for inner in seen:
                     shared.needed_by(number, config, [doc_id for doc_id in seen if doc_id != inner])
-    for number, held_out in enumerate(plan, start=1):
-        fold = {"fold": number, "folds": len(plan)}
-        current["fold"] = number
-        began = time.perf_counter()
-        train_docs = [doc for doc in gold if doc.id not in held_out]
-        test_docs = [by_id[doc_id] for doc_id in held_out]
-        if "memorized" in systems:
-            memorized = memorized_pipeline(train_docs, lang)
-            found = predict(memorized, test_docs, f"memorized fold {number}")
-            pooled["memorized"].update((doc.id, doc) for doc in found)
-        if not learned:
+            for config in candidates if learned and nested else ():
+                shared.needed_by(number, config, seen, ahead=len(candidates) == 1)
+        for number, held_out in enumerate(plan, start=1):
+            fold = {"fold": number, "folds": len(plan)}
+            current["fold"] = number
+            began = time.perf_counter()
+            train_docs = [doc for doc in gold if doc.id not in held_out]
+            test_docs = [by_id[doc_id] for doc_id in held_out]
+            if "memorized" in systems:
+                memorized = memorized_pipeline(train_docs, lang)
+                found = predict(memorized, test_docs, f"memorized fold {number}")
+                pooled["memorized"].update((doc.id, doc) for doc in found)
+            if not learned:
+                seconds[f"fold {number}"] = time.perf_counter() - began
+                continue
+            where = f"fold {number}/{len(plan)}"
+            if nested:
+                inner_trainer = _inner_trainer(shared, report, fold, held_out, train_docs, several=len(candidates) > 1)
+                choice = choose_in_fold(train_docs, held_out, [Path(c) for c in candidates], labels, inner_trainer)
+                choices.append(choice)
+                named = f" {Path(choice.config).name}" if len(candidates) > 1 else ""
+                report(TrainingProgress(f"{where}: training{named} without {', '.join(held_out)}", **fold))
+                nlp = with_thresholds(shared.get(train_docs, choice.config), choice.thresholds)
+            else:
+                report(TrainingProgress(f"{where}: training without {', '.join(held_out)}", **fold))
+                nlp = shared.get(train_docs, config_path)
+            if "model" in systems:
+                pooled["model"].update((doc.id, doc) for doc in predict(nlp, test_docs, f"model fold {number}"))
+            if "both" in systems:
+                combined = add_rules(nlp, patterns)
+                pooled["both"].update((doc.id, doc) for doc in predict(combined, test_docs, f"both fold {number}"))
+                _remove_rules(nlp)
+            shared.release(number)
             seconds[f"fold {number}"] = time.perf_counter() - began
-            continue
-        where = f"fold {number}/{len(plan)}"
-        if nested:
-            inner_trainer = _inner_trainer(shared, report, fold, held_out, train_docs, several=len(candidates) > 1)
-            choice = choose_in_fold(train_docs, held_out, [Path(c) for c in candidates], labels, inner_trainer)
-            choices.append(choice)
-            named = f" {Path(choice.config).name}" if len(candidates) > 1 else ""
-            report(TrainingProgress(f"{where}: training{named} without {', '.join(held_out)}", **fold))
-            nlp = with_thresholds(shared.get(train_docs, choice.config), choice.thresholds)
-        else:
-            report(TrainingProgress(f"{where}: training without {', '.join(held_out)}", **fold))
-            nlp = train(train_docs, Path(config_path))
-        if "model" in systems:
-            pooled["model"].update((doc.id, doc) for doc in predict(nlp, test_docs, f"model fold {number}"))
-        if "both" in systems:
-            combined = add_rules(nlp, patterns)
-            pooled["both"].update((doc.id, doc) for doc in predict(combined, test_docs, f"both fold {number}"))
-            _remove_rules(nlp)
-        shared.release(number)
-        seconds[f"fold {number}"] = time.perf_counter() - began
     return CrossValidation(
         folds=plan,
         predictions={system: [pooled[system][doc.id] for doc in gold] for system in systems},

@@ -341,7 +341,7 @@ def test_unknown_engine_and_bad_counts_are_refused_before_reading(tmp_path, rule
 
 def test_an_error_a_ray_worker_raised_comes_back_as_our_one_line_error():
     """Ray wraps a worker's exception (RayTaskError.cause, then __cause__); the CLI must still get ours."""
-    from annotate.apply import _our_error
+    from annotate.engine import our_error
 
     class TaskError(Exception):
         def __init__(self, cause):
@@ -352,5 +352,5 @@ def test_an_error_a_ray_worker_raised_comes_back_as_our_one_line_error():
     try:
         raise RuntimeError("user code failed") from TaskError(ours)
     except RuntimeError as exc:
-        assert _our_error(exc) is ours
-    assert _our_error(RuntimeError("not ours")) is None
+        assert our_error(exc) is ours
+    assert our_error(RuntimeError("not ours")) is None

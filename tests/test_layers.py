@@ -19,7 +19,7 @@ OWNERS = {
     "fastapi": {"backend"},
     "starlette": {"backend"},
     "uvicorn": {"backend"},
-    "ray": {"apply"},
+    "ray": {"apply", "engine"},
 }
 # What only the Label Studio client touches: its SDK client and its request helpers.
 CLIENT_PRIVATE = {"_client", "_client_wrapper", "_call", "_request", "_send", "_ml_request"}

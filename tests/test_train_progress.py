@@ -98,7 +98,7 @@ def test_train_and_cv_draw_a_bar_with_fold_step_and_loss_on_a_terminal(silver, p
     terminal = Console(file=screen, force_terminal=True, width=120, color_system=None)
     monkeypatch.setattr(training_cli, "err_console", terminal)
 
-    cv = CliRunner().invoke(app, ["cv", "--out", "cv", "--bootstrap", "20"])
+    cv = CliRunner().invoke(app, ["cv", "--out", "cv", "--bootstrap", "20", "--workers", "1"])  # steps: in-process
     assert cv.exit_code == 0, cv.output
     drawn = screen.getvalue()
     assert "fold 2/2" in drawn and "step" in drawn and "6/6" in drawn and "━" in drawn

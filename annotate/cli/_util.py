@@ -124,6 +124,28 @@ ForceOption = Annotated[
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same model and intervals.")]
 
 
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option("--workers", min=1, help="Trainings run at once: processes, or Ray tasks (default: the cores here)."),
+]
+
+
+TrainEngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (worker processes here) or ray (Ray tasks at RAY_ADDRESS, else a local Ray; the scale extra).",
+    ),
+]
+
+
+def resolved_workers(workers: Optional[int]) -> int:
+    """--workers as given, else the cores this process may use."""
+    from annotate.engine import default_workers
+
+    return workers or default_workers()
+
+
 def option_conflict(message: str) -> typer.BadParameter:
     """Options that do not go together, or one that needs another: a usage error (exit code 2), as click's own.
 

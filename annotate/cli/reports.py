@@ -11,11 +11,14 @@ from annotate.cli._util import (
     GoldOption,
     ProjectOption,
     SeedOption,
+    TrainEngineOption,
+    WorkersOption,
     app,
     dim,
     project_schema,
     project_settings,
     refresh_index,
+    resolved_workers,
 )
 
 
@@ -48,6 +51,8 @@ def curve_cli(
         Optional[Path], typer.Option("--config", help="spaCy config (default configs/spancat.cfg).")
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for curve.json (default: reports).")] = None,
+    workers: WorkersOption = None,
+    engine: TrainEngineOption = "local",
 ) -> None:
     """Learning curve by article: train on random subsets of each size, score on the other articles."""
     from annotate.curve import CURVE_SCHEMAS, check_curve_targets, learning_curve, write_curve
@@ -69,6 +74,8 @@ def curve_cli(
         lang=settings.lang,
         overrides=overrides,
         progress=dim,
+        workers=resolved_workers(workers),
+        engine=engine,
     )
     files = write_curve(folder, curve)
     summary = curve.summary()

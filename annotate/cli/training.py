@@ -15,6 +15,8 @@ from annotate.cli._util import (
     ForceOption,
     GoldOption,
     SeedOption,
+    TrainEngineOption,
+    WorkersOption,
     app,
     console,
     dim,
@@ -22,6 +24,7 @@ from annotate.cli._util import (
     option_conflict,
     project_schema,
     project_settings,
+    resolved_workers,
 )
 
 
@@ -215,13 +218,27 @@ def cv_cli(
     bootstrap: BootstrapOption = 1000,
     nested: NestedOption = False,
     candidate_config: CandidateConfigOption = None,
+    workers: WorkersOption = None,
+    engine: TrainEngineOption = "local",
 ) -> None:
     """Cross-validate rules, memorized, model and both by article; write pooled predictions JSONL and reports."""
     out = out or project_settings().cv_reports
-    _cross_validate(gold, out, folds, seed, config, patterns, bootstrap, nested, candidate_config)
+    _cross_validate(gold, out, folds, seed, config, patterns, bootstrap, nested, candidate_config, workers, engine)
 
 
-def _cross_validate(gold, out, folds, seed, config, patterns, bootstrap, nested=False, candidate_config=None) -> None:
+def _cross_validate(
+    gold,
+    out,
+    folds,
+    seed,
+    config,
+    patterns,
+    bootstrap,
+    nested=False,
+    candidate_config=None,
+    workers=None,
+    engine="local",
+) -> None:
     """What `cv` and `run` share: check the gold, cross-validate the four systems, print the table."""
     from annotate.experiment import checked_gold, cross_validation_report
 
@@ -246,6 +263,8 @@ def _cross_validate(gold, out, folds, seed, config, patterns, bootstrap, nested=
             nested=nested,
             configs=candidates,
             acceptance_files=acceptance_files(settings.pulled),
+            workers=resolved_workers(workers),
+            engine=engine,
         )
     how = ", nested" if nested else ""
     _print_outcome(outcome, f"Cross-validated scores ({len(outcome.source['folds'])} folds by article{how})")
@@ -302,10 +321,13 @@ def run_cli(
     bootstrap: BootstrapOption = 1000,
     nested: NestedOption = False,
     candidate_config: CandidateConfigOption = None,
+    workers: WorkersOption = None,
+    engine: TrainEngineOption = "local",
 ) -> None:
     """The main job: check gold, cross-validate rules/memorized/model/both, print the table, write reports/."""
     import time
 
     began = time.perf_counter()
-    _cross_validate(None, project_settings().reports, folds, seed, None, None, bootstrap, nested, candidate_config)
+    reports = project_settings().reports
+    _cross_validate(None, reports, folds, seed, None, None, bootstrap, nested, candidate_config, workers, engine)
     console.print(f"annotate run took {time.perf_counter() - began:.0f} s")

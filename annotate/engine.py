@@ -1,0 +1,189 @@
+"""Where independent jobs run: in this process, on local worker processes, or as Ray tasks.
+
+Cross-validation folds, learning-curve subsets and the candidates of a nested search are
+independent trainings; they are the same plain function mapped over more workers, as
+``annotate apply`` maps its batches. ``local`` with one worker runs each job in this process
+when its result is asked for (so progress events and test spies see it); with more, a
+``concurrent.futures`` pool of *spawned* processes (no fork of a process that holds threads and
+models); ``ray`` submits Ray tasks to the cluster at ``RAY_ADDRESS`` or to a local Ray started
+for the job. Results do not depend on the engine: every job is a deterministic function of its
+arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from annotate.errors import AnnotateError, InputError
+
+ENGINES = ("local", "ray")
+
+
+def default_workers() -> int:
+    """The cores this process may use (its CPU affinity where the system has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def check_workers(workers: int, engine: str) -> None:
+    """Refuse a bad ``--workers`` or ``--engine`` before any work starts."""
+    if engine not in ENGINES:
+        raise InputError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, not {workers}")
+
+
+class Pool(Protocol):
+    """Submit a job now, collect its result later; ``workers`` jobs run at once."""
+
+    workers: int
+    in_process: bool
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+    def result(self, handle: Any) -> Any: ...
+
+
+class _InProcess:
+    """Runs each job when its result is asked for, in this process."""
+
+    workers = 1
+    in_process = True
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        return lambda: fn(*args)
+
+    def result(self, handle: Callable[[], Any]) -> Any:
+        return handle()
+
+
+class _Processes:
+    in_process = False
+
+    def __init__(self, executor: ProcessPoolExecutor, workers: int) -> None:
+        self._executor = executor
+        self.workers = workers
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        return self._executor.submit(fn, *args)
+
+    def result(self, handle: Future) -> Any:
+        return handle.result()
+
+
+class _RayTasks:
+    in_process = False
+
+    def __init__(self, ray: Any, workers: int) -> None:
+        self._ray = ray
+        self._remote: dict[Callable, Any] = {}
+        self.workers = workers
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if fn not in self._remote:
+            self._remote[fn] = self._ray.remote(num_cpus=1, max_retries=0)(fn)
+        return self._remote[fn].remote(*args)
+
+    def result(self, handle: Any) -> Any:
+        try:
+            return self._ray.get(handle)
+        except Exception as exc:
+            ours = our_error(exc)
+            if ours is None:
+                raise
+            raise type(ours)(str(ours)) from None
+
+
+@contextmanager
+def ray_session(workers: int) -> Iterator[Any]:
+    """Ray, connected to ``RAY_ADDRESS`` when set (every node must see the same paths), else started here.
+
+    A Ray this function started is shut down when the block ends; one already running is left alone.
+    """
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if os.environ.get("RAY_ADDRESS"):
+            check_ray_address(os.environ["RAY_ADDRESS"], ray_connect_timeout())
+            ray.init(logging_level=logging.ERROR, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+RAY_CONNECT_TIMEOUT_ENV = "ANNOTATE_RAY_CONNECT_TIMEOUT"
+RAY_CONNECT_TIMEOUT = 30.0
+
+
+def ray_connect_timeout() -> float:
+    """How long apply waits for the cluster at RAY_ADDRESS to answer (ANNOTATE_RAY_CONNECT_TIMEOUT, seconds)."""
+    raw = os.environ.get(RAY_CONNECT_TIMEOUT_ENV, "")
+    if not raw:
+        return RAY_CONNECT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86_400:
+        raise InputError(f"{RAY_CONNECT_TIMEOUT_ENV} must be a number of seconds above 0, not {raw!r}")
+    return seconds
+
+
+def check_ray_address(address: str, timeout: float) -> None:
+    """Ask the cluster at ``address`` (``host:port`` or ``ray://host:port``) for a gRPC handshake, within ``timeout``.
+
+    ``ray.init`` retries an address that accepts connections but never answers for ever; this
+    makes it one line instead. ``auto`` and other forms are left to Ray.
+    """
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    import grpc
+
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise InputError(f"RAY_ADDRESS {address}: no Ray cluster answered within {timeout:g} s") from None
+    finally:
+        channel.close()
+
+
+def our_error(exc: BaseException) -> AnnotateError | None:
+    """The toolkit error a worker raised, unwrapped from Ray's task and user-code errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__ == "annotate.errors":
+            return current  # type: ignore[return-value]
+        current = getattr(current, "cause", None) or current.__cause__
+    return None
+
+
+@contextmanager
+def worker_pool(workers: int = 1, engine: str = "local") -> Iterator[Pool]:
+    """A pool for the block: in-process for one local worker, else spawned processes or Ray tasks."""
+    check_workers(workers, engine)
+    if engine == "ray":
+        with ray_session(workers) as ray:
+            yield _RayTasks(ray, workers)
+    elif workers == 1:
+        yield _InProcess()
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as executor:
+            yield _Processes(executor, workers)

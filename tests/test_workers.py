@@ -1,0 +1,199 @@
+"""Independent trainings on more workers: the same figures as one after the other, a bounded number at once.
+
+Real spaCy training on the three tiny articles of tests/nested_fixture.py (about a second a
+model); the worker processes are spawned for real, and Ray is a real local Ray.
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import annotate.train as train_module
+from annotate.cli import app
+from annotate.curve import learning_curve
+from annotate.engine import check_workers, worker_pool
+from annotate.errors import InputError, TrainingError
+from annotate.evaluate import evaluate
+from annotate.records import AnnotatedDoc
+from annotate.train import cross_validate
+from tests.nested_fixture import LABELS, articles, tiny_config
+
+RULES = [{"label": "ACTOR", "pattern": "Hamas"}]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def config(project_root, tmp_path_factory):
+    return tiny_config(project_root, tmp_path_factory.mktemp("configs"))
+
+
+def _figures(result) -> dict:
+    """Every pooled prediction and the strict and partial scores computed from them."""
+    docs = articles()
+    scores = {
+        system: {
+            schema: {
+                name: score.to_dict()
+                for name, score in evaluate(docs, predicted, LABELS, bootstrap=0).scores[schema].items()
+            }
+            for schema in ("strict", "partial")
+        }
+        for system, predicted in result.predictions.items()
+    }
+    return {"predictions": result.predictions, "scores": scores, "choices": result.choices}
+
+
+@pytest.fixture(scope="module")
+def serial(config):
+    return _figures(cross_validate(articles(), config_path=config, patterns=RULES, labels=LABELS, workers=1))
+
+
+def test_two_worker_processes_give_the_serial_figures(config, serial):
+    parallel = _figures(cross_validate(articles(), config_path=config, patterns=RULES, labels=LABELS, workers=2))
+    assert serial["scores"]["model"]["strict"]["micro"]["predicted"] > 0, "the tiny model must predict something"
+    assert parallel == serial
+
+
+def test_nested_search_on_two_workers_chooses_and_scores_as_the_serial_one(config):
+    def run(workers: int) -> dict:
+        return _figures(
+            cross_validate(
+                articles(),
+                config_path=config,
+                patterns=RULES,
+                labels=LABELS,
+                nested=True,
+                systems=("model",),
+                workers=workers,
+            )
+        )
+
+    serial, parallel = run(1), run(2)
+    assert len(serial["choices"]) == 3
+    assert parallel == serial
+
+
+def test_learning_curve_on_two_workers_is_the_serial_curve(config):
+    def run(workers: int):
+        curve = learning_curve(articles(), config_path=config, labels=LABELS, sizes=[1, 2], repeats=1, workers=workers)
+        return [(run.size, run.train, run.test, run.f1) for run in curve.runs]
+
+    assert run(2) == run(1)
+
+
+def test_ray_tasks_give_the_serial_figures(config, serial):
+    ray = pytest.importorskip("ray", reason="the [scale] extra (ray[data]) is not installed")
+    result = cross_validate(articles(), config_path=config, patterns=RULES, labels=LABELS, workers=2, engine="ray")
+    assert not ray.is_initialized(), "a Ray the trainings started is shut down"
+    assert _figures(result) == serial
+
+
+class CountingPool:
+    """A pool of ``workers`` that runs each job when collected, in this process, and counts what is in flight."""
+
+    in_process = False
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.in_flight = 0
+        self.most = 0
+        self.jobs = 0
+
+    def submit(self, fn, *args):
+        self.in_flight += 1
+        self.jobs += 1
+        self.most = max(self.most, self.in_flight)
+        return lambda: fn(*args)
+
+    def result(self, handle):
+        self.in_flight -= 1
+        return handle()
+
+
+def test_trainings_start_ahead_but_never_more_than_the_workers_and_each_once(config, monkeypatch):
+    """The nested search asks for 6 models (3 inner, shared by two folds each, and 3 outer); 2 run at once."""
+    pools = []
+
+    def counting_pool(workers, engine):
+        from contextlib import nullcontext
+
+        pools.append(CountingPool(workers))
+        return nullcontext(pools[-1])
+
+    monkeypatch.setattr(train_module, "worker_pool", counting_pool)
+    result = cross_validate(
+        articles(), config_path=config, patterns=RULES, labels=LABELS, nested=True, systems=("model",), workers=2
+    )
+    (pool,) = pools
+    assert pool.most == 2 and pool.in_flight == 0
+    assert pool.jobs == 6
+    assert len(result.choices) == 3
+
+
+def test_an_error_in_a_worker_comes_back_as_our_one_line_error(config):
+    docs = articles()
+    bare = [AnnotatedDoc(doc.id, doc.text, ()) for doc in docs[1:]]
+    with pytest.raises(TrainingError, match="^the training articles have no spans$"):
+        cross_validate([docs[0], *bare], config_path=config, patterns=RULES, labels=LABELS, workers=2)
+
+
+def test_bad_workers_or_engine_are_refused_before_any_work():
+    with pytest.raises(InputError, match="--workers must be at least 1, not 0"):
+        check_workers(0, "local")
+    with pytest.raises(InputError, match="--engine must be one of local, ray, not 'spark'"), worker_pool(2, "spark"):
+        pass
+
+
+@pytest.mark.parametrize("command", ["cv", "run", "curve"])
+def test_commands_take_workers_and_engine(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert "--workers" in result.output and "--engine" in result.output
+    result = CliRunner().invoke(app, [command, "--workers", "0"])
+    assert result.exit_code == 2 and "--workers" in result.output
+
+
+def test_the_gold_is_converted_once_per_run_and_trains_the_same_model(config, monkeypatch):
+    conversions = []
+    real = train_module.to_spacy_docs
+
+    def counting(nlp, docs, **kwargs):
+        docs = list(docs)
+        conversions.append(len(docs))
+        return real(nlp, docs, **kwargs)
+
+    docs = articles()
+    once = train_module.ConvertedGold.of(docs)
+    from_run = train_module.train_pipeline(docs[:2], config, LABELS, converted=once)
+    direct = train_module.train_pipeline(docs[:2], config, LABELS)
+    assert from_run.get_pipe("spancat").model.to_bytes() == direct.get_pipe("spancat").model.to_bytes()
+
+    monkeypatch.setattr(train_module, "to_spacy_docs", counting)
+    cross_validate(docs, config_path=config, patterns=RULES, labels=LABELS, systems=("model",), workers=1)
+    assert conversions == [3], "three trainings, one conversion of the three articles"
+
+
+def test_trainings_started_ahead_get_their_articles_in_the_serial_order(config, monkeypatch):
+    """The order of the training articles is part of the training: a gold not sorted by id must not be re-sorted."""
+    unsorted = articles()[::-1]
+    serial = cross_validate(unsorted, config_path=config, patterns=RULES, labels=LABELS, systems=("model",))
+    submitted: list[list[str]] = []
+
+    class RecordingPool(CountingPool):
+        def submit(self, fn, *args):
+            submitted.append([doc.id for doc in args[0]])
+            return super().submit(fn, *args)
+
+    def recording_pool(workers, engine):
+        from contextlib import nullcontext
+
+        return nullcontext(RecordingPool(workers))
+
+    monkeypatch.setattr(train_module, "worker_pool", recording_pool)
+    ahead = cross_validate(unsorted, config_path=config, patterns=RULES, labels=LABELS, systems=("model",), workers=2)
+    order = [doc.id for doc in unsorted]
+    assert submitted == [
+        [doc_id for doc_id in order if doc_id != held_out] for held_out in sorted(order)
+    ]  # folds by id
+    assert ahead.predictions == serial.predictions
