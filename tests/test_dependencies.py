@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-LOCAL = {"annotate", "tests", "conftest"}
+LOCAL = {"annotate", "tests", "conftest", *(path.stem for path in (ROOT / "bench").glob("*.py"))}  # bench scripts share
 
 
 def _normal(name: str) -> str:

@@ -32,13 +32,31 @@ def _docs(annotators: tuple[str, ...]) -> list[AnnotatedDoc]:
 
 
 def _agreement(first: str, second: str) -> dict:
+    """Agreement figures as `annotate agreement --json-out` writes them (publish checks their shape)."""
+    counts = {"matched": 1, "first": 1, "second": 1, "precision": 1.0, "recall": 1.0, "f1": 1.0}
     return {
         "schema_version": 1,
+        "labels": ["ACTOR"],
         "annotators": [first, second],
+        "documents": 1,
         "documents_shared": 1,
         "tokens_shared": 6,
-        "summary": {"strict_f1_mean": 1.0},
-        "pairs": [{"annotators": [first, second], "documents": 1, "strict": {"overall": {"f1": 1.0}}}],
+        "summary": {
+            "strict_f1_mean": 1.0,
+            "partial_f1_mean": 1.0,
+            "cohen_kappa_mean": 1.0,
+            "krippendorff_alpha_mean": 1.0,
+        },
+        "krippendorff_alpha": {"mean": 1.0, "per_label": {"ACTOR": 1.0}},
+        "pairs": [
+            {
+                "annotators": [first, second],
+                "documents": 1,
+                "strict": {"overall": counts, "per_label": {"ACTOR": counts}},
+                "partial": {"overall": counts, "per_label": {"ACTOR": counts}},
+                "cohen_kappa": {"mean": 1.0, "per_label": {"ACTOR": 1.0}},
+            }
+        ],
     }
 
 
