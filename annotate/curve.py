@@ -279,7 +279,11 @@ def curve_png(curve: Curve) -> bytes:
             for name in [*curve.labels, MICRO]:
                 points = [summary[size][schema][name] for size in curve.sizes]
                 means = [p["mean"] for p in points]
-                whiskers = [[p["mean"] - p["min"] for p in points], [p["max"] - p["mean"] for p in points]]
+                # max(0, …): the mean of equal scores can land a rounding error outside them
+                whiskers = [
+                    [max(0.0, p["mean"] - p["min"]) for p in points],
+                    [max(0.0, p["max"] - p["mean"]) for p in points],
+                ]
                 axis.errorbar(
                     curve.sizes,
                     means,

@@ -317,3 +317,22 @@ def test_curve_sizes_go_up_to_the_whole_gold_less_one():
     assert default_sizes(5) == [1, 2, 3, 4] and default_sizes(9) == list(range(1, 9))
     assert default_sizes(101) == [1, 2, 4, 7, 14, 27, 52, 100]
     assert all(default_sizes(n)[-1] == n - 1 and len(default_sizes(n)) <= 8 for n in range(2, 400))
+
+
+def test_text_from_the_curve_reaches_the_plan_section_escaped(tmp_path):
+    gold = write_fixed_evaluation(tmp_path)
+    hostile = '<img src=x onerror="alert(1)">'
+    law = PowerLaw(0.8, 0.35, 0.7, 1)
+    runs = []
+    for size in (1, 2, 3, 4):
+        for repeat in (1, 2, 3):
+            f1 = {hostile: float(law(size)), "micro": float(law(size))}
+            runs.append(CurveRun(size, repeat, ("a",), ("b",), {"strict": f1, "partial": f1}, 1.0))
+    write_curve(tmp_path, Curve([hostile], [1, 2, 3, 4], runs, {"articles": 5, "repeats": 3}))
+    curve, sha = read_curve(tmp_path)
+    write_plan(tmp_path, make_plan(curve, target=0.5, labels=[hostile], resamples=20, curve_sha256=sha))
+    page = render_report(tmp_path, gold)
+    section = page[page.index('<h2 id="plan">') :]
+    section = section[: section.index("<h2", 5)]
+    assert hostile not in section
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in section
