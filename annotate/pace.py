@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import median_abs_deviation
 
 from annotate.errors import PlanError
 
@@ -120,7 +121,7 @@ def outliers(seconds: Sequence[float], reference: Sequence[float] | None = None)
     logs = np.log(np.asarray(seconds, dtype=float))
     base = np.log(np.asarray(reference if reference is not None else seconds, dtype=float))
     centre = float(np.median(base))
-    spread = max(1.4826 * float(np.median(np.abs(base - centre))), MIN_LOG_SPREAD)
+    spread = max(float(median_abs_deviation(base, scale="normal")), MIN_LOG_SPREAD)
     return [bool(abs(value - centre) / spread > OUTLIER_Z) for value in logs]
 
 
