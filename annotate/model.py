@@ -403,3 +403,39 @@ def load_predictor(model_dir: str | Path, schema: Schema) -> Predictor:
         return list(stream(texts))
 
     return Predictor(predict_texts, model_version(model_dir), stream)
+
+
+# --- a saved model as plain data: what a worker process loads once and predicts pages of tasks with --------
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A saved pipeline named by its folder and schema: plain data that pickles into worker processes."""
+
+    model_dir: Path
+    schema: Schema
+
+    @property
+    def version(self) -> str:
+        return model_version(self.model_dir)
+
+
+_LOADED: dict[tuple[str, str], Predictor] = {}  # the one predictor a (worker) process holds, by folder and schema
+
+
+def loaded_predictor(model: SavedModel) -> Predictor:
+    """``model``'s predictor, loaded once per process (a worker of a pool keeps it for every page it is given)."""
+    key = (str(Path(model.model_dir).resolve()), model.schema.sha256)
+    predictor = _LOADED.get(key)
+    if predictor is None:
+        _LOADED.clear()  # one model per process: a worker given another model lets the first go
+        predictor = _LOADED[key] = load_predictor(model.model_dir, model.schema)
+    return predictor
+
+
+def predict_page(model: SavedModel, tasks: Sequence[Mapping]) -> list[dict]:
+    """One Label Studio prediction per task (:func:`predict_tasks`) with ``model`` loaded once in this process.
+
+    A module-level function of plain arguments, so a local process pool or a Ray task can run it.
+    """
+    return predict_tasks(loaded_predictor(model), tasks)

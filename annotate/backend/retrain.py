@@ -20,7 +20,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -153,7 +153,7 @@ _children: set[multiprocessing.process.BaseProcess] = set()
 _children_lock = threading.Lock()
 
 
-def run_in_child(function: Callable[..., Result], *arguments: Any) -> Result:
+def run_in_child(function: Callable[..., Result], *arguments: Any, daemon: bool = True) -> Result:
     """``function(*arguments)`` in a fresh child process: its return value, or its error raised here.
 
     Our errors come back as they were raised (class, message, problems). Any other exception
@@ -161,7 +161,8 @@ def run_in_child(function: Callable[..., Result], *arguments: Any) -> Result:
     answer (killed, out of memory, stopped by :func:`stop_children`) as one naming its exit code.
     ``function`` and ``arguments`` must pickle (a module-level function, plain data). The child
     belongs to this process's lifetime: :func:`stop_children` ends it, and it ends itself within a
-    second of this process dying, however it died.
+    second of this process dying, however it died. A child that starts processes of its own (a
+    refresh's workers) must not be a daemon (``daemon=False``); it is ended the same ways.
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
@@ -169,7 +170,7 @@ def run_in_child(function: Callable[..., Result], *arguments: Any) -> Result:
         target=_answer,
         args=(sender, function, arguments, os.getpid()),
         name=f"annotate-{function.__name__}",
-        daemon=True,
+        daemon=daemon,
     )
     with _children_lock:
         child.start()
@@ -321,7 +322,7 @@ def train_job(job: TrainingJob) -> TrainResult:
 
 @dataclass(frozen=True)
 class RefreshJob:
-    """Everything :func:`refresh_job` needs, as plain data (and a shared array for its progress)."""
+    """Everything :func:`refresh_job` needs, as plain data (and shared arrays for its progress and live tasks)."""
 
     studio: StudioAddress
     project_id: int
@@ -329,16 +330,51 @@ class RefreshJob:
     schema_path: Path
     page_size: int = 200
     progress: Any = field(default=None, repr=False)  # a shared array of 2: done, total
+    workers: int = 1
+    engine: str = "local"
+    live: Any = field(default=None, repr=False)  # a shared array of (task id, ms) pairs: see LiveTasks
+
+
+BUSY_MS = 10_000  # a task a live /predict answered this recently is left to Label Studio to store
+
+
+class LiveTasks:
+    """The tasks live /predict requests answered lately, shared with the refresh child (a ring of id, time pairs).
+
+    The serving process marks a request's tasks when it starts and again when it answers; Label
+    Studio stores that answer right after. The refresh leaves such tasks out of its upload for
+    ``BUSY_MS`` (then, if Label Studio stored nothing, its last pass predicts them).
+    """
+
+    SLOTS = 512
+
+    def __init__(self, array: Any = None) -> None:
+        self.array = multiprocessing.get_context("spawn").RawArray("q", 2 * self.SLOTS) if array is None else array
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def mark(self, task_ids: Iterable[int]) -> None:
+        now = int(time.time() * 1000)
+        with self._lock:
+            for task_id in task_ids:
+                slot = 2 * (self._next % self.SLOTS)
+                self.array[slot], self.array[slot + 1] = task_id, now
+                self._next += 1
+
+    def recent(self) -> set[int]:
+        oldest = int(time.time() * 1000) - BUSY_MS
+        values = list(self.array)
+        return {values[i] for i in range(0, len(values), 2) if values[i + 1] >= oldest and values[i] > 0}
 
 
 def refresh_job(job: RefreshJob) -> RefreshReport:
-    """The refresh a child process runs: load the served model, :func:`~annotate.studio.link.refresh_project`.
+    """The refresh a child process runs: :func:`~annotate.studio.link.refresh_project` with the served model.
 
-    In a child, so the serving process neither loads the SDK nor shares its CPU time for the
-    whole project with the /predict requests of annotators opening tasks.
+    In a child (niced, and so are its workers), so the serving process neither loads the SDK nor
+    shares its CPU time for the whole project with the /predict requests of annotators opening tasks.
     """
     from annotate.labels import load_schema
-    from annotate.model import load_predictor
+    from annotate.model import SavedModel
     from annotate.studio.link import refresh_project
 
     def progress(done: int, total: int) -> None:
@@ -347,6 +383,16 @@ def refresh_job(job: RefreshJob) -> RefreshReport:
 
     os.nice(REFRESH_NICENESS)  # annotators opening tasks (Label Studio, /predict) come first on a shared CPU
     studio = job.studio.connect()
-    predictor = load_predictor(job.model_dir, load_schema(job.schema_path))
+    model = SavedModel(job.model_dir, load_schema(job.schema_path))
     project = studio.project_by_id(job.project_id)
-    return refresh_project(studio, project, predictor, page_size=job.page_size, progress=progress)
+    live = LiveTasks(job.live) if job.live is not None else None
+    return refresh_project(
+        studio,
+        project,
+        model,
+        page_size=job.page_size,
+        workers=job.workers,
+        engine=job.engine,
+        progress=progress,
+        busy=live.recent if live is not None else None,
+    )

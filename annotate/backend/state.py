@@ -25,6 +25,7 @@ from pathlib import Path
 
 from annotate import lsformat
 from annotate.backend.retrain import (
+    LiveTasks,
     RefreshJob,
     Retrainer,
     StudioAddress,
@@ -98,6 +99,8 @@ class BackendOptions:
     seed: int = 0
     policy: str = lsformat.DEFAULT_POLICY
     refresh_page: int = 200  # tasks listed, predicted and uploaded at a time by a refresh
+    refresh_workers: int = 1  # processes (local) or Ray workers predicting a refresh
+    refresh_engine: str = "local"
 
 
 @dataclass
@@ -173,10 +176,13 @@ class Backend:
         opened task waits for at most one batch of a large request.
         """
         predictor = self.predictor
+        live = [task["id"] for task in tasks if isinstance(task, Mapping) and isinstance(task.get("id"), int)]
+        self.refresher.live.mark(live)  # a refresh running now leaves these to Label Studio to store
         results: list[dict] = []
         for batch in word_batches(list(enumerate(tasks)), lambda pair: task_text(pair[1], pair[0]), PREDICT_WORDS):
             with self._predicting:
                 results.extend(predict_tasks(predictor, [task for _, task in batch]))
+        self.refresher.live.mark(live)
         return {"results": results, "model_version": predictor.model_version}
 
     def tasks_created(self, project: Mapping) -> str:
@@ -258,7 +264,15 @@ class Backend:
             raise InputError("the served model has no folder to load in a refresh")
         options = self.options
         return RefreshJob(
-            self.studio_address(), project, model_dir, options.schema_path, options.refresh_page, progress
+            self.studio_address(),
+            project,
+            model_dir,
+            options.schema_path,
+            options.refresh_page,
+            progress,
+            options.refresh_workers,
+            options.refresh_engine,
+            self.refresher.live.array,
         )
 
 
@@ -283,6 +297,7 @@ class Refresher:
         self._done: set[tuple[int, str]] = set()
         self._failed_at: dict[int, float] = {}
         self._progress = multiprocessing.get_context("spawn").RawArray("q", 2)
+        self.live = LiveTasks()  # the tasks live /predict requests answered lately, read by the refresh child
         self.finished = 0
         self.error = ""
 
@@ -330,7 +345,7 @@ class Refresher:
         while project is not None:
             try:
                 job = self._job(project, self._progress)
-                report = run_in_child(refresh_job, job)
+                report = run_in_child(refresh_job, job, daemon=False)  # its workers are processes
             except Exception as exc:  # a failed refresh must never stop the server; the next request retries
                 error = str(exc) if isinstance(exc, AnnotateError) else f"{type(exc).__name__}: {exc}"
                 log.warning("the predictions of project %s were not refreshed: %s", project, error)

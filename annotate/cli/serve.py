@@ -34,6 +34,13 @@ def serve_cli(
     refresh_page: Annotated[
         int, typer.Option("--refresh-page", metavar="N", help="Tasks predicted and uploaded at a time by a refresh.")
     ] = 200,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(help="Processes (local) or Ray workers predicting a refresh (default: the cores here)."),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="Where a refresh predicts: local (processes) or ray (RAY_ADDRESS, else a local Ray).")
+    ] = "local",
     pin: Annotated[
         bool, typer.Option("--pin", help="Serve MODEL_DIR even when --models-dir holds a newer trained model.")
     ] = False,
@@ -55,6 +62,7 @@ def serve_cli(
         typer.echo(f"Error: annotate serve needs the serve extra: pip install -e '.[serve]' ({exc})", err=True)
         raise typer.Exit(1) from None
     from annotate.backend.state import BackendOptions, served_model
+    from annotate.engine import check_workers, default_workers
     from annotate.errors import InputError
 
     if train_every is not None and train_every < 1:
@@ -62,6 +70,8 @@ def serve_cli(
     basic_auth = basic_auth_from_env()  # before the model loads: a half-set pair never serves
     if refresh_page < 1:
         raise InputError(f"--refresh-page must be at least 1, not {refresh_page}")
+    workers = default_workers() if workers is None else workers
+    check_workers(workers, engine)
     settings = project_settings()
     options = BackendOptions(
         root=settings.root,
@@ -71,6 +81,8 @@ def serve_cli(
         lang=settings.lang,
         train_every=train_every,
         refresh_page=refresh_page,
+        refresh_workers=workers,
+        refresh_engine=engine,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if model_dir is None and models_dir is None:
@@ -130,24 +142,45 @@ def studio_connect_cli(
 def studio_refresh_cli(
     model_dir: Annotated[Path, typer.Argument(help="Saved spaCy pipeline whose predictions the project should show.")],
     project: ProjectOption = None,
+    engine: Annotated[str, typer.Option(help="local (processes) or ray (RAY_ADDRESS, else a local Ray).")] = "local",
+    workers: Annotated[
+        Optional[int], typer.Option(help="Processes (local) or Ray workers (default: the cores here).")
+    ] = None,
+    page: Annotated[int, typer.Option("--page", metavar="N", help="Tasks listed and uploaded at a time.")] = 200,
 ) -> None:
     """Predict every unlabeled task lacking MODEL_DIR's version (in pages, resumable), then show that version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from annotate.model import load_predictor
+    from annotate.engine import check_workers, default_workers
+    from annotate.errors import InputError
+    from annotate.model import SavedModel, check_pipeline_folder
     from annotate.studio import client
     from annotate.studio.link import refresh_project
 
+    workers = default_workers() if workers is None else workers
+    check_workers(workers, engine)
+    if page < 1:
+        raise InputError(f"--page must be at least 1, not {page}")
     settings = project_settings()
-    predictor = load_predictor(model_dir, project_schema())
+    check_pipeline_folder(model_dir)
+    model = SavedModel(model_dir, project_schema())
     connection = client.connect(root=settings.root)
     target = connection.project(project or settings.project)
     columns = (TextColumn("Predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("refresh", total=None)
         report = refresh_project(
-            connection, target, predictor, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            connection,
+            target,
+            model,
+            page_size=page,
+            workers=workers,
+            engine=engine,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    typer.echo(f"{report.predicted} task(s) of {target.title!r} predicted with {report.model_version}")
+    typer.echo(
+        f"{report.predicted} task(s) of {target.title!r} predicted with {report.model_version} "
+        f"({report.engine}, {report.workers} worker(s))"
+    )
     if report.shown:
         typer.echo(f"The project shows {report.model_version}'s predictions")

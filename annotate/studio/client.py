@@ -410,29 +410,44 @@ class Studio:
                 return
             page += 1
 
-    def tasks_to_predict(self, project: Project, version: str, page_size: int) -> tuple[list[dict], int]:
-        """The first ``page_size`` unlabeled tasks holding no prediction of ``version`` (id and data), and how many.
+    def tasks_to_predict(
+        self, project: Project, version: str, page_size: int, *, after: int = 0
+    ) -> tuple[list[dict], int]:
+        """The first ``page_size`` unlabeled tasks with an id above ``after`` holding no prediction of ``version``
+        (id and data, by id), and how many such tasks there are.
 
-        Label Studio filters on its side (the Data Manager's filters), so a task that gets the
-        version drops out of the next answer: asking for the first page again is how to go on.
+        Label Studio filters on its side (the Data Manager's filters): a task that gets the version
+        drops out, and ``after`` (the last id listed) pages on while listed tasks are still being predicted.
         """
-        query = {
-            "filters": {
-                "conjunction": "and",
-                "items": [
-                    {"filter": "filter:tasks:is_labeled", "operator": "equal", "type": "Boolean", "value": False},
-                    {
-                        "filter": "filter:tasks:predictions_model_versions",
-                        "operator": "not_contains",
-                        "type": "List",
-                        "value": [version],
-                    },
-                ],
-            },
-            "ordering": ["tasks:id"],
-        }
-        answer = self._request(
-            f"listing the tasks of project {project.title!r} to predict with {version}",
+        items = [
+            {"filter": "filter:tasks:is_labeled", "operator": "equal", "type": "Boolean", "value": False},
+            _lacking(version),
+        ]
+        if after:
+            items.append({"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": int(after)})
+        action = f"listing the tasks of project {project.title!r} to predict with {version}"
+        answer = self._task_query(action, project, items, page_size, "id,data")
+        tasks = answer.get("tasks", []) if isinstance(answer, dict) else list(answer or [])
+        return list(tasks), int(answer.get("total", len(tasks)) if isinstance(answer, dict) else len(tasks))
+
+    def lacking_version(self, project: Project, version: str, task_ids: Sequence[int]) -> set[int]:
+        """Which of ``task_ids`` hold no prediction of ``version`` now (one request)."""
+        if not task_ids:
+            return set()
+        items = [
+            {"filter": "filter:tasks:id", "operator": "in_list", "type": "Number", "value": [int(i) for i in task_ids]},
+            _lacking(version),
+        ]
+        answer = self._task_query(
+            f"checking which tasks of project {project.title!r} lack {version}", project, items, len(task_ids), "id"
+        )
+        tasks = answer.get("tasks", []) if isinstance(answer, dict) else list(answer or [])
+        return {int(task["id"]) for task in tasks}
+
+    def _task_query(self, action: str, project: Project, items: list[dict], page_size: int, include: str) -> Any:
+        query = {"filters": {"conjunction": "and", "items": items}, "ordering": ["tasks:id"]}
+        return self._request(
+            action,
             "GET",
             "api/tasks",
             params={
@@ -440,12 +455,10 @@ class Studio:
                 "page_size": page_size,
                 "page": 1,
                 "fields": "task_only",
-                "include": "id,data",
+                "include": include,
                 "query": json.dumps(query),
             },
         )
-        tasks = answer.get("tasks", []) if isinstance(answer, dict) else list(answer or [])
-        return list(tasks), int(answer.get("total", len(tasks)) if isinstance(answer, dict) else len(tasks))
 
     def project_by_id(self, project_id: int) -> Project:
         """The project with this id (Label Studio's /setup and webhooks name a project by id)."""
@@ -627,6 +640,16 @@ class Studio:
             f"api/webhooks/{webhook_id}/",
             json={"headers": dict(headers)},
         )
+
+
+def _lacking(version: str) -> dict:
+    """The Data Manager filter for tasks holding no prediction of ``version``."""
+    return {
+        "filter": "filter:tasks:predictions_model_versions",
+        "operator": "not_contains",
+        "type": "List",
+        "value": [version],
+    }
 
 
 def check_title(title: str) -> None:

@@ -9,12 +9,19 @@ newest model before anyone opens a task.
 from __future__ import annotations
 
 import base64
+import bisect
+import queue
+import threading
 import time
-from collections.abc import Callable
+from array import array
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from annotate.engine import Pool, check_workers, worker_pool
 from annotate.errors import StudioAuthError, StudioError, StudioProjectError, StudioUnreachable, redact_url
-from annotate.model import Predictor, predict_tasks
+from annotate.model import SavedModel, check_pipeline_folder, predict_page, task_text, word_batches
 from annotate.studio.client import Project, Studio
 
 BACKEND_TITLE = "annotate"
@@ -34,18 +41,22 @@ class BackendLink:
     sampling: str = ""
 
 
-REFRESH_PAGE = 200  # tasks listed, predicted and uploaded at a time by a refresh
+REFRESH_PAGE = 200  # tasks listed at a time by a refresh (and uploaded at a time, less those that got the version)
+CHUNK_WORDS = 20_000  # words of one job given to a worker: small enough that no worker idles long at the end
 
 
 @dataclass
 class RefreshReport:
-    """What :func:`refresh_project` did: how many tasks lacked the version, and how many it predicted."""
+    """What :func:`refresh_project` did: how many tasks lacked the version, how many it predicted and uploaded."""
 
     project: str
     model_version: str
     total: int = 0
     predicted: int = 0
     shown: bool = False
+    skipped: int = 0  # predicted, but the task got the version meanwhile (a live /predict): not uploaded again
+    workers: int = 1
+    engine: str = "local"
 
 
 def unlabeled_tasks(studio: Studio, project: Project) -> list[int]:
@@ -56,47 +67,180 @@ def unlabeled_tasks(studio: Studio, project: Project) -> list[int]:
 def refresh_project(
     studio: Studio,
     project: Project,
-    predictor: Predictor,
+    model: SavedModel,
     *,
     page_size: int = REFRESH_PAGE,
+    workers: int = 1,
+    engine: str = "local",
     progress: Callable[[int, int], None] | None = None,
+    busy: Callable[[], Collection[int]] | None = None,
+    predict: Callable[[SavedModel, Sequence[Mapping]], list[dict]] = predict_page,
 ) -> RefreshReport:
-    """Store ``predictor``'s predictions on every unlabeled task that lacks its version, then show that version.
+    """Store ``model``'s predictions on every unlabeled task that lacks its version, then show that version.
 
     Our own loop, not Label Studio's single /predict call (which gives up after 100 s and stores
-    nothing): a page of tasks still lacking the version is listed, predicted (word batches, see
-    :class:`~annotate.model.Predictor`) and uploaded, until none is left. A task that holds the
-    version is never listed again, so an interrupted refresh resumes where it stopped, and
-    tasks imported meanwhile are picked up. Only then does the project's ``model_version`` point
-    at the version (uncertainty sampling and the labeling view use that version's predictions).
-    ``progress(done, total)`` is called after every page.
+    nothing), on the engines ``apply`` and the trainings use (:func:`annotate.engine.worker_pool`:
+    local processes, or Ray tasks with ``engine="ray"``): pages of tasks still lacking the version
+    are listed in id order, cut into jobs of at most ``CHUNK_WORDS`` words, and predicted by
+    ``workers`` workers at once (``predict``, a module-level function, loads the model once per
+    worker); each page is uploaded as soon as its jobs are done, on a thread of its own, while the
+    workers predict the next ones. At most ``2 × workers`` jobs and one page waiting for upload are
+    held, so memory does not grow with the project.
+
+    Right before a page is uploaded, Label Studio is asked which of its tasks still lack the
+    version (a task opened meanwhile was predicted live and stored), and ``busy()`` names tasks a
+    live /predict is answering now (the backend's); neither is uploaded twice. A task that holds the
+    version is never listed again, so an interrupted refresh resumes where it stopped; tasks
+    imported meanwhile are picked up. Only then does the project's ``model_version`` point at the
+    version. ``progress(done, total)`` is called after every page.
     """
-    version = predictor.model_version
+    check_workers(workers, engine)
+    check_pipeline_folder(model.model_dir)
+    version = model.version
     page, total = studio.tasks_to_predict(project, version, page_size)
-    report = RefreshReport(project.title, version, total)
+    report = RefreshReport(project.title, version, total, workers=workers, engine=engine)
     if progress is not None:
         progress(0, total)
-    previous: set[int] = set()
-    while page:
-        ids = [int(task["id"]) for task in page]
-        if previous.intersection(ids):
-            raise StudioProjectError(
-                f"project {project.title!r}: task {min(previous.intersection(ids))} still lacks the predictions of "
-                f"{version} after they were uploaded; refresh stopped"
-            )
-        predictions = predict_tasks(predictor, page)
-        studio.import_predictions(
-            project, [{"task": task_id, **p} for task_id, p in zip(ids, predictions, strict=True)]
-        )
-        report.predicted += len(ids)
-        report.total = max(report.total, report.predicted)
-        if progress is not None:
-            progress(report.predicted, report.total)
-        previous = set(ids)
-        page, remaining = studio.tasks_to_predict(project, version, page_size)
-        report.total = max(report.total, report.predicted + remaining)
+    if page:
+        with worker_pool(workers, engine) as pool, _Uploads(studio, project, version, report, progress, busy) as up:
+            while page:
+                up.uploaded = array("q")  # this pass's uploads, in id order
+                for ids, predictions in _predicted_pages(
+                    studio, project, version, page, page_size, pool, predict, model
+                ):
+                    up.put(ids, predictions)
+                up.join()
+                # Once more from the start: tasks left out as busy whose live prediction was not stored,
+                # tasks imported behind the last id listed. Usually none.
+                page, remaining = studio.tasks_to_predict(project, version, page_size)
+                repeated = next((int(t["id"]) for t in page if _holds(up.uploaded, int(t["id"]))), None)
+                if repeated is not None:
+                    raise StudioProjectError(
+                        f"project {project.title!r}: task {repeated} still lacks the predictions of {version} "
+                        "after they were uploaded; refresh stopped"
+                    )
+                report.total = max(report.total, report.predicted + report.skipped + remaining)
     report.shown = _show(studio, project, version, report.predicted > 0)
     return report
+
+
+def _holds(ids: array, task_id: int) -> bool:
+    at = bisect.bisect_left(ids, task_id)
+    return at < len(ids) and ids[at] == task_id
+
+
+def _predicted_pages(
+    studio: Studio,
+    project: Project,
+    version: str,
+    page: list[dict],
+    page_size: int,
+    pool: Pool,
+    predict: Callable[[SavedModel, Sequence[Mapping]], list[dict]],
+    model: SavedModel,
+) -> Iterator[tuple[list[int], list[dict]]]:
+    """(task ids, predictions) of each page, in order, from ``page`` on; the pages after it are listed as needed.
+
+    The jobs of the pages are kept ``2 × workers`` in flight, so the workers never wait for a page
+    to be listed or uploaded.
+    """
+    in_flight: deque[tuple[list[int] | None, Any]] = deque()  # (the page's ids on its last job, handle)
+    limit = 2 * pool.workers
+
+    def jobs() -> Iterator[tuple[list[int] | None, list[dict]]]:
+        current = page
+        while current:
+            chunks = list(word_batches(current, lambda task: task_text(task, 0), CHUNK_WORDS))
+            ids = [int(task["id"]) for task in current]
+            for number, chunk in enumerate(chunks):
+                yield (ids if number == len(chunks) - 1 else None), chunk
+            if len(current) < page_size:
+                return
+            current, _ = studio.tasks_to_predict(project, version, page_size, after=ids[-1])
+
+    predictions: list[dict] = []
+    for ids, chunk in jobs():
+        in_flight.append((ids, pool.submit(predict, model, chunk)))
+        while len(in_flight) >= limit:
+            done = _collect(in_flight, pool, predictions)
+            if done is not None:
+                yield done, predictions
+                predictions = []
+    while in_flight:
+        done = _collect(in_flight, pool, predictions)
+        if done is not None:
+            yield done, predictions
+            predictions = []
+
+
+def _collect(in_flight: deque, pool: Pool, predictions: list[dict]) -> list[int] | None:
+    ids, handle = in_flight.popleft()
+    predictions.extend(pool.result(handle))
+    return ids
+
+
+class _Uploads:
+    """Uploads pages on a thread of its own, one at a time, in order; at most one page waits.
+
+    Right before each upload, the page's tasks that got the version meanwhile (Label Studio stored
+    a live /predict) or that a live /predict is answering now (``busy``) are left out.
+    """
+
+    def __init__(self, studio, project, version, report, progress, busy) -> None:
+        self._studio, self._project, self._version = studio, project, version
+        self._report, self._progress, self._busy = report, progress, busy
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self.uploaded = array("q")  # the task ids uploaded in a pass, in id order (8 bytes a task)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="annotate-refresh-upload", daemon=True)
+
+    def __enter__(self) -> _Uploads:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc_info[0] is None:
+            raise self._error
+
+    def put(self, ids: list[int], predictions: list[dict]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((ids, predictions))
+
+    def join(self) -> None:
+        """Wait until every page put is uploaded (or raise why not)."""
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    self._upload(*item)
+            except BaseException as exc:  # handed to the refreshing thread, which raises it
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _upload(self, ids: list[int], predictions: list[dict]) -> None:
+        lacking = self._studio.lacking_version(self._project, self._version, ids)
+        if self._busy is not None:
+            lacking -= set(self._busy())
+        kept = [{"task": i, **p} for i, p in zip(ids, predictions, strict=True) if i in lacking]
+        self._studio.import_predictions(self._project, kept)
+        self.uploaded.extend(sorted(p["task"] for p in kept))
+        report = self._report
+        report.predicted += len(kept)
+        report.skipped += len(ids) - len(kept)
+        report.total = max(report.total, report.predicted + report.skipped)
+        if self._progress is not None:
+            self._progress(report.predicted + report.skipped, report.total)
 
 
 def _show(studio: Studio, project: Project, version: str, predicted: bool) -> bool:
