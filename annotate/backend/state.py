@@ -353,7 +353,15 @@ class Refresher:
                     self.error = error
                     self._failed_at[project] = time.monotonic()
             else:
-                log.info("project %s: %d task(s) predicted with %s", project, report.predicted, report.model_version)
+                log.info(
+                    "project %s: %d task(s) predicted with %s (%s, %d worker(s); seconds: %s)",
+                    project,
+                    report.predicted,
+                    report.model_version,
+                    report.engine,
+                    report.workers,
+                    report.seconds,
+                )
                 with self._lock:
                     self.error = ""
                     self._done.add((project, report.model_version))

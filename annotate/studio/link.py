@@ -16,12 +16,12 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from annotate.engine import Pool, check_workers, worker_pool
 from annotate.errors import StudioAuthError, StudioError, StudioProjectError, StudioUnreachable, redact_url
-from annotate.model import SavedModel, check_pipeline_folder, predict_page, task_text, word_batches
+from annotate.model import BATCH_WORDS, SavedModel, check_pipeline_folder, predict_page, task_text, word_batches
 from annotate.studio.client import Project, Studio
 
 BACKEND_TITLE = "annotate"
@@ -42,7 +42,7 @@ class BackendLink:
 
 
 REFRESH_PAGE = 200  # tasks listed at a time by a refresh (and uploaded at a time, less those that got the version)
-CHUNK_WORDS = 20_000  # words of one job given to a worker: small enough that no worker idles long at the end
+CHUNK_WORDS = BATCH_WORDS  # words of one job given to a worker: one word batch, so no worker idles long at the end
 
 
 @dataclass
@@ -57,6 +57,10 @@ class RefreshReport:
     skipped: int = 0  # predicted, but the task got the version meanwhile (a live /predict): not uploaded again
     workers: int = 1
     engine: str = "local"
+    seconds: dict[str, float] = field(default_factory=dict)  # where the time went (listing, waiting, uploading…)
+
+    def spent(self, what: str, since: float) -> None:
+        self.seconds[what] = round(self.seconds.get(what, 0.0) + time.perf_counter() - since, 3)
 
 
 def unlabeled_tasks(studio: Studio, project: Project) -> list[int]:
@@ -97,8 +101,10 @@ def refresh_project(
     check_workers(workers, engine)
     check_pipeline_folder(model.model_dir)
     version = model.version
+    began = time.perf_counter()
     page, total = studio.tasks_to_predict(project, version, page_size)
     report = RefreshReport(project.title, version, total, workers=workers, engine=engine)
+    report.spent("listing", began)
     if progress is not None:
         progress(0, total)
     if page:
@@ -106,13 +112,15 @@ def refresh_project(
             while page:
                 up.uploaded = array("q")  # this pass's uploads, in id order
                 for ids, predictions in _predicted_pages(
-                    studio, project, version, page, page_size, pool, predict, model
+                    studio, project, version, page, page_size, pool, predict, model, report
                 ):
                     up.put(ids, predictions)
                 up.join()
                 # Once more from the start: tasks left out as busy whose live prediction was not stored,
                 # tasks imported behind the last id listed. Usually none.
+                began = time.perf_counter()
                 page, remaining = studio.tasks_to_predict(project, version, page_size)
+                report.spent("listing", began)
                 repeated = next((int(t["id"]) for t in page if _holds(up.uploaded, int(t["id"]))), None)
                 if repeated is not None:
                     raise StudioProjectError(
@@ -138,6 +146,7 @@ def _predicted_pages(
     pool: Pool,
     predict: Callable[[SavedModel, Sequence[Mapping]], list[dict]],
     model: SavedModel,
+    report: RefreshReport,
 ) -> Iterator[tuple[list[int], list[dict]]]:
     """(task ids, predictions) of each page, in order, from ``page`` on; the pages after it are listed as needed.
 
@@ -156,18 +165,24 @@ def _predicted_pages(
                 yield (ids if number == len(chunks) - 1 else None), chunk
             if len(current) < page_size:
                 return
+            began = time.perf_counter()
             current, _ = studio.tasks_to_predict(project, version, page_size, after=ids[-1])
+            report.spent("listing", began)
 
     predictions: list[dict] = []
     for ids, chunk in jobs():
         in_flight.append((ids, pool.submit(predict, model, chunk)))
         while len(in_flight) >= limit:
+            began = time.perf_counter()
             done = _collect(in_flight, pool, predictions)
+            report.spent("waiting for workers", began)
             if done is not None:
                 yield done, predictions
                 predictions = []
     while in_flight:
+        began = time.perf_counter()
         done = _collect(in_flight, pool, predictions)
+        report.spent("waiting for workers", began)
         if done is not None:
             yield done, predictions
             predictions = []
@@ -229,11 +244,15 @@ class _Uploads:
                 self._queue.task_done()
 
     def _upload(self, ids: list[int], predictions: list[dict]) -> None:
+        began = time.perf_counter()
         lacking = self._studio.lacking_version(self._project, self._version, ids)
+        self._report.spent("checking", began)
         if self._busy is not None:
             lacking -= set(self._busy())
         kept = [{"task": i, **p} for i, p in zip(ids, predictions, strict=True) if i in lacking]
+        began = time.perf_counter()
         self._studio.import_predictions(self._project, kept)
+        self._report.spent("uploading", began)
         self.uploaded.extend(sorted(p["task"] for p in kept))
         report = self._report
         report.predicted += len(kept)
