@@ -408,3 +408,15 @@ def test_a_restart_with_models_dir_serves_the_newest_finished_training_unless_pi
     assert state.served_model(ruler_model_dir, live)[0] == live / "live-a"
     assert state.served_model(ruler_model_dir, live, pin=True) == (ruler_model_dir, "as given")
     assert state.served_model(ruler_model_dir, None) == (ruler_model_dir, "as given")
+
+
+def test_live_tasks_marked_by_the_server_are_read_by_the_refresh_child_from_the_shared_array():
+    from annotate.backend.retrain import LiveTasks
+
+    served = LiveTasks()
+    served.mark([7, 8])
+    served.mark(range(100, 100 + LiveTasks.SLOTS))  # the ring keeps the latest SLOTS tasks
+    child = LiveTasks(served.array)  # what refresh_job builds from the array it is given
+    assert child.recent() == set(range(100, 100 + LiveTasks.SLOTS))
+    served.mark([7])
+    assert 7 in child.recent() and 100 not in child.recent()

@@ -17,9 +17,9 @@ from collections import Counter
 
 import pytest
 
-from annotate.model import META_FILE, model_version
+from annotate.model import META_FILE, SavedModel, model_version, predict_page
 from annotate.records import Article, Span
-from annotate.studio.link import connect_backend, wait_for_refresh
+from annotate.studio.link import connect_backend, refresh_project, wait_for_refresh
 from annotate.studio.push import push
 from tests.backend_process import BackendProcess
 
@@ -82,7 +82,7 @@ def test_connect_predicts_every_task_ahead_a_killed_refresh_resumes_once_and_lat
     for task_id in labeled:
         connection.annotate(task_id, [Span(0, 5, "ACTOR", "Hamas")])
     version = model_version(ruler_model_dir)
-    backend = _backend(local_studio, ruler_model_dir, tmp_path, "--refresh-page", "20")
+    backend = _backend(local_studio, ruler_model_dir, tmp_path, "--refresh-page", "20", "--workers", "2")
     try:
         connect_backend(connection, title=title, backend_url=backend.url)
         # Killed mid-refresh: some pages uploaded, not all.
@@ -192,9 +192,10 @@ def test_studio_refresh_predicts_what_lacks_the_version_and_a_second_run_finds_n
     project = connection.project(title)
     env = {"LABEL_STUDIO_URL": local_studio.url, "LABEL_STUDIO_API_KEY": local_studio.token}
     version = model_version(ruler_model_dir)
-    result = CliRunner().invoke(app, ["studio", "refresh", "--project", title, str(ruler_model_dir)], env=env)
+    command = ["studio", "refresh", "--project", title, "--workers", "2", "--page", "8", str(ruler_model_dir)]
+    result = CliRunner().invoke(app, command, env=env)
     assert result.exit_code == 0, result.output
-    assert f"30 task(s) of {title!r} predicted with {version}" in result.output
+    assert f"30 task(s) of {title!r} predicted with {version} (local, 2 worker(s))" in result.output
     assert f"The project shows {version}'s predictions" in result.output
     held = _versions_per_task(connection, project, version)
     assert len(held) == 30 and set(held.values()) == {1}
@@ -207,3 +208,52 @@ def test_studio_refresh_predicts_what_lacks_the_version_and_a_second_run_finds_n
     assert refused.output.strip().splitlines()[-1] == (
         f"Error: {tmp_path}: not a saved spaCy pipeline (no config.cfg); run `annotate train` first"
     )
+
+
+def test_a_task_opened_while_its_page_is_predicted_ends_with_one_prediction_of_the_version(
+    local_studio, connection, schema, title, tmp_path, ruler_model_dir
+):
+    """The annotator opens a task the refresh has listed but not uploaded yet: Label Studio stores the
+    backend's live prediction, and the refresh, asking again right before its upload, leaves that task out."""
+    push(connection, _articles(40), title=title, schema=schema)
+    project = connection.project(title)
+    # The backend serves /predict, but its own refresh cannot reach Label Studio: this test's refresh is the one.
+    backend = _backend(local_studio, ruler_model_dir, tmp_path, env={"LABEL_STUDIO_URL": "http://127.0.0.1:9"})
+    opened: list[int] = []
+
+    def predict_while_opening(model, tasks):
+        if not opened:
+            for task in tasks[:2]:
+                connection.task(int(task["id"]))  # the labeling view: Label Studio asks /predict and stores it
+                opened.append(int(task["id"]))
+        return predict_page(model, tasks)
+
+    version = model_version(ruler_model_dir)
+    try:
+        connect_backend(connection, title=title, backend_url=backend.url)
+        live = _versions_per_task(connection, project, version)
+        report = refresh_project(
+            connection, project, SavedModel(ruler_model_dir, schema), page_size=20, predict=predict_while_opening
+        )
+    finally:
+        backend.stop()
+    assert live == Counter() and len(opened) == 2
+    held = _versions_per_task(connection, project, version)
+    assert len(held) == 40 and set(held.values()) == {1}, {task: n for task, n in held.items() if n > 1}
+    assert (report.predicted, report.skipped) == (38, 2)
+    assert connection.shown_version(project) == version
+
+
+def test_the_ray_engine_refreshes_a_project(connection, schema, title, ruler_model_dir):
+    ray = pytest.importorskip("ray", reason="the [scale] extra (ray[data]) is not installed")
+    push(connection, _articles(30), title=title, schema=schema)
+    project = connection.project(title)
+    report = refresh_project(
+        connection, project, SavedModel(ruler_model_dir, schema), page_size=8, workers=2, engine="ray"
+    )
+    assert not ray.is_initialized(), "a Ray the refresh started is shut down"
+    version = model_version(ruler_model_dir)
+    held = _versions_per_task(connection, project, version)
+    assert len(held) == 30 and set(held.values()) == {1}
+    assert (report.predicted, report.engine, report.workers) == (30, "ray", 2)
+    assert connection.shown_version(project) == version
