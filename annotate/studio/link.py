@@ -110,6 +110,8 @@ def refresh_project(
     if page:
         with worker_pool(workers, engine) as pool, _Uploads(studio, project, version, report, progress, busy) as up:
             while page:
+                if report.predicted + report.skipped:  # a pass again: tasks left out as busy, or new ones
+                    time.sleep(1.0)  # Label Studio is storing a live answer, or more tasks are arriving
                 up.uploaded = array("q")  # this pass's uploads, in id order
                 for ids, predictions in _predicted_pages(
                     studio, project, version, page, page_size, pool, predict, model, report
