@@ -196,7 +196,29 @@ def one_size(
         "idle_p50_ms": 1000 * percentile(idle, 0.5),
         "idle_p95_ms": 1000 * percentile(idle, 0.95),
         "refresh_seconds": refresh_seconds(log),
+        "load": os.getloadavg(),
     }
+
+
+def show(row: dict) -> None:
+    ratio = row["loop_s"] / row["apply_s"]
+    print(
+        f"{row['articles']} articles ({row['words']} words): annotate apply, {row['workers']} worker(s) "
+        f"(baseline) {row['apply_s']:.1f} s; connect → all {row['predicted']} predicted {row['loop_s']:.1f} s "
+        f"= {ratio:.2f}× apply (goal ≤ 1.3×); the refresh's seconds: {row['refresh_seconds']}"
+    )
+    print(
+        f"    backend peak RSS: server {row['server_peak_mib']:.0f} MiB, largest process "
+        f"{row['process_peak_mib']:.0f} MiB, all its processes together {row['tree_peak_mib']:.0f} MiB "
+        f"(goal ≤ 1,536 MiB)"
+    )
+    print(
+        f"    task open while refreshing, stored prediction: p50 {row['open_p50_ms']:.0f} ms, "
+        f"p95 {row['open_p95_ms']:.0f} ms over {row['opens']} opens (goal p95 ≤ 300 ms); "
+        f"waiting for a live /predict: p50 {row['live_p50_ms']:.0f} ms, p95 {row['live_p95_ms']:.0f} ms "
+        f"over {row['live_opens']} opens; baseline, no backend connected: p50 {row['idle_p50_ms']:.0f} ms, "
+        f"p95 {row['idle_p95_ms']:.0f} ms; load average then {row['load'][0]:.1f} / {row['load'][1]:.1f} (1 / 5 min)"
+    )
 
 
 def main() -> None:
@@ -222,33 +244,16 @@ def main() -> None:
         token = local.read_credentials(local.StudioPaths(studio_root).credentials).token
     env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
     print(f"model {model}{' (tiny)' if args.tiny and args.model is None else ''}; work in {work}")
+    rows = []
     try:
-        rows = [
-            one_size(int(count), model, schema, Studio(url, token), env, work, settings.seeds, args.workers)
-            for count in args.articles.split(",")
-        ]
+        for count in args.articles.split(","):  # each size printed as soon as measured
+            rows.append(
+                one_size(int(count), model, schema, Studio(url, token), env, work, settings.seeds, args.workers)
+            )
+            show(rows[-1])
     finally:
         if studio_root is not None:
             local.down(studio_root)
-    for row in rows:
-        ratio = row["loop_s"] / row["apply_s"]
-        print(
-            f"{row['articles']} articles ({row['words']} words): annotate apply, {row['workers']} worker(s) "
-            f"(baseline) {row['apply_s']:.1f} s; connect → all {row['predicted']} predicted {row['loop_s']:.1f} s "
-            f"= {ratio:.2f}× apply (goal ≤ 1.3×); the refresh's seconds: {row['refresh_seconds']}"
-        )
-        print(
-            f"    backend peak RSS: server {row['server_peak_mib']:.0f} MiB, largest process "
-            f"{row['process_peak_mib']:.0f} MiB, all its processes together {row['tree_peak_mib']:.0f} MiB "
-            f"(goal ≤ 1,536 MiB)"
-        )
-        print(
-            f"    task open while refreshing, stored prediction: p50 {row['open_p50_ms']:.0f} ms, "
-            f"p95 {row['open_p95_ms']:.0f} ms over {row['opens']} opens (goal p95 ≤ 300 ms); "
-            f"waiting for a live /predict: p50 {row['live_p50_ms']:.0f} ms, p95 {row['live_p95_ms']:.0f} ms "
-            f"over {row['live_opens']} opens; baseline, no backend connected: p50 {row['idle_p50_ms']:.0f} ms, "
-            f"p95 {row['idle_p95_ms']:.0f} ms"
-        )
     if len(rows) > 1:
         for what in ("process_peak_mib", "tree_peak_mib"):
             peaks = [row[what] for row in rows]
