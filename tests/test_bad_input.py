@@ -637,6 +637,10 @@ def test_a_server_that_is_not_http_is_named_so():
         (("studio", "up", "--port", "99999"), "port 99999 is not a TCP port"),
         (("studio", "up", "--port", "0"), "port 0 is not a TCP port"),
         (("push", "--project", "ab\udcff"), "not valid Unicode"),
+        (("studio", "refresh", "--workers", "0", "models/x"), "--workers must be at least 1, not 0"),
+        (("studio", "refresh", "--engine", "spark", "models/x"), "--engine must be one of local, ray"),
+        (("studio", "refresh", "--page", "0", "models/x"), "--page must be at least 1, not 0"),
+        (("serve", "models/x", "--workers", "0"), "--workers must be at least 1, not 0"),
     ],
 )
 def test_option_values_out_of_range_are_refused_before_any_work(project, command, reason):
