@@ -96,7 +96,7 @@ def tiny_config(path: Path) -> Path:
         tok2vec["encode"]["width"] = 32
         tok2vec["embed"]["rows"] = [500, 100, 250, 100]
         tok2vec["embed"]["include_static_vectors"] = False  # no cluster table to load: seconds, not minutes
-    config["components"]["spancat"]["model"]["reducer"]["hidden_size"] = 32
+    config["components"]["spancat"]["model"]["hidden_size"] = 32
     config["initialize"]["before_init"] = None
     # After 30 steps, a model that must also score the cue-word candidates predicts no span at
     # all; these tests need spans with differing scores (as the project's model gives after full
