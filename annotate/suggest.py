@@ -15,10 +15,13 @@ saved pipeline loads with plain ``spacy.load`` once this package is installed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import spacy
+from spacy.attrs import LIKE_NUM, LOWER, ORTH
 from spacy.language import Language
+from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from thinc.api import Ops, get_current_ops
 from thinc.types import Ragged
@@ -188,19 +191,27 @@ _LEAD_INS = _QUOTES | {"on", "to", "for", "that", "than"}
 GUIDE_DEMAND_WORDS = frozenset({"desire", "after", "than", "condition", "matters", "n't", "do", "can"})
 
 
-def _clause_limits(doc: Doc) -> tuple[np.ndarray, np.ndarray]:
+def _clause_limits(doc: Doc, orth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For every token, the first token of its sentence-like unit and the end of it (cut at ., ?, !, ; and line breaks).
 
     A unit's end is the index of the token that closes it (itself never part of a candidate), or
     the doc's length after the last one.
     """
     size = len(doc)
-    closing = np.fromiter((t.text in _STOPS or "\n" in t.text for t in doc), dtype=bool, count=size)
-    stops = np.flatnonzero(closing)
+    forms, where = np.unique(orth, return_inverse=True)
+    strings = doc.vocab.strings
+    closes = np.array([strings[int(form)] in _STOPS or "\n" in strings[int(form)] for form in forms], dtype=bool)
+    stops = np.flatnonzero(closes[where.reshape(-1)])
     after = np.searchsorted(stops, np.arange(size), side="left")  # the first stop at or after each token
     high = np.append(stops, size)[after]
     low = np.insert(stops + 1, 0, 0)[after]  # just after the stop before it
     return low, high
+
+
+@lru_cache(maxsize=8)
+def _word_ids(words: frozenset[str]) -> np.ndarray:
+    """The string ids (spaCy's hashes, what ``doc.to_array(LOWER)`` holds) of a word list."""
+    return np.array(sorted(get_string_id(word) for word in words), dtype="uint64")
 
 
 def _pairs(cues: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -232,13 +243,13 @@ def cue_bounds(
     size = len(doc)
     if size == 0:
         return np.zeros((0, 2), dtype="int64")
-    low, high = _clause_limits(doc)
-    lower = [t.lower_ for t in doc]
-    numeric = np.fromiter((t.like_num or w in NUMBER_WORDS for t, w in zip(doc, lower, strict=True)), bool, size)
+    orth, lower, like_num = doc.to_array([ORTH, LOWER, LIKE_NUM]).T
+    low, high = _clause_limits(doc, orth)
+    numeric = (like_num != 0) | np.isin(lower, _word_ids(NUMBER_WORDS))
     opens = high > np.arange(size)  # a speech or demand cue that closes its clause starts nothing
-    speech = np.fromiter((w in SPEECH_WORDS for w in lower), bool, size) & opens
+    speech = np.isin(lower, _word_ids(SPEECH_WORDS)) & opens
     demand_words = DEMAND_WORDS | GUIDE_DEMAND_WORDS if demand_parts else DEMAND_WORDS
-    demand = np.fromiter((w in demand_words for w in lower), bool, size) & opens
+    demand = np.isin(lower, _word_ids(demand_words)) & opens
     found = [np.zeros((0, 2), dtype="int64")]
     for n in ngram_sizes:
         begin = np.arange(max(0, size - n + 1))
@@ -264,13 +275,13 @@ def cue_bounds(
         starts = {i, i + 1}
         if demand_parts:
             # the guide's D2: the span starts after "insists on", "priority to", an opening quote ...
-            if i + 1 < hi and lower[i + 1] in _LEAD_INS:
+            if i + 1 < hi and doc[i + 1].lower_ in _LEAD_INS:
                 starts.add(i + 2)
             # ... and each part of a list after the cue is a span ("release the prisoners" after "to halt ...,")
             for k in range(i + 1, min(hi, i + 1 + demand_length)):
-                if lower[k] in _COORDINATORS:
+                if doc[k].lower_ in _COORDINATORS:
                     starts.add(k + 1)
-                    if k + 1 < hi and lower[k + 1] in _QUOTES:
+                    if k + 1 < hi and doc[k + 1].lower_ in _QUOTES:
                         starts.add(k + 2)
         begin = np.array(sorted(starts))[:, None]
         found.append(_pairs(begin, begin, np.minimum(hi, begin + np.arange(1, demand_length + 1))))

@@ -186,6 +186,7 @@ print(json.dumps({
     "pipes": nlp.pipe_names,
     "thresholds": nlp.config["components"]["best_per_label"]["thresholds"],
     "suggester": nlp.config["components"]["spancat"]["suggester"]["@misc"],
+    "architecture": nlp.config["components"]["spancat"]["model"]["@architectures"],
     "spans": sorted([s.start_char, s.end_char, s.label_] for s in doc.spans["sc"]),
 }))
 """
@@ -208,7 +209,8 @@ def test_saved_pipeline_with_suggester_and_filter_loads_with_plain_spacy(project
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout)
     assert loaded["before"] == []
-    assert loaded["pipes"] == ["span_finder", "spancat", "best_per_label"]
+    assert loaded["pipes"] == ["tok2vec", "span_finder", "spancat", "best_per_label"]
     assert loaded["thresholds"] == thresholds and loaded["suggester"] == SUGGESTER
+    assert loaded["architecture"] == "annotate.SpanCategorizer.v1"  # found by name, through the entry point
     here = predict(model, [docs[2]], "model")[0].spans
     assert loaded["spans"] == sorted([span.start, span.end, span.label] for span in here)
