@@ -62,3 +62,21 @@ def test_span_summaries_equal_spacys_extract_and_reduce(batch):
 def test_architecture_is_registered_for_configs_and_saved_pipelines():
     """The config names it; a saved pipeline loads it by name through spaCy's registry."""
     assert spacy.registry.architectures.get(ARCHITECTURE) is not None
+
+
+def test_every_annotating_listener_reads_vectors_its_upstream_sets_during_training(config):
+    """A component that annotates during training through a tok2vec listener needs that tok2vec annotating too.
+
+    Otherwise its listener reads an empty ``doc.tensor`` when it annotates, and what it proposes
+    to spancat is noise (the stall that once kept the two components on separate tok2vecs).
+    """
+    from spacy import util
+
+    loaded = util.load_config(config, interpolate=True)
+    annotating = loaded["training"]["annotating_components"]
+    for name in annotating:
+        model = loaded["components"][name]["model"]
+        listener = model.get("tok2vec", {})
+        if listener.get("@architectures", "").startswith("spacy.Tok2VecListener"):
+            assert listener["upstream"] in annotating, f"{name} annotates but {listener['upstream']} does not"
+    assert loaded["components"]["spancat"]["model"]["@architectures"] == ARCHITECTURE
