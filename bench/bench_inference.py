@@ -27,7 +27,7 @@ from annotate.settings import load_settings
 from annotate.train import train_pipeline
 
 
-def words_per_second(pipelines: dict, texts: list[str], words: int, passes: int = 3) -> dict[str, tuple[float, float]]:
+def words_per_second(pipelines: dict, texts: list[str], words: int, passes: int = 5) -> dict[str, tuple[float, float]]:
     """Per pipeline, its best pass (the first also warms caches): wall-clock and CPU-time words/s.
 
     The CPU-time figure is what this process itself spent; on a machine shared with other jobs it
@@ -73,7 +73,7 @@ def main() -> None:
         for doc in gold:
             texts.append(doc.text)
             words += sum(1 for token in tokenizer(doc.text) if not token.is_space and not token.is_punct)
-    print(f"{len(texts)} articles, {words:,} words (tokens that are not spaces or punctuation), best of 3 passes")
+    print(f"{len(texts)} articles, {words:,} words (tokens that are not spaces or punctuation), best of 5 passes")
     baseline = "baseline spaCy ner (standard tok2vec)"
     figures = words_per_second(
         {
