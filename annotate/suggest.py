@@ -15,9 +15,13 @@ saved pipeline loads with plain ``spacy.load`` once this package is installed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
+import numpy as np
 import spacy
+from spacy.attrs import LIKE_NUM, LOWER, ORTH
 from spacy.language import Language
+from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from thinc.api import Ops, get_current_ops
 from thinc.types import Ragged
@@ -187,19 +191,37 @@ _LEAD_INS = _QUOTES | {"on", "to", "for", "that", "than"}
 GUIDE_DEMAND_WORDS = frozenset({"desire", "after", "than", "condition", "matters", "n't", "do", "can"})
 
 
-def _clause_limits(doc: Doc) -> list[tuple[int, int]]:
-    """For every token, the stretch of its sentence-like unit (cut at ., ?, !, ; and line breaks)."""
-    limits: list[tuple[int, int]] = []
-    start = 0
-    for token in doc:
-        if token.text in _STOPS or "\n" in token.text:
-            limits.extend([(start, token.i)] * (token.i - start + 1))
-            start = token.i + 1
-    limits.extend([(start, len(doc))] * (len(doc) - start))
-    return limits
+def _clause_limits(doc: Doc, orth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every token, the first token of its sentence-like unit and the end of it (cut at ., ?, !, ; and line breaks).
+
+    A unit's end is the index of the token that closes it (itself never part of a candidate), or
+    the doc's length after the last one.
+    """
+    size = len(doc)
+    forms, where = np.unique(orth, return_inverse=True)
+    strings = doc.vocab.strings
+    closes = np.array([strings[int(form)] in _STOPS or "\n" in strings[int(form)] for form in forms], dtype=bool)
+    stops = np.flatnonzero(closes[where.reshape(-1)])
+    after = np.searchsorted(stops, np.arange(size), side="left")  # the first stop at or after each token
+    high = np.append(stops, size)[after]
+    low = np.insert(stops + 1, 0, 0)[after]  # just after the stop before it
+    return low, high
 
 
-def cue_candidates(
+@lru_cache(maxsize=8)
+def _word_ids(words: frozenset[str]) -> np.ndarray:
+    """The string ids (spaCy's hashes, what ``doc.to_array(LOWER)`` holds) of a word list."""
+    return np.array(sorted(get_string_id(word) for word in words), dtype="uint64")
+
+
+def _pairs(cues: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(start, end) rows for every cue, every start and every end (``starts``/``ends``: per cue, a row each)."""
+    grid_starts = np.broadcast_to(starts[:, :, None], (len(cues), starts.shape[1], ends.shape[1]))
+    grid_ends = np.broadcast_to(ends[:, None, :], grid_starts.shape)
+    return np.stack([grid_starts.ravel(), grid_ends.ravel()], axis=1)
+
+
+def cue_bounds(
     doc: Doc,
     *,
     number_window: int = 3,
@@ -208,48 +230,75 @@ def cue_candidates(
     demand_length: int = 30,
     demand_parts: bool = False,
     ngram_sizes: Sequence[int] = (),
-) -> set[tuple[int, int]]:
+) -> np.ndarray:
     """Token (start, end) stretches offered around cue words in one doc, plus all n-grams of the given sizes.
 
     Never across a clause end (., ?, !, ; or a line break). A number: itself with up to
     ``number_window`` tokens before and up to ``number_window - 1`` after. A speech word: every
     stretch from up to ``speech_before`` tokens before it to 1-4 tokens from it, and from it up to
     ``speech_after`` tokens. A demand word: from it, or the token after it, up to ``demand_length``
-    tokens.
+    tokens. Rows sorted by (start, end), each once; computed on arrays, as the suggester runs on
+    every doc the model sees.
     """
-    found: set[tuple[int, int]] = set()
-    limits = _clause_limits(doc)
-    for size in ngram_sizes:
-        found.update((i, i + size) for i in range(len(doc) - size + 1))
-    for token in doc:
-        lower = token.lower_
-        low, high = limits[token.i]
-        if token.like_num or lower in NUMBER_WORDS:
-            for before in range(number_window + 1):
-                for after in range(1, number_window + 1):
-                    found.add((max(low, token.i - before), min(high, token.i + after)))
-        if lower in SPEECH_WORDS:
-            for start in range(max(low, token.i - speech_before), token.i + 1):
-                for end in range(token.i + 1, min(high, token.i + 4) + 1):
-                    found.add((start, end))
-            for end in range(token.i + 1, min(high, token.i + speech_after) + 1):
-                found.add((token.i, end))
-        if lower in DEMAND_WORDS or (demand_parts and lower in GUIDE_DEMAND_WORDS):
-            starts = {token.i, token.i + 1}
-            if demand_parts:
-                # the guide's D2: the span starts after "insists on", "priority to", an opening quote ...
-                if token.i + 1 < high and doc[token.i + 1].lower_ in _LEAD_INS:
-                    starts.add(token.i + 2)
-                # ... and each part of a list after the cue is a span ("release the prisoners" after "to halt ...,")
-                for k in range(token.i + 1, min(high, token.i + 1 + demand_length)):
-                    if doc[k].lower_ in _COORDINATORS:
-                        starts.add(k + 1)
-                        if k + 1 < high and doc[k + 1].lower_ in _QUOTES:
-                            starts.add(k + 2)
-            for start in sorted(starts):
-                for end in range(start + 1, min(high, start + demand_length) + 1):
-                    found.add((start, end))
-    return {(start, end) for start, end in found if start < end}
+    size = len(doc)
+    if size == 0:
+        return np.zeros((0, 2), dtype="int64")
+    orth, lower, like_num = doc.to_array([ORTH, LOWER, LIKE_NUM]).T
+    low, high = _clause_limits(doc, orth)
+    numeric = (like_num != 0) | np.isin(lower, _word_ids(NUMBER_WORDS))
+    opens = high > np.arange(size)  # a speech or demand cue that closes its clause starts nothing
+    speech = np.isin(lower, _word_ids(SPEECH_WORDS)) & opens
+    demand_words = DEMAND_WORDS | GUIDE_DEMAND_WORDS if demand_parts else DEMAND_WORDS
+    demand = np.isin(lower, _word_ids(demand_words)) & opens
+    found = [np.zeros((0, 2), dtype="int64")]
+    for n in ngram_sizes:
+        begin = np.arange(max(0, size - n + 1))
+        found.append(np.stack([begin, begin + n], axis=1))
+    cues = np.flatnonzero(numeric)[:, None]
+    if len(cues):
+        lo, hi = low[cues], high[cues]
+        found.append(
+            _pairs(
+                cues,
+                np.maximum(lo, cues - np.arange(number_window + 1)),
+                np.minimum(hi, cues + np.arange(1, number_window + 1)),
+            )
+        )
+    cues = np.flatnonzero(speech)[:, None]
+    if len(cues):
+        lo, hi = low[cues], high[cues]
+        starts = np.maximum(lo, cues - np.arange(speech_before + 1))  # a clipped start repeats a kept one
+        found.append(_pairs(cues, starts, np.minimum(hi, cues + np.arange(1, 5))))
+        found.append(_pairs(cues, cues, np.minimum(hi, cues + np.arange(1, speech_after + 1))))
+    for i in np.flatnonzero(demand).tolist():
+        hi = int(high[i])
+        starts = {i, i + 1}
+        if demand_parts:
+            # the guide's D2: the span starts after "insists on", "priority to", an opening quote ...
+            if i + 1 < hi and doc[i + 1].lower_ in _LEAD_INS:
+                starts.add(i + 2)
+            # ... and each part of a list after the cue is a span ("release the prisoners" after "to halt ...,")
+            for k in range(i + 1, min(hi, i + 1 + demand_length)):
+                if doc[k].lower_ in _COORDINATORS:
+                    starts.add(k + 1)
+                    if k + 1 < hi and doc[k + 1].lower_ in _QUOTES:
+                        starts.add(k + 2)
+        begin = np.array(sorted(starts))[:, None]
+        found.append(_pairs(begin, begin, np.minimum(hi, begin + np.arange(1, demand_length + 1))))
+    rows = np.concatenate(found).astype("int64")
+    rows = rows[rows[:, 0] < rows[:, 1]]
+    return _unique_rows(rows, size)
+
+
+def _unique_rows(rows: np.ndarray, size: int) -> np.ndarray:
+    """Each (start, end) once, sorted by start, then end."""
+    codes = np.unique(rows[:, 0] * (size + 1) + rows[:, 1])
+    return np.stack([codes // (size + 1), codes % (size + 1)], axis=1)
+
+
+def cue_candidates(doc: Doc, **options) -> set[tuple[int, int]]:
+    """:func:`cue_bounds` as a set of (start, end) pairs."""
+    return {(int(start), int(end)) for start, end in cue_bounds(doc, **options)}
 
 
 @spacy.registry.misc(SUGGESTER)
@@ -266,10 +315,10 @@ def build_cue_suggester(
 
     def suggest(docs: Iterable[Doc], *, ops: Ops | None = None) -> Ragged:
         ops = ops or get_current_ops()
-        rows: list[list[int]] = []
+        rows: list[np.ndarray] = []
         lengths: list[int] = []
         for doc in docs:
-            found = cue_candidates(
+            found = cue_bounds(
                 doc,
                 number_window=number_window,
                 speech_before=speech_before,
@@ -278,13 +327,13 @@ def build_cue_suggester(
                 demand_parts=demand_parts,
                 ngram_sizes=ngram_sizes or (),
             )
-            if spans_key is not None and spans_key in doc.spans:
-                found.update((span.start, span.end) for span in doc.spans[spans_key])
-            ordered = sorted(found)
-            rows.extend([start, end] for start, end in ordered)
-            lengths.append(len(ordered))
-        if rows:
-            return Ragged(ops.asarray2i(rows), ops.asarray1i(lengths))
+            if spans_key is not None and spans_key in doc.spans and len(doc.spans[spans_key]):
+                proposed = np.array([(span.start, span.end) for span in doc.spans[spans_key]], dtype="int64")
+                found = _unique_rows(np.concatenate([found, proposed]), len(doc))
+            rows.append(found)
+            lengths.append(len(found))
+        if sum(lengths):
+            return Ragged(ops.asarray2i(np.concatenate(rows).astype("int32")), ops.asarray1i(lengths))
         return Ragged(ops.xp.zeros((0, 2), dtype="i"), ops.asarray1i(lengths))
 
     return suggest

@@ -90,13 +90,12 @@ def tiny_config(path: Path) -> Path:
     config = load_config(ROOT / "configs" / "spancat.cfg", interpolate=False)
     config["training"]["max_steps"] = 30
     config["training"]["eval_frequency"] = 30
-    for component in ("span_finder", "spancat"):
-        tok2vec = config["components"][component]["model"]["tok2vec"]
-        tok2vec["embed"]["width"] = 32
-        tok2vec["encode"]["width"] = 32
-        tok2vec["embed"]["rows"] = [500, 100, 250, 100]
-        tok2vec["embed"]["include_static_vectors"] = False  # no cluster table to load: seconds, not minutes
-    config["components"]["spancat"]["model"]["reducer"]["hidden_size"] = 32
+    tok2vec = config["components"]["tok2vec"]["model"]  # span_finder and spancat listen to it
+    tok2vec["embed"]["width"] = 32
+    tok2vec["encode"]["width"] = 32
+    tok2vec["embed"]["rows"] = [500, 100, 250, 100]
+    tok2vec["embed"]["include_static_vectors"] = False  # no cluster table to load: seconds, not minutes
+    config["components"]["spancat"]["model"]["hidden_size"] = 32
     config["initialize"]["before_init"] = None
     # After 30 steps, a model that must also score the cue-word candidates predicts no span at
     # all; these tests need spans with differing scores (as the project's model gives after full

@@ -12,11 +12,25 @@ import subprocess
 import sys
 
 import spacy
+from hypothesis import given
+from hypothesis import strategies as st
 from spacy.tokens import Span as SpacySpan
 
 from annotate.model import predict
 from annotate.nested import with_thresholds
-from annotate.suggest import OVERLAP_FILTER, SUGGESTER, cue_candidates
+from annotate.suggest import (
+    _COORDINATORS,
+    _LEAD_INS,
+    _QUOTES,
+    _STOPS,
+    DEMAND_WORDS,
+    GUIDE_DEMAND_WORDS,
+    NUMBER_WORDS,
+    OVERLAP_FILTER,
+    SPEECH_WORDS,
+    SUGGESTER,
+    cue_candidates,
+)
 from annotate.train import train_pipeline
 from tests.conftest import ROOT
 from tests.nested_fixture import LABELS, articles, tiny_config
@@ -43,6 +57,91 @@ def test_cue_candidates_break_at_line_ends_and_add_ngrams():
     found = cue_candidates(doc, number_window=2, speech_before=1, speech_after=1, demand_length=5)
     assert found == {(0, 2), (1, 2), (3, 4), (3, 5)}  # "57" and "57 dead", nothing back across the line end
     assert {(i, i + 1) for i in range(5)} <= cue_candidates(doc, ngram_sizes=[1])
+
+
+def reference_cue_candidates(doc, *, number_window, speech_before, speech_after, demand_length, demand_parts):
+    """The cue rules written token by token, as the docstring of ``cue_bounds`` states them: the oracle."""
+    limits, start = [], 0
+    for token in doc:
+        if token.text in _STOPS or "\n" in token.text:
+            limits.extend([(start, token.i)] * (token.i - start + 1))
+            start = token.i + 1
+    limits.extend([(start, len(doc))] * (len(doc) - start))
+    found = set()
+    for token in doc:
+        i, lower = token.i, token.lower_
+        low, high = limits[i]
+        if token.like_num or lower in NUMBER_WORDS:
+            for before in range(number_window + 1):
+                for after in range(1, number_window + 1):
+                    found.add((max(low, i - before), min(high, i + after)))
+        if lower in SPEECH_WORDS:
+            for first in range(max(low, i - speech_before), i + 1):
+                for end in range(i + 1, min(high, i + 4) + 1):
+                    found.add((first, end))
+            for end in range(i + 1, min(high, i + speech_after) + 1):
+                found.add((i, end))
+        if lower in DEMAND_WORDS or (demand_parts and lower in GUIDE_DEMAND_WORDS):
+            starts = {i, i + 1}
+            if demand_parts:
+                if i + 1 < high and doc[i + 1].lower_ in _LEAD_INS:
+                    starts.add(i + 2)
+                for k in range(i + 1, min(high, i + 1 + demand_length)):
+                    if doc[k].lower_ in _COORDINATORS:
+                        starts.add(k + 1)
+                        if k + 1 < high and doc[k + 1].lower_ in _QUOTES:
+                            starts.add(k + 2)
+            for first in starts:
+                for end in range(first + 1, min(high, first + demand_length) + 1):
+                    found.add((first, end))
+    return {(first, end) for first, end in found if first < end}
+
+
+CUE_PIECES = [
+    "said",
+    "told",
+    "57",
+    "two",
+    "demanded",
+    "calls",
+    "on",
+    "to",
+    "and",
+    ",",
+    "“",
+    "Hamas",
+    "the",
+    ".",
+    ";",
+    "\n",
+    "?",
+    "after",
+    "than",
+    "people",
+    "غزة",
+    "😀",
+    "e\u0301",
+    "—",
+]
+
+
+@given(
+    words=st.lists(st.sampled_from(CUE_PIECES), max_size=60),
+    windows=st.tuples(*(st.integers(0, 6) for _ in range(3)), st.integers(1, 12)),
+    demand_parts=st.booleans(),
+)
+def test_cue_candidates_match_the_rules_written_token_by_token(words, windows, demand_parts):
+    """The array implementation gives exactly the stretches the token-by-token rules give."""
+    doc = nlp.make_doc(" ".join(words))
+    number_window, speech_before, speech_after, demand_length = windows
+    options = dict(
+        number_window=number_window,
+        speech_before=speech_before,
+        speech_after=speech_after,
+        demand_length=demand_length,
+        demand_parts=demand_parts,
+    )
+    assert cue_candidates(doc, **options) == reference_cue_candidates(doc, **options)
 
 
 def test_suggester_adds_span_finder_spans_and_keeps_one_row_block_per_doc():
@@ -87,6 +186,7 @@ print(json.dumps({
     "pipes": nlp.pipe_names,
     "thresholds": nlp.config["components"]["best_per_label"]["thresholds"],
     "suggester": nlp.config["components"]["spancat"]["suggester"]["@misc"],
+    "architecture": nlp.config["components"]["spancat"]["model"]["@architectures"],
     "spans": sorted([s.start_char, s.end_char, s.label_] for s in doc.spans["sc"]),
 }))
 """
@@ -109,7 +209,8 @@ def test_saved_pipeline_with_suggester_and_filter_loads_with_plain_spacy(project
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout)
     assert loaded["before"] == []
-    assert loaded["pipes"] == ["span_finder", "spancat", "best_per_label"]
+    assert loaded["pipes"] == ["tok2vec", "span_finder", "spancat", "best_per_label"]
     assert loaded["thresholds"] == thresholds and loaded["suggester"] == SUGGESTER
+    assert loaded["architecture"] == "annotate.SpanCategorizer.v1"  # found by name, through the entry point
     here = predict(model, [docs[2]], "model")[0].spans
     assert loaded["spans"] == sorted([span.start, span.end, span.label] for span in here)

@@ -40,9 +40,10 @@ def test_folds_leave_one_article_out_or_split_by_article():
 def test_training_is_deterministic_for_a_seed(silver, config, schema):
     first = train_pipeline(silver[:1], config, schema.names, seed=7, overrides=TINY)
     second = train_pipeline(silver[:1], config, schema.names, seed=7, overrides=TINY)
-    assert first.pipe_names == ["span_finder", "spancat", "best_per_label"]
+    assert first.pipe_names == ["tok2vec", "span_finder", "spancat", "best_per_label"]
     assert predict(first, silver, "a") == predict(second, silver, "a")
     assert first.get_pipe("spancat").model.to_bytes() == second.get_pipe("spancat").model.to_bytes()
+    assert first.get_pipe("tok2vec").model.to_bytes() == second.get_pipe("tok2vec").model.to_bytes()
 
 
 @pytest.mark.slow
