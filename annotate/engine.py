@@ -8,6 +8,11 @@ when its result is asked for (so progress events and test spies see it); with mo
 models); ``ray`` submits Ray tasks to the cluster at ``RAY_ADDRESS`` or to a local Ray started
 for the job. Results do not depend on the engine: every job is a deterministic function of its
 arguments.
+
+Each worker gets its share of the cores for the numeric libraries' own threads (OpenBLAS, OpenMP:
+``cores // workers``, at least 1): numpy's OpenBLAS otherwise starts one thread per core in every
+worker, and ``workers`` × cores threads on the same cores only wait for each other. Ray does the
+same for its tasks (``OMP_NUM_THREADS`` = the task's CPUs).
 """
 
 from __future__ import annotations
@@ -31,6 +36,40 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """The numeric libraries' threads each of ``workers`` processes may start: its share of the cores, at least 1."""
+    return max(1, (cores or default_workers()) // max(1, workers))
+
+
+def limit_threads(threads: int) -> None:
+    """In a worker process: at most ``threads`` OpenBLAS/OpenMP/MKL/BLIS threads, for libraries loaded now or later.
+
+    The environment covers what loads after this call; threadpoolctl (installed with scikit-learn)
+    resizes what is loaded already.
+    """
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return
+    threadpool_limits(limits=threads)
+
+
+def numeric_threads() -> dict[str, int]:
+    """The thread pools of numpy's BLAS and the other numeric libraries loaded here (e.g. ``{"openblas": 1}``)."""
+    import numpy  # noqa: F401  (loads the BLAS every training uses)
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return {}
+    return {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
 
 
 def check_workers(workers: int, engine: str) -> None:
@@ -185,5 +224,10 @@ def worker_pool(workers: int = 1, engine: str = "local") -> Iterator[Pool]:
     elif workers == 1:
         yield _InProcess()
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as executor:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=limit_threads,
+            initargs=(threads_per_worker(workers),),
+        ) as executor:
             yield _Processes(executor, workers)

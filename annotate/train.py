@@ -319,6 +319,8 @@ def trained_pipeline(
 
 
 Key = tuple[str, tuple[str, ...]]
+# Trainings submitted and not yet collected, per worker: one running, one queued to start when it ends.
+AHEAD_PER_WORKER = 2
 
 
 class Trainings:
@@ -329,9 +331,12 @@ class Trainings:
     both a and b. A model is dropped once the last fold that needs it is done (``release``).
 
     With a pool of several workers (:mod:`annotate.engine`) the trainings announced by
-    ``needed_by`` are started ahead, in the order they will be asked for, at most one per worker
-    beyond those already collected; ``get`` waits for its own. In-process, ``train`` runs when
-    asked (it may report every step).
+    ``needed_by`` are submitted ahead, in the order they will be asked for, up to
+    :data:`AHEAD_PER_WORKER` per worker not yet collected: the pool then starts the next one the
+    moment a worker is free, even while the driver waits for an earlier one or predicts with it
+    (with one per worker, a worker that finished before the one the driver waits for stood idle).
+    A collected model's bytes are all that is held in memory for one not yet used. ``get`` waits
+    for its own. In-process, ``train`` runs when asked (it may report every step).
     """
 
     def __init__(
@@ -389,7 +394,7 @@ class Trainings:
             self._running[key] = self._pool.submit(trained_pipeline, list(docs), key[0], *self._options)
 
     def _start_ahead(self) -> None:
-        while self._upcoming and len(self._running) < self._pool.workers:
+        while self._upcoming and len(self._running) < AHEAD_PER_WORKER * self._pool.workers:
             key, doc_ids = self._upcoming.popleft()
             self._start(key, [self._by_id[doc_id] for doc_id in doc_ids])
 

@@ -6,13 +6,15 @@ model); the worker processes are spawned for real, and Ray is a real local Ray.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
 import annotate.train as train_module
 from annotate.cli import app
 from annotate.curve import learning_curve
-from annotate.engine import check_workers, worker_pool
+from annotate.engine import check_workers, numeric_threads, threads_per_worker, worker_pool
 from annotate.errors import InputError, TrainingError
 from annotate.evaluate import evaluate
 from annotate.records import AnnotatedDoc
@@ -111,8 +113,11 @@ class CountingPool:
         return handle()
 
 
-def test_trainings_start_ahead_but_never_more_than_the_workers_and_each_once(config, monkeypatch):
-    """The nested search asks for 6 models (3 inner, shared by two folds each, and 3 outer); 2 run at once."""
+def test_trainings_start_ahead_but_never_more_than_two_per_worker_and_each_once(config, monkeypatch):
+    """The nested search asks for 6 models (3 inner, shared by two folds each, and 3 outer); 2 workers hold 4 at most.
+
+    One per worker running and one queued behind it, so a free worker never waits for the driver.
+    """
     pools = []
 
     def counting_pool(workers, engine):
@@ -126,9 +131,22 @@ def test_trainings_start_ahead_but_never_more_than_the_workers_and_each_once(con
         articles(), config_path=config, patterns=RULES, labels=LABELS, nested=True, systems=("model",), workers=2
     )
     (pool,) = pools
-    assert pool.most == 2 and pool.in_flight == 0
+    assert pool.most == 2 * 2 and pool.in_flight == 0
     assert pool.jobs == 6
     assert len(result.choices) == 3
+
+
+def test_each_worker_process_gets_its_share_of_the_cores_for_numeric_threads():
+    """Two workers on this machine's cores: each may start cores // 2 OpenBLAS/OpenMP threads, not one per core."""
+    share = threads_per_worker(2)
+    with worker_pool(2, "local") as pool:
+        seen = pool.result(pool.submit(numeric_threads))
+        environment = pool.result(pool.submit(os.getenv, "OMP_NUM_THREADS"))
+    assert seen.get("openblas") == share, seen
+    assert environment == str(share)
+    assert (
+        threads_per_worker(2, cores=2) == 1 and threads_per_worker(2, cores=16) == 8 and threads_per_worker(4, 2) == 1
+    )
 
 
 def test_an_error_in_a_worker_comes_back_as_our_one_line_error(config):
