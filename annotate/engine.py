@@ -46,30 +46,24 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or default_workers()) // max(1, workers))
 
 
-def limit_threads(threads: int) -> None:
-    """In a worker process: at most ``threads`` OpenBLAS/OpenMP/MKL/BLIS threads, for libraries loaded now or later.
+@contextmanager
+def thread_limits(threads: int) -> Iterator[None]:
+    """Inside the block, processes started from here load OpenBLAS/OpenMP/MKL/BLIS with ``threads`` threads each.
 
-    The environment covers what loads after this call; threadpoolctl (installed with scikit-learn)
-    resizes what is loaded already.
+    The variables are read when a library loads, so they are set here, in the environment the
+    spawned workers inherit (already loaded libraries of this process keep their threads), and
+    put back as they were when the block ends.
     """
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
+    before = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return
-    threadpool_limits(limits=threads)
-
-
-def numeric_threads() -> dict[str, int]:
-    """The thread pools of numpy's BLAS and the other numeric libraries loaded here (e.g. ``{"openblas": 1}``)."""
-    import numpy  # noqa: F401  (loads the BLAS every training uses)
-
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return {}
-    return {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def check_workers(workers: int, engine: str) -> None:
@@ -224,10 +218,9 @@ def worker_pool(workers: int = 1, engine: str = "local") -> Iterator[Pool]:
     elif workers == 1:
         yield _InProcess()
     else:
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=limit_threads,
-            initargs=(threads_per_worker(workers),),
-        ) as executor:
+        context = multiprocessing.get_context("spawn")
+        with (
+            thread_limits(threads_per_worker(workers)),
+            ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor,
+        ):
             yield _Processes(executor, workers)

@@ -43,7 +43,6 @@ from pathlib import Path
 
 import annotate.train as train_module
 from annotate.corpus import read_gold
-from annotate.engine import numeric_threads
 from annotate.labels import load_schema
 from annotate.model import pipeline_bytes
 from annotate.settings import load_settings
@@ -54,13 +53,20 @@ JOBS_ENV = "ANNOTATE_BENCH_JOBS"  # folder the trainings append their timings to
 _train_pipeline = train_module.train_pipeline
 
 
+def _threads() -> str:
+    """This process's threads (Linux: /proc) and the OpenBLAS threads it was started with."""
+    status = Path("/proc/self/status")
+    counts = [line.split()[1] for line in status.read_text().splitlines() if line.startswith("Threads:")] or ["?"]
+    return f"{counts[0]} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})"
+
+
 def _record(began: float, cpu: float) -> None:
     record = {
         "pid": os.getpid(),
         "start": began,
         "end": time.time(),
         "cpu": time.process_time() - cpu,
-        "threads": numeric_threads(),
+        "threads": _threads(),
     }
     with open(Path(os.environ[JOBS_ENV]) / f"{os.getpid()}.jsonl", "a", encoding="utf-8") as out:
         out.write(json.dumps(record) + "\n")
@@ -139,13 +145,13 @@ def where_the_time_went(jobs: list[dict], began: float, ended: float, workers: i
         for earlier, later in zip(own, own[1:], strict=False)
     )
     after = ended - max(job["end"] for job in jobs)
-    threads = sorted({json.dumps(job["threads"], sort_keys=True) for job in jobs})
+    threads = sorted({job["threads"] for job in jobs})
     return (
         f"      {len(jobs)} trainings in {len(by_worker)} process(es): wall {min(walls):.1f}–{max(walls):.1f} s "
         f"(sum {sum(walls):.0f} s), CPU {min(cpus):.1f}–{max(cpus):.1f} s (sum {sum(cpus):.0f} s, "
         f"{sum(cpus) / sum(walls):.0%} of a core while training)\n"
         f"      before each process's first training {min(first):.1f}–{max(first):.1f} s; idle between trainings "
-        f"{idle:.1f} s in all; after the last {after:.1f} s; numeric threads per training {', '.join(threads)}"
+        f"{idle:.1f} s in all; after the last {after:.1f} s; threads of a training process {', '.join(threads)}"
     )
 
 
