@@ -54,10 +54,13 @@ _train_pipeline = train_module.train_pipeline
 
 
 def _threads() -> str:
-    """This process's threads (Linux: /proc) and the OpenBLAS threads it was started with."""
+    """This process's threads (Linux: /proc) and the OpenBLAS/OpenMP threads it was started with."""
     status = Path("/proc/self/status")
     counts = [line.split()[1] for line in status.read_text().splitlines() if line.startswith("Threads:")] or ["?"]
-    return f"{counts[0]} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})"
+    variables = ", ".join(
+        f"{name}={os.environ.get(name, 'unset')}" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    )
+    return f"{counts[0]} ({variables})"
 
 
 def _record(began: float, cpu: float) -> None:
