@@ -8,6 +8,11 @@ when its result is asked for (so progress events and test spies see it); with mo
 models); ``ray`` submits Ray tasks to the cluster at ``RAY_ADDRESS`` or to a local Ray started
 for the job. Results do not depend on the engine: every job is a deterministic function of its
 arguments.
+
+Each worker gets its share of the cores for the numeric libraries' own threads (OpenBLAS, OpenMP:
+``cores // workers``, at least 1): numpy's OpenBLAS otherwise starts one thread per core in every
+worker, and ``workers`` × cores threads on the same cores only wait for each other. Ray does the
+same for its tasks (``OMP_NUM_THREADS`` = the task's CPUs).
 """
 
 from __future__ import annotations
@@ -31,6 +36,34 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """The numeric libraries' threads each of ``workers`` processes may start: its share of the cores, at least 1."""
+    return max(1, (cores or default_workers()) // max(1, workers))
+
+
+@contextmanager
+def thread_limits(threads: int) -> Iterator[None]:
+    """Inside the block, processes started from here load OpenBLAS/OpenMP/MKL/BLIS with ``threads`` threads each.
+
+    The variables are read when a library loads, so they are set here, in the environment the
+    spawned workers inherit (already loaded libraries of this process keep their threads), and
+    put back as they were when the block ends.
+    """
+    before = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def check_workers(workers: int, engine: str) -> None:
@@ -185,5 +218,9 @@ def worker_pool(workers: int = 1, engine: str = "local") -> Iterator[Pool]:
     elif workers == 1:
         yield _InProcess()
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as executor:
+        context = multiprocessing.get_context("spawn")
+        with (
+            thread_limits(threads_per_worker(workers)),
+            ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor,
+        ):
             yield _Processes(executor, workers)

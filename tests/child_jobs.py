@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from annotate.backend.retrain import TrainingJob
 from annotate.errors import PullError
@@ -29,3 +30,14 @@ def refuse_a_bad_span(job: TrainingJob) -> None:
         f"1 problem(s) in project {job.title!r} (policy {job.policy}); fix them in Label Studio first",
         [Problem(problem.where, problem.reason, problem.doc_id, Span(5, 10, "VILLAIN", "Hamas"))],
     )
+
+
+def numeric_threads() -> tuple[str | None, int | None]:
+    """OPENBLAS_NUM_THREADS as this process sees it, and its threads with numpy's OpenBLAS loaded (from /proc)."""
+    import numpy  # noqa: F401  (OpenBLAS starts its threads when it loads)
+
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return os.environ.get("OPENBLAS_NUM_THREADS"), None
+    counts = [int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("Threads:")]
+    return os.environ.get("OPENBLAS_NUM_THREADS"), counts[0]

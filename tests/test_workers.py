@@ -6,17 +6,20 @@ model); the worker processes are spawned for real, and Ray is a real local Ray.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
 import annotate.train as train_module
 from annotate.cli import app
 from annotate.curve import learning_curve
-from annotate.engine import check_workers, worker_pool
+from annotate.engine import check_workers, threads_per_worker, worker_pool
 from annotate.errors import InputError, TrainingError
 from annotate.evaluate import evaluate
 from annotate.records import AnnotatedDoc
 from annotate.train import cross_validate
+from tests import child_jobs
 from tests.nested_fixture import LABELS, articles, tiny_config
 
 RULES = [{"label": "ACTOR", "pattern": "Hamas"}]
@@ -111,8 +114,11 @@ class CountingPool:
         return handle()
 
 
-def test_trainings_start_ahead_but_never_more_than_the_workers_and_each_once(config, monkeypatch):
-    """The nested search asks for 6 models (3 inner, shared by two folds each, and 3 outer); 2 run at once."""
+def test_trainings_start_ahead_but_never_more_than_two_per_worker_and_each_once(config, monkeypatch):
+    """The nested search asks for 6 models (3 inner, shared by two folds each, and 3 outer); 2 workers hold 4 at most.
+
+    One per worker running and one queued behind it, so a free worker never waits for the driver.
+    """
     pools = []
 
     def counting_pool(workers, engine):
@@ -126,9 +132,24 @@ def test_trainings_start_ahead_but_never_more_than_the_workers_and_each_once(con
         articles(), config_path=config, patterns=RULES, labels=LABELS, nested=True, systems=("model",), workers=2
     )
     (pool,) = pools
-    assert pool.most == 2 and pool.in_flight == 0
+    assert pool.most == 2 * 2 and pool.in_flight == 0
     assert pool.jobs == 6
     assert len(result.choices) == 3
+
+
+def test_each_worker_process_gets_its_share_of_the_cores_for_numeric_threads(monkeypatch):
+    """Two workers on this machine's cores: each loads OpenBLAS with cores // 2 threads, not one per core."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    share = threads_per_worker(2)
+    with worker_pool(2, "local") as pool:
+        variable, threads = pool.result(pool.submit(child_jobs.numeric_threads))
+    assert variable == str(share)
+    if threads is not None:  # Linux: OpenBLAS's threads are the worker's only ones beside its main thread
+        assert threads == share
+    assert "OPENBLAS_NUM_THREADS" not in os.environ, "this process's environment is put back"
+    assert (
+        threads_per_worker(2, cores=2) == 1 and threads_per_worker(2, cores=16) == 8 and threads_per_worker(4, 2) == 1
+    )
 
 
 def test_an_error_in_a_worker_comes_back_as_our_one_line_error(config):
