@@ -146,24 +146,23 @@ def ruler_model_dir(tmp_path) -> Path:
 
 
 # Two workers (`make test`: pytest-xdist, ``-n 2 --dist loadgroup``). A worker is a pytest session of
-# its own, so a session fixture is one per worker that asks for it: every test of a server goes to the
-# one worker that holds that server (one Label Studio on SQLite and one on PostgreSQL for the whole
-# run, as serially), and the tests that start a local Ray share a worker so two Rays never start at
-# once. Work goes out in the order below: a test marked ``longest`` (minutes of its own) first, so it
-# runs beside the rest instead of after it, then the servers' groups, then the trainings, then the
-# rest. Serially (``-p no:xdist``, ``-n 0``) the order is all this changes.
+# its own, so a session fixture is one per worker that asks for it, and a module fixture one per
+# worker that runs the module's tests. So the work is handed out in units: every test of a server in
+# one unit (one Label Studio on SQLite and one on PostgreSQL for the whole run, as serially), the
+# modules that start a local Ray in one (two Rays never start at once), any other module whole, and a
+# test marked ``longest`` (minutes of its own) alone and first, so it runs beside the rest instead of
+# after it; then the servers' units, the trainings, the rest. Serially (``-p no:xdist``, ``-n 0``)
+# the order of the modules is all this changes.
 #
 # xdist's own ``loadgroup`` marks a group by renaming each test (``nodeid@group``), which pytest 9
-# ignores (a node's id is no longer that attribute), so every test would be a group of its own. Here
-# each worker writes down the groups it collected and the scheduler below reads them.
+# ignores (a node's id is no longer that attribute): every test was a unit of its own, and both
+# workers started both Label Studios. Here each worker writes down the unit of every test it
+# collected, and the scheduler below reads that.
 GROUP_OF_FIXTURE = {"postgres_studio": "postgres", "local_studio": "studio"}
-RAY_TESTS = {
-    "tests/test_apply_ray.py::test_ray_and_local_engines_write_the_same_shards_scores_included",
-    "tests/test_workers.py::test_ray_tasks_give_the_serial_figures",
-}
+RAY_MODULES = {"tests/test_apply_ray.py", "tests/test_workers.py"}
 GROUP_RANK = {"postgres": 1, "studio": 2, "ray": 3}
-GROUPS_FOLDER = "annotate_test_groups"  # in each worker's workerinput: where it writes its groups
-_groups_folder = pytest.StashKey[Path]()
+UNITS_FOLDER = "annotate_test_units"  # in each worker's workerinput: where it writes its units
+_units_folder = pytest.StashKey[Path]()
 
 # Tables are as wide as rich finds COLUMNS when annotate.cli is imported; the tests that read tables
 # set it themselves, so an inherited width (xdist's workers start with COLUMNS=80) must not fix it.
@@ -175,13 +174,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "longest: takes minutes alone; starts first, beside the rest, on two workers")
     config.addinivalue_line("markers", "xdist_group(name): tests that run on one worker, one after the other")
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        config.stash[_groups_folder] = Path(tempfile.mkdtemp(prefix="annotate-test-groups-"))
+        config.stash[_units_folder] = Path(tempfile.mkdtemp(prefix="annotate-test-units-"))
 
 
 def pytest_unconfigure(config):
-    folder = config.stash.get(_groups_folder, None)
+    folder = config.stash.get(_units_folder, None)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _module(item) -> str:
+    return item.nodeid.split("::")[0]
 
 
 def worker_group(item) -> str | None:
@@ -192,13 +195,19 @@ def worker_group(item) -> str | None:
     for fixture, group in GROUP_OF_FIXTURE.items():
         if fixture in item.fixturenames:
             return group
-    if item.nodeid.split("[")[0] in RAY_TESTS:
-        return "ray"
-    return None
+    return "ray" if _module(item) in RAY_MODULES else None
+
+
+def work_unit(item) -> str:
+    """What one worker runs as a whole, in order: the item's group, the item alone if ``longest``, else its module."""
+    group = worker_group(item)
+    if group is not None:
+        return f"group {group}"
+    return item.nodeid if item.get_closest_marker("longest") else _module(item)
 
 
 def schedule_rank(item) -> int:
-    """Where ``item`` goes in the order the workers are given work (lowest first; ties keep their order)."""
+    """How early ``item``'s work is handed out (lowest first)."""
     if item.get_closest_marker("longest"):
         return 0
     group = worker_group(item)
@@ -208,19 +217,23 @@ def schedule_rank(item) -> int:
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=schedule_rank)
+    # A module keeps its tests together (its fixtures are set up once) at the rank of its earliest test;
+    # a ``longest`` test goes first in its module.
+    rank: dict[str, int] = {}
+    for item in items:
+        rank[_module(item)] = min(rank.get(_module(item), 9), schedule_rank(item))
+    items.sort(key=lambda item: (rank[_module(item)], item.get_closest_marker("longest") is None))
     workerinput = getattr(config, "workerinput", None)
-    if workerinput and workerinput.get(GROUPS_FOLDER):
-        groups = {item.nodeid: group for item in items if (group := worker_group(item)) is not None}
-        target = Path(workerinput[GROUPS_FOLDER]) / f"{workerinput['workerid']}.json"
+    if workerinput and workerinput.get(UNITS_FOLDER):
+        target = Path(workerinput[UNITS_FOLDER]) / f"{workerinput['workerid']}.json"
         partial = target.with_suffix(".partial")
-        partial.write_text(json.dumps(groups), encoding="utf-8")
+        partial.write_text(json.dumps({item.nodeid: work_unit(item) for item in items}), encoding="utf-8")
         os.replace(partial, target)  # written before this worker reports its collection
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    node.workerinput[GROUPS_FOLDER] = str(node.config.stash[_groups_folder])
+    node.workerinput[UNITS_FOLDER] = str(node.config.stash[_units_folder])
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -229,21 +242,20 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ServerGroups(LoadScopeScheduling):
-        """xdist's scheduling by scope, a scope being a test's group (one worker runs all of it, in
-        order) or the test alone; scopes go out in the collection's order, the one sorted above."""
+    class WorkUnits(LoadScopeScheduling):
+        """xdist's scheduling by scope, a scope being one of ``work_unit``'s units; the units go out in
+        the collection's order (the one sorted above)."""
 
         def __init__(self) -> None:
             super().__init__(config, log)
-            self.groups: dict[str, str] | None = None
+            self.units: dict[str, str] | None = None
 
         def _split_scope(self, nodeid: str) -> str:
-            if self.groups is None:  # first asked once every worker has collected, so has written
-                self.groups = {}
-                for path in sorted(config.stash[_groups_folder].glob("*.json")):
-                    self.groups.update(json.loads(path.read_text(encoding="utf-8")))
-            group = self.groups.get(nodeid)
-            return nodeid if group is None else f"group {group}"
+            if self.units is None:  # first asked once every worker has collected, so has written
+                self.units = {}
+                for path in sorted(config.stash[_units_folder].glob("*.json")):
+                    self.units.update(json.loads(path.read_text(encoding="utf-8")))
+            return self.units.get(nodeid, nodeid)
 
     config.option.loadscopereorder = False  # by size, the largest first, would put ``longest`` last
-    return ServerGroups()
+    return WorkUnits()
