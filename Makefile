@@ -46,8 +46,11 @@ lock: | $(BIN)/python
 run: $(VENV)/.installed-core  ## train and evaluate on gold/, print the P/R/F table (no server)
 	$(BIN)/annotate run
 
+# Two workers (pytest-xdist); tests/conftest.py keeps each test server's tests on one worker and
+# hands out the longest work first; `make test TEST_WORKERS=0` runs the suite serially.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test  ## run the test suite (starts a real Label Studio on 127.0.0.1)
-	ANNOTATE_REQUIRE_STUDIO=1 $(BIN)/python -m pytest
+	ANNOTATE_REQUIRE_STUDIO=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 studio: $(VENV)/.installed-studio  ## start the local Label Studio for annotators
 	$(BIN)/annotate studio up

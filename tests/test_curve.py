@@ -70,10 +70,10 @@ def test_summary_and_reading_of_the_last_step():
 
 
 @pytest.mark.slow
-def test_curve_trains_on_subsets_and_scores_the_other_articles(silver, schema, project_root):
+def test_curve_trains_on_subsets_and_scores_the_other_articles(silver, schema, small_config):
     curve = learning_curve(
         silver,
-        config_path=project_root / "configs" / "spancat.cfg",
+        config_path=small_config,
         labels=schema.names,
         sizes=[1, 2],
         repeats=2,
@@ -95,10 +95,11 @@ def test_curve_trains_on_subsets_and_scores_the_other_articles(silver, schema, p
 
 
 @pytest.mark.slow
-def test_curve_command_writes_curve_json_and_plot(silver, project_root, tmp_path, monkeypatch):
+def test_curve_command_writes_curve_json_and_plot(silver, project_root, tmp_path, monkeypatch, small_config):
     (tmp_path / "pyproject.toml").write_text('[tool.annotate]\ngold = "gold/gold.jsonl"\n', encoding="utf-8")
     shutil.copytree(project_root / "guidelines", tmp_path / "guidelines")
-    shutil.copytree(project_root / "configs", tmp_path / "configs")
+    (tmp_path / "configs").mkdir()
+    shutil.copy(small_config, tmp_path / "configs" / "spancat.cfg")  # a model, not the recipe, is what is needed
     write_gold(tmp_path / "gold" / "gold.jsonl", silver)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["curve", "--sizes", "1,2", "--repeats", "1", "--steps", "4", "--out", "out"])

@@ -106,17 +106,26 @@ def _outside_address() -> str | None:
 
 
 @pytest.mark.slow
-def test_up_on_all_addresses_answers_from_the_network_address(tmp_path):
-    port = local.free_port()
-    info = local.up(tmp_path, port=port, host="0.0.0.0", timeout=300)
+def test_up_on_all_addresses_answers_from_the_network_address(local_studio):
+    """The session's server, stopped and started again on all addresses: a restart of seconds on its
+    folder instead of a first start of its own (a minute of migrations), then back on loopback."""
+    root = local_studio.root
+    assert local.down(root) == local_studio.pid
     try:
-        assert info.url == f"http://127.0.0.1:{port}" and local.health(info.url)
-        address = _outside_address()
-        if address is not None:
-            assert local.health(f"http://{address}:{port}")
-        assert stat.S_IMODE(local.StudioPaths(tmp_path).folder.stat().st_mode) == 0o700
+        port = local.free_port()
+        info = local.up(root, port=port, host="0.0.0.0", timeout=300)
+        try:
+            assert not info.first_start
+            assert info.url == f"http://127.0.0.1:{port}" and local.health(info.url)
+            address = _outside_address()
+            if address is not None:
+                assert local.health(f"http://{address}:{port}")
+            assert stat.S_IMODE(local.StudioPaths(root).folder.stat().st_mode) == 0o700
+        finally:
+            assert local.down(root) == info.pid
     finally:
-        assert local.down(tmp_path) == info.pid
+        local_studio.restart()
+    assert local.health(local_studio.url) and not local.health(f"http://127.0.0.1:{port}")
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 Gold here is made from two seed articles by the rule component, so the tests need nothing that
 is still being annotated; training runs a handful of steps (the figures are meaningless, the
-plumbing and the determinism are what is checked).
+plumbing and the determinism are what is checked). The project's own config (configs/spancat.cfg)
+trains in the tests of determinism, provenance and plain ``spacy train``; the reports and commands
+train the small test config (``small_config``), which is all they need.
 """
 
 from __future__ import annotations
@@ -78,12 +80,14 @@ def test_models_readme_is_kept_in_git_and_describes_the_meta_file():
 
 
 @pytest.mark.slow
-def test_cross_validation_writes_predictions_that_recompute_the_scores(silver, config, schema, project_root, tmp_path):
+def test_cross_validation_writes_predictions_that_recompute_the_scores(
+    silver, small_config, schema, project_root, tmp_path
+):
     outcome = cross_validation_report(
         silver,
         tmp_path,
         schema=schema,
-        config_path=config,
+        config_path=small_config,
         patterns_path=project_root / "guidelines" / "patterns.jsonl",
         bootstrap=50,
         overrides=TINY,
@@ -139,12 +143,12 @@ def test_evaluate_command_refuses_predictions_for_other_articles(silver, tmp_pat
 
 
 @pytest.mark.slow
-def test_run_is_the_whole_job_in_a_fresh_project(silver, project_root, tmp_path, monkeypatch):
+def test_run_is_the_whole_job_in_a_fresh_project(silver, project_root, tmp_path, monkeypatch, small_config):
     """`annotate run` in a project of its own: gold check, CV of three systems, table, reports."""
     (tmp_path / "pyproject.toml").write_text('[tool.annotate]\ngold = "gold/gold.jsonl"\n', encoding="utf-8")
     shutil.copytree(project_root / "guidelines", tmp_path / "guidelines")
     (tmp_path / "configs").mkdir()
-    config = (project_root / "configs" / "spancat.cfg").read_text(encoding="utf-8")
+    config = small_config.read_text(encoding="utf-8")
     (tmp_path / "configs" / "spancat.cfg").write_text(re.sub(r"max_steps = \d+", "max_steps = 6", config), "utf-8")
     write_gold(tmp_path / "gold" / "gold.jsonl", silver)
     monkeypatch.chdir(tmp_path)

@@ -1,5 +1,8 @@
 """Progress on long work: training reports fold, step and loss through a callback (the library never
-prints); the CLI draws a bar on a terminal and keeps plain lines otherwise."""
+prints); the CLI draws a bar on a terminal and keeps plain lines otherwise.
+
+The model here is the small test config (``small_config``): what is checked is the reporting, not
+the project's recipe (tests/test_train.py trains that one)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ TINY = {"training.max_steps": 6, "training.eval_frequency": 3}
 pytestmark = pytest.mark.slow
 
 
-def test_every_step_is_reported_with_the_loss_and_the_model_is_the_same(silver, config, schema):
+def test_every_step_is_reported_with_the_loss_and_the_model_is_the_same(silver, small_config, schema):
+    config = small_config
     steps = []
     heard = train_pipeline(silver[:1], config, schema.names, seed=7, overrides=TINY, on_step=lambda *a: steps.append(a))
     silent = train_pipeline(silver[:1], config, schema.names, seed=7, overrides=TINY)
@@ -31,12 +35,12 @@ def test_every_step_is_reported_with_the_loss_and_the_model_is_the_same(silver, 
     assert heard.config["training"]["logger"] == silent.config["training"]["logger"]
 
 
-def test_train_saves_the_projects_own_logger_in_the_config(silver, config, schema, tmp_path):
+def test_train_saves_the_projects_own_logger_in_the_config(silver, small_config, schema, tmp_path):
     events: list[TrainingProgress] = []
     train(
         silver,
         tmp_path / "model",
-        config_path=config,
+        config_path=small_config,
         labels=schema.names,
         schema_sha256=schema.sha256,
         overrides=TINY,
@@ -48,11 +52,11 @@ def test_train_saves_the_projects_own_logger_in_the_config(silver, config, schem
     assert "spacy.ConsoleLogger.v1" in saved and "annotate" not in saved.split("[training.logger]")[1][:200]
 
 
-def test_cross_validation_reports_each_fold_and_its_steps(silver, config, schema, project_root):
+def test_cross_validation_reports_each_fold_and_its_steps(silver, small_config, schema, project_root):
     events: list[TrainingProgress] = []
     patterns = load_patterns(project_root / "guidelines" / "patterns.jsonl", schema.names)
     cross_validate(
-        silver, config_path=config, patterns=patterns, labels=schema.names, overrides=TINY, progress=events.append
+        silver, config_path=small_config, patterns=patterns, labels=schema.names, overrides=TINY, progress=events.append
     )
     stages = [(e.fold, e.message) for e in events if e.message]
     first, second = sorted(doc.id for doc in silver)
@@ -61,22 +65,24 @@ def test_cross_validation_reports_each_fold_and_its_steps(silver, config, schema
     assert steps == [(fold, 2, step) for fold in (1, 2) for step in range(7)]
 
 
-def _fresh_project(tmp_path, project_root, silver, monkeypatch):
+def _fresh_project(tmp_path, project_root, silver, monkeypatch, small_config):
     import re
     import shutil
 
     (tmp_path / "pyproject.toml").write_text('[tool.annotate]\ngold = "gold/gold.jsonl"\n', encoding="utf-8")
     shutil.copytree(project_root / "guidelines", tmp_path / "guidelines")
     (tmp_path / "configs").mkdir()
-    text = (project_root / "configs" / "spancat.cfg").read_text(encoding="utf-8")
+    text = small_config.read_text(encoding="utf-8")
     text = re.sub(r"eval_frequency = \d+", "eval_frequency = 3", re.sub(r"max_steps = \d+", "max_steps = 6", text))
     (tmp_path / "configs" / "spancat.cfg").write_text(text, encoding="utf-8")
     write_gold(tmp_path / "gold" / "gold.jsonl", silver)
     monkeypatch.chdir(tmp_path)
 
 
-def test_cv_prints_plain_lines_when_the_output_is_not_a_terminal(silver, project_root, tmp_path, monkeypatch):
-    _fresh_project(tmp_path, project_root, silver, monkeypatch)
+def test_cv_prints_plain_lines_when_the_output_is_not_a_terminal(
+    silver, project_root, tmp_path, monkeypatch, small_config
+):
+    _fresh_project(tmp_path, project_root, silver, monkeypatch, small_config)
     result = CliRunner().invoke(app, ["cv", "--out", "cv", "--bootstrap", "20"])
     assert result.exit_code == 0, result.output
     first, second = sorted(doc.id for doc in silver)
@@ -90,10 +96,12 @@ def test_cv_prints_plain_lines_when_the_output_is_not_a_terminal(silver, project
     assert "━" not in result.output and "\x1b" not in result.output
 
 
-def test_train_and_cv_draw_a_bar_with_fold_step_and_loss_on_a_terminal(silver, project_root, tmp_path, monkeypatch):
+def test_train_and_cv_draw_a_bar_with_fold_step_and_loss_on_a_terminal(
+    silver, project_root, tmp_path, monkeypatch, small_config
+):
     import annotate.cli.training as training_cli
 
-    _fresh_project(tmp_path, project_root, silver, monkeypatch)
+    _fresh_project(tmp_path, project_root, silver, monkeypatch, small_config)
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, width=120, color_system=None)
     monkeypatch.setattr(training_cli, "err_console", terminal)
