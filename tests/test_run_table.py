@@ -104,6 +104,7 @@ def test_a_doc_without_the_block_is_refused():
 
 
 @pytest.mark.slow
+@pytest.mark.longest  # minutes alone: handed out first, beside the rest
 def test_a_fresh_annotate_run_gives_the_documented_table(tmp_path):
     if not _in_ci():
         pytest.skip(
