@@ -80,3 +80,35 @@ def test_every_annotating_listener_reads_vectors_its_upstream_sets_during_traini
         if listener.get("@architectures", "").startswith("spacy.Tok2VecListener"):
             assert listener["upstream"] in annotating, f"{name} annotates but {listener['upstream']} does not"
     assert loaded["components"]["spancat"]["model"]["@architectures"] == ARCHITECTURE
+
+
+def test_predicting_a_few_candidates_at_a_time_gives_the_scores_of_the_whole_batch(monkeypatch):
+    """The predict path summarizes and scores groups of docs; the scores equal the whole network's."""
+    from spacy.ml.models import build_linear_logistic
+    from spacy.ml.models.tok2vec import build_hash_embed_cnn_tok2vec
+
+    import annotate.spanlayers as spanlayers
+
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(text) for text in ("Hamas said 57 people died.", "", "Israel demanded a halt to the war now.")]
+    rows, counts = [], []
+    for doc in docs:
+        found = [(start, end) for start in range(len(doc)) for end in range(start + 1, min(len(doc), start + 4) + 1)]
+        rows.extend(found)
+        counts.append(len(found))
+    spans = Ragged(ops.asarray2i(np.array(rows, dtype="int32")), ops.asarray1i(counts))
+    tok2vec = build_hash_embed_cnn_tok2vec(
+        width=8,
+        depth=1,
+        embed_size=100,
+        window_size=1,
+        maxout_pieces=2,
+        subword_features=True,
+        pretrained_vectors=None,
+    )
+    model = spacy.registry.architectures.get(ARCHITECTURE)(tok2vec, 6, build_linear_logistic(nO=3))
+    model.initialize(X=(docs, spans), Y=model.ops.alloc2f(len(rows), 3))
+    whole = model.layers[0].predict((docs, spans))
+    monkeypatch.setattr(spanlayers, "PREDICT_CANDIDATES", 5)  # several groups, one doc larger than a group
+    np.testing.assert_allclose(model.predict((docs, spans)), whole, rtol=1e-6, atol=1e-7)
+    assert model.predict((docs, spans)).shape == (len(rows), 3)
