@@ -172,28 +172,23 @@ def _predicted_pages(
             report.spent("listing", began)
 
     predictions: list[dict] = []
+
+    def finished(keep: int) -> Iterator[tuple[list[int], list[dict]]]:
+        """Collect jobs in order until ``keep`` are in flight; yield each page whose last job came in."""
+        nonlocal predictions
+        while len(in_flight) > keep:
+            ids, handle = in_flight.popleft()
+            began = time.perf_counter()
+            predictions.extend(pool.result(handle))
+            report.spent("waiting for workers", began)
+            if ids is not None:
+                yield ids, predictions
+                predictions = []
+
     for ids, chunk in jobs():
         in_flight.append((ids, pool.submit(predict, model, chunk)))
-        while len(in_flight) >= limit:
-            began = time.perf_counter()
-            done = _collect(in_flight, pool, predictions)
-            report.spent("waiting for workers", began)
-            if done is not None:
-                yield done, predictions
-                predictions = []
-    while in_flight:
-        began = time.perf_counter()
-        done = _collect(in_flight, pool, predictions)
-        report.spent("waiting for workers", began)
-        if done is not None:
-            yield done, predictions
-            predictions = []
-
-
-def _collect(in_flight: deque, pool: Pool, predictions: list[dict]) -> list[int] | None:
-    ids, handle = in_flight.popleft()
-    predictions.extend(pool.result(handle))
-    return ids
+        yield from finished(limit - 1)
+    yield from finished(0)
 
 
 class _Uploads:
