@@ -420,3 +420,16 @@ def test_live_tasks_marked_by_the_server_are_read_by_the_refresh_child_from_the_
     assert child.recent() == set(range(100, 100 + LiveTasks.SLOTS))
     served.mark([7])
     assert 7 in child.recent() and 100 not in child.recent()
+
+
+def test_a_refresh_uploads_a_page_in_requests_of_bounded_regions_in_order():
+    from annotate.studio.link import upload_requests
+
+    def prediction(task: int, regions: int) -> dict:
+        return {"task": task, "result": [{"value": {"start": n}} for n in range(regions)]}
+
+    page = [prediction(1, 40), prediction(2, 40), prediction(3, 0), prediction(4, 150), prediction(5, 10)]
+    requests = list(upload_requests(page, regions=100))
+    assert [[p["task"] for p in request] for request in requests] == [[1, 2, 3], [4], [5]]
+    assert [p for request in requests for p in request] == page  # each prediction once, in order
+    assert list(upload_requests([], regions=100)) == []

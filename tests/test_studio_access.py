@@ -189,3 +189,5 @@ def test_only_a_loopback_server_accepts_ml_backends_on_private_addresses(tmp_pat
     assert "ML_BLOCK_LOCAL_IP" not in shared and "SSRF_PROTECTION_ENABLED" not in shared
     # A Data Manager "Retrieve predictions" over many tasks is one /predict: Label Studio waits for it.
     assert loopback["ML_TIMEOUT_PREDICT"] == shared["ML_TIMEOUT_PREDICT"] == "3600"
+    # Label Studio's default prediction import recounts the whole project on every request.
+    assert loopback[local.BATCHED_PREDICTION_IMPORT] == shared[local.BATCHED_PREDICTION_IMPORT] == "true"
