@@ -374,16 +374,21 @@ class Studio:
         )
 
     def import_predictions(self, project: Project, payloads: Sequence[dict]) -> int:
-        """Attach predictions (each with its ``task`` id) in one request; never retried (no de-duplication)."""
+        """Attach predictions (each with its ``task`` id) in one request; never retried (no de-duplication).
+
+        The body is encoded by ``json.dumps``: the SDK's encoder walks every region in Python, ~8×
+        slower, and a refresh sends a region for every predicted span of every task.
+        """
         if not payloads:
             return 0
-        answer = self._call(
+        answer = self._request(
             f"importing {len(payloads)} predictions into project {project.title!r}",
-            lambda: self._client.projects.import_predictions(
-                id=project.id, request=list(payloads), request_options={"max_retries": 0}
-            ),
+            "POST",
+            f"api/projects/{project.id}/import/predictions",
+            content=json.dumps(list(payloads)).encode("ascii"),
+            headers={"Content-Type": "application/json"},
         )
-        return int(getattr(answer, "created", None) or len(payloads))
+        return int((answer or {}).get("created") or len(payloads)) if isinstance(answer, dict) else len(payloads)
 
     # --- tasks -----------------------------------------------------------------------------------
 
