@@ -232,15 +232,20 @@ def word_batches(
     max_words = BATCH_WORDS if max_words is None else max_words
     if max_words < 1:
         raise InputError(f"a batch must hold at least 1 word, not {max_words}")
+    return weighed_batches(items, lambda item: words(text_of(item)), max_words)
+
+
+def weighed_batches(items: Iterable[Item], weight: Callable[[Item], int], limit: int) -> Iterator[list[Item]]:
+    """``items`` in order, cut into lists weighing at most ``limit`` together; a heavier item goes alone. Lazy."""
     batch: list[Item] = []
     held = 0
     for item in items:
-        weight = words(text_of(item))
-        if batch and held + weight > max_words:
+        heft = weight(item)
+        if batch and held + heft > limit:
             yield batch
             batch, held = [], 0
         batch.append(item)
-        held += weight
+        held += heft
     if batch:
         yield batch
 

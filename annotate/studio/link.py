@@ -21,7 +21,15 @@ from typing import Any
 
 from annotate.engine import Pool, check_workers, worker_pool
 from annotate.errors import StudioAuthError, StudioError, StudioProjectError, StudioUnreachable, redact_url
-from annotate.model import BATCH_WORDS, SavedModel, check_pipeline_folder, predict_page, task_text, word_batches
+from annotate.model import (
+    BATCH_WORDS,
+    SavedModel,
+    check_pipeline_folder,
+    predict_page,
+    task_text,
+    weighed_batches,
+    word_batches,
+)
 from annotate.studio.client import Project, Studio
 
 BACKEND_TITLE = "annotate"
@@ -269,17 +277,7 @@ def upload_requests(predictions: list[dict], regions: int = UPLOAD_REGIONS) -> I
     Label Studio imports a request in one go on one Python thread: while it does, an annotator's
     open of a task on the same server waits behind it, so a request is kept short rather than a page long.
     """
-    request: list[dict] = []
-    held = 0
-    for prediction in predictions:
-        size = max(1, len(prediction.get("result") or ()))
-        if request and held + size > regions:
-            yield request
-            request, held = [], 0
-        request.append(prediction)
-        held += size
-    if request:
-        yield request
+    return weighed_batches(predictions, lambda prediction: max(1, len(prediction.get("result") or ())), regions)
 
 
 def _show(studio: Studio, project: Project, version: str, predicted: bool) -> bool:
