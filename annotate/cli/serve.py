@@ -32,7 +32,7 @@ def serve_cli(
         ),
     ] = None,
     refresh_page: Annotated[
-        int, typer.Option("--refresh-page", metavar="N", help="Tasks predicted and uploaded at a time by a refresh.")
+        int, typer.Option("--refresh-page", metavar="N", help="Tasks listed and checked at a time by a refresh.")
     ] = 200,
     workers: Annotated[
         Optional[int],
@@ -146,7 +146,7 @@ def studio_refresh_cli(
     workers: Annotated[
         Optional[int], typer.Option(help="Processes (local) or Ray workers (default: the cores here).")
     ] = None,
-    page: Annotated[int, typer.Option("--page", metavar="N", help="Tasks listed and uploaded at a time.")] = 200,
+    page: Annotated[int, typer.Option("--page", metavar="N", help="Tasks listed and checked at a time.")] = 200,
 ) -> None:
     """Predict every unlabeled task lacking MODEL_DIR's version (in pages, resumable), then show that version."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
