@@ -19,6 +19,7 @@ import pytest
 
 from annotate.model import META_FILE, SavedModel, model_version, predict_page
 from annotate.records import Article, Span
+from annotate.studio import link
 from annotate.studio.link import connect_backend, refresh_project, wait_for_refresh
 from annotate.studio.push import push
 from tests.backend_process import BackendProcess
@@ -211,10 +212,21 @@ def test_studio_refresh_predicts_what_lacks_the_version_and_a_second_run_finds_n
 
 
 def test_a_task_opened_while_its_page_is_predicted_ends_with_one_prediction_of_the_version(
-    local_studio, connection, schema, title, tmp_path, ruler_model_dir
+    local_studio, connection, schema, title, tmp_path, ruler_model_dir, monkeypatch
 ):
     """The annotator opens a task the refresh has listed but not uploaded yet: Label Studio stores the
-    backend's live prediction, and the refresh, asking again right before its upload, leaves that task out."""
+    backend's live prediction, and the refresh, asking again right before its upload, leaves that task out.
+
+    Each page goes up in several requests here (a few regions each, as long articles' pages do)."""
+    monkeypatch.setattr(link, "UPLOAD_REGIONS", 5)
+    requests: list[int] = []
+    real_import = connection.import_predictions
+
+    def counted_import(project, payloads):
+        requests.append(len(payloads))
+        return real_import(project, payloads)
+
+    monkeypatch.setattr(connection, "import_predictions", counted_import)
     push(connection, _articles(40), title=title, schema=schema)
     project = connection.project(title)
     # The backend serves /predict, but its own refresh cannot reach Label Studio: this test's refresh is the one.
@@ -241,6 +253,7 @@ def test_a_task_opened_while_its_page_is_predicted_ends_with_one_prediction_of_t
     held = _versions_per_task(connection, project, version)
     assert len(held) == 40 and set(held.values()) == {1}, {task: n for task, n in held.items() if n > 1}
     assert (report.predicted, report.skipped) == (38, 2)
+    assert sum(requests) == 38 and len(requests) > 2 and max(requests) <= 5  # 2 pages, many requests
     assert connection.shown_version(project) == version
 
 

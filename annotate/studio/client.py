@@ -388,7 +388,7 @@ class Studio:
             content=json.dumps(list(payloads)).encode("ascii"),
             headers={"Content-Type": "application/json"},
         )
-        return int((answer or {}).get("created") or len(payloads)) if isinstance(answer, dict) else len(payloads)
+        return int(answer.get("created", len(payloads))) if isinstance(answer, dict) else len(payloads)
 
     # --- tasks -----------------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ def refresh_project(
     an import on Label Studio. A task that holds the
     version is never listed again, so an interrupted refresh resumes where it stopped; tasks
     imported meanwhile are picked up. Only then does the project's ``model_version`` point at the
-    version. ``progress(done, total)`` is called after every page.
+    version. ``progress(done, total)`` is called after every upload request.
     """
     check_workers(workers, engine)
     check_pipeline_folder(model.model_dir)
@@ -271,13 +271,15 @@ class _Uploads:
                 self._progress(report.predicted + report.skipped, report.total)
 
 
-def upload_requests(predictions: list[dict], regions: int = UPLOAD_REGIONS) -> Iterator[list[dict]]:
-    """``predictions`` in order, cut into requests of at most ``regions`` regions (a larger prediction goes alone).
+def upload_requests(predictions: list[dict], regions: int | None = None) -> Iterator[list[dict]]:
+    """``predictions`` in order, cut into requests of at most ``regions`` regions (``UPLOAD_REGIONS``
+    unless given; a larger prediction goes alone).
 
     Label Studio imports a request in one go on one Python thread: while it does, an annotator's
     open of a task on the same server waits behind it, so a request is kept short rather than a page long.
     """
-    return weighed_batches(predictions, lambda prediction: max(1, len(prediction.get("result") or ())), regions)
+    limit = UPLOAD_REGIONS if regions is None else regions
+    return weighed_batches(predictions, lambda prediction: max(1, len(prediction.get("result") or ())), limit)
 
 
 def _show(studio: Studio, project: Project, version: str, predicted: bool) -> bool:
