@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 
 from annotate.errors import AnnotateError, InputError
@@ -84,6 +85,10 @@ class Pool(Protocol):
 
     def result(self, handle: Any) -> Any: ...
 
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
 
 class _InProcess:
     """Runs each job when its result is asked for, in this process."""
@@ -97,19 +102,41 @@ class _InProcess:
     def result(self, handle: Callable[[], Any]) -> Any:
         return handle()
 
+    def pause(self) -> None:
+        """Nothing to stop: the jobs run on the caller's thread."""
+
+    def resume(self) -> None:
+        pass
+
 
 class _Processes:
     in_process = False
 
-    def __init__(self, executor: ProcessPoolExecutor, workers: int) -> None:
+    def __init__(self, executor: ProcessPoolExecutor, workers: int, pausable: bool = False) -> None:
         self._executor = executor
         self.workers = workers
+        self._pausable = pausable
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         return self._executor.submit(fn, *args)
 
     def result(self, handle: Future) -> Any:
         return handle.result()
+
+    def pause(self) -> None:
+        """Stop the workers where they are (SIGSTOP) until :meth:`resume`; only a pausable pool's (they die with it)."""
+        if self._pausable:
+            self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._pausable:
+            self._signal(signal.SIGCONT)
+
+    def _signal(self, number: int) -> None:
+        # The executor's {pid: process} of the workers started so far (they start as jobs arrive).
+        for pid in list(getattr(self._executor, "_processes", None) or ()):
+            with suppress(ProcessLookupError):
+                os.kill(pid, number)
 
 
 class _RayTasks:
@@ -133,6 +160,12 @@ class _RayTasks:
             if ours is None:
                 raise
             raise type(ours)(str(ours)) from None
+
+    def pause(self) -> None:
+        """Ray tasks run where the cluster puts them: not stopped."""
+
+    def resume(self) -> None:
+        pass
 
 
 @contextmanager
@@ -208,19 +241,51 @@ def our_error(exc: BaseException) -> AnnotateError | None:
     return None
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def end_with_parent(parent: int) -> None:
+    """In a worker process: the kernel kills it (SIGKILL, which also ends a stopped process) when its parent dies.
+
+    A paused worker cannot notice that its pool is gone; without this it would stay stopped, its
+    memory held, for ever. (Strictly, the kernel sends the signal when the *thread* that started the
+    worker ends: the pool's workers start on the thread that submits jobs.) Linux only; elsewhere
+    nothing changes.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl: no signal will come
+        os._exit(1)
+
+
 @contextmanager
-def worker_pool(workers: int = 1, engine: str = "local") -> Iterator[Pool]:
-    """A pool for the block: in-process for one local worker, else spawned processes or Ray tasks."""
+def worker_pool(workers: int = 1, engine: str = "local", *, pausable: bool = False) -> Iterator[Pool]:
+    """A pool for the block: in-process for one local worker, else spawned processes or Ray tasks.
+
+    ``pausable``: the jobs run in local worker processes, even one, which may be stopped and
+    resumed (:meth:`Pool.pause`); they end with the process that started them
+    (:func:`end_with_parent`), so the thread that submits the jobs must outlive the pool.
+    """
     check_workers(workers, engine)
     if engine == "ray":
         with ray_session(workers) as ray:
             yield _RayTasks(ray, workers)
-    elif workers == 1:
+    elif workers == 1 and not pausable:
         yield _InProcess()
     else:
         context = multiprocessing.get_context("spawn")
         with (
             thread_limits(threads_per_worker(workers)),
-            ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor,
+            ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=end_with_parent if pausable else None,
+                initargs=(os.getpid(),) if pausable else (),
+            ) as executor,
         ):
-            yield _Processes(executor, workers)
+            yield _Processes(executor, workers, pausable)

@@ -41,3 +41,30 @@ def numeric_threads() -> tuple[str | None, int | None]:
         return os.environ.get("OPENBLAS_NUM_THREADS"), None
     counts = [int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("Threads:")]
     return os.environ.get("OPENBLAS_NUM_THREADS"), counts[0]
+
+
+def pid_after(seconds: float) -> int:
+    """This worker's process id, after ``seconds`` busy (so jobs submitted together start every worker)."""
+    count_for(seconds)
+    return os.getpid()
+
+
+def count_for(seconds: float) -> int:
+    """Busy for ``seconds`` of wall time: how many rounds it made (fewer while the process is stopped)."""
+    import time
+
+    rounds, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        rounds += 1
+    return rounds
+
+
+def pause_workers_then_die(pids_file: str) -> None:
+    """Start a pausable pool of two workers, write their ids, stop them, and die without resuming them."""
+    from annotate.engine import worker_pool
+
+    with worker_pool(2, "local", pausable=True) as pool:
+        pids = {pool.result(job) for job in [pool.submit(pid_after, 0.3) for _ in range(2)]}
+        pool.pause()
+        Path(pids_file).write_text(" ".join(map(str, pids)))
+        os._exit(0)

@@ -15,7 +15,14 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from annotate.backend import state  # noqa: E402
 from annotate.backend.app import create_app  # noqa: E402
-from annotate.backend.retrain import Retrainer, StudioAddress, TrainingJob, TrainingRequest, run_in_child  # noqa: E402
+from annotate.backend.retrain import (  # noqa: E402
+    LiveTasks,
+    Retrainer,
+    StudioAddress,
+    TrainingJob,
+    TrainingRequest,
+    run_in_child,
+)
 from annotate.backend.state import Backend, BackendOptions  # noqa: E402
 from annotate.errors import PullError, TrainingError  # noqa: E402
 from annotate.model import (  # noqa: E402
@@ -420,6 +427,62 @@ def test_live_tasks_marked_by_the_server_are_read_by_the_refresh_child_from_the_
     assert child.recent() == set(range(100, 100 + LiveTasks.SLOTS))
     served.mark([7])
     assert 7 in child.recent() and 100 not in child.recent()
+
+
+def test_an_open_being_answered_holds_the_refresh_from_setup_until_label_studio_has_stored_the_answer(
+    ruler_model_dir, schema, project_root, tmp_path
+):
+    """/setup (asked right before a live /predict) and /predict hold a refresh; the answer shortens the hold to the
+    time Label Studio takes to store it. The refresh child reads the hold from the shared array."""
+    backend = Backend.load(ruler_model_dir, schema, _options(project_root, tmp_path))
+    backend.refresher.request = lambda *args, **kwargs: "queued"
+    child = LiveTasks(backend.refresher.live.array)
+    assert child.answering() == 0
+    backend.setup(None, None, "12.1796166683")
+    assert 0 < child.answering() <= state.HOLD_SETUP_MS / 1000
+    seen_in_pipeline: list[float] = []
+    real = backend.predictor
+    backend.predictor = Predictor(
+        lambda texts: seen_in_pipeline.append(child.answering()) or real.predict(texts), real.model_version
+    )
+    backend.predict([_task(5, TEXT)])
+    assert seen_in_pipeline[0] > state.HOLD_SETUP_MS / 1000  # while predicting: the long hold
+    assert 0 < child.answering() <= state.HOLD_STORE_MS / 1000  # answered: Label Studio stores it
+    assert 5 in child.recent()
+    time.sleep(state.HOLD_STORE_MS / 1000 + 0.05)
+    assert child.answering() == 0
+
+
+def _until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def test_while_an_open_is_answered_the_refresh_pauses_its_workers_and_holds_its_uploads():
+    from annotate.studio.link import RefreshReport, _Yielding
+
+    calls: list[str] = []
+
+    class Workers:
+        def pause(self) -> None:
+            calls.append("pause")
+
+        def resume(self) -> None:
+            calls.append("resume")
+
+    until = [time.monotonic() + 0.3]
+    report = RefreshReport("P", "v1")
+    with _Yielding(Workers(), lambda: max(0.0, until[0] - time.monotonic()), report) as yielding:
+        assert _until(lambda: calls == ["pause"])
+        began = time.monotonic()
+        yielding.wait()  # an upload about to start
+        assert calls == ["pause", "resume"] and time.monotonic() - began > 0.1
+        until[0] = time.monotonic() + 0.2  # the next open
+        assert _until(lambda: calls == ["pause", "resume", "pause"])
+    assert calls == ["pause", "resume", "pause", "resume"]  # the refresh ended: its workers are not left stopped
+    assert report.seconds["yielded to opens"] >= 0.25
 
 
 def test_a_refresh_uploads_a_page_in_requests_of_bounded_regions_in_order():

@@ -6,7 +6,10 @@ model); the worker processes are spawned for real, and Ray is a real local Ray.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -150,6 +153,49 @@ def test_each_worker_process_gets_its_share_of_the_cores_for_numeric_threads(mon
     assert (
         threads_per_worker(2, cores=2) == 1 and threads_per_worker(2, cores=16) == 8 and threads_per_worker(4, 2) == 1
     )
+
+
+def _state(pid: int) -> str:
+    """The process's state letter from /proc (T: stopped); "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from Linux's /proc")
+def test_a_pausable_pool_stops_its_workers_until_resumed_and_their_jobs_finish_after():
+    with worker_pool(2, "local", pausable=True) as pool:
+        pids = {pool.result(job) for job in [pool.submit(child_jobs.pid_after, 0.3) for _ in range(2)]}
+        assert len(pids) == 2
+        jobs = [pool.submit(child_jobs.count_for, 0.6) for _ in range(2)]
+        time.sleep(0.2)
+        pool.pause()
+        try:
+            time.sleep(0.2)
+            assert {_state(pid) for pid in pids} == {"T"}
+            assert not any(job.done() for job in jobs)
+        finally:
+            pool.resume()
+        assert all(pool.result(job) > 0 for job in jobs)
+        assert "T" not in {_state(pid) for pid in pids}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from Linux's /proc")
+def test_paused_workers_end_with_the_process_that_started_them_however_it_died(tmp_path):
+    """A stopped worker cannot see its pool go away: the kernel kills it when its parent dies (no stopped orphan)."""
+    pids_file = tmp_path / "pids"
+    parent = multiprocessing.get_context("spawn").Process(
+        target=child_jobs.pause_workers_then_die, args=(str(pids_file),)
+    )
+    parent.start()
+    parent.join(60)
+    pids = [int(pid) for pid in pids_file.read_text().split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while any(_state(pid) not in ("", "Z") for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_state(pid) in ("", "Z") for pid in pids), [(pid, _state(pid)) for pid in pids]
 
 
 def test_an_error_in_a_worker_comes_back_as_our_one_line_error(config):

@@ -344,26 +344,40 @@ class LiveTasks:
     The serving process marks a request's tasks when it starts and again when it answers; Label
     Studio stores that answer right after. The refresh leaves such tasks out of its upload for
     ``BUSY_MS`` (then, if Label Studio stored nothing, its last pass predicts them).
+
+    The last slot holds until when (ms) an annotator's open is being answered: the refresh pauses
+    its workers and uploads until then (:meth:`answering`), so Label Studio and /predict get the CPU.
     """
 
     SLOTS = 512
 
     def __init__(self, array: Any = None) -> None:
-        self.array = multiprocessing.get_context("spawn").RawArray("q", 2 * self.SLOTS) if array is None else array
+        size = 2 * self.SLOTS + 1
+        self.array = multiprocessing.get_context("spawn").RawArray("q", size) if array is None else array
         self._next = 0
         self._lock = threading.Lock()
 
-    def mark(self, task_ids: Iterable[int]) -> None:
+    def mark(self, task_ids: Iterable[int], hold_ms: int = 0) -> None:
         now = int(time.time() * 1000)
         with self._lock:
             for task_id in task_ids:
                 slot = 2 * (self._next % self.SLOTS)
                 self.array[slot], self.array[slot + 1] = task_id, now
                 self._next += 1
+            if hold_ms:
+                self.array[2 * self.SLOTS] = now + hold_ms
+
+    def hold(self, hold_ms: int) -> None:
+        """An open is being answered: the refresh yields for ``hold_ms`` from now."""
+        self.mark((), hold_ms)
+
+    def answering(self) -> float:
+        """Seconds until the refresh may go on (0 when no open is being answered)."""
+        return max(0.0, (self.array[2 * self.SLOTS] - time.time() * 1000) / 1000)
 
     def recent(self) -> set[int]:
         oldest = int(time.time() * 1000) - BUSY_MS
-        values = list(self.array)
+        values = list(self.array[: 2 * self.SLOTS])
         return {values[i] for i in range(0, len(values), 2) if values[i + 1] >= oldest and values[i] > 0}
 
 
@@ -395,4 +409,5 @@ def refresh_job(job: RefreshJob) -> RefreshReport:
         engine=job.engine,
         progress=progress,
         busy=live.recent if live is not None else None,
+        answering=live.answering if live is not None else None,
     )

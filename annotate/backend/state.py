@@ -86,6 +86,13 @@ def served_model(model_dir: Path | None, models_dir: Path | None, *, pin: bool =
 # --- the backend's state ---------------------------------------------------------------------------
 
 
+# While Label Studio answers an annotator's open, a refresh pauses (ms): from /setup, which Label Studio
+# asks right before a live /predict; during /predict; and after it, while Label Studio stores the answer.
+HOLD_SETUP_MS = 300
+HOLD_PREDICT_MS = 2_000
+HOLD_STORE_MS = 100
+
+
 @dataclass
 class BackendOptions:
     """How the backend trains: spaCy config, where new models go, how often, and how gold is chosen."""
@@ -164,6 +171,7 @@ class Backend:
                 self.studio_url, self.studio_api_key = hostname, access_token
         version = self.predictor.model_version
         number = project_id(project)
+        self.refresher.live.hold(HOLD_SETUP_MS)  # Label Studio asks /setup before each live /predict
         if number is not None:
             self.refresher.request(number, version, once=True)
         return {"model_version": version}
@@ -177,12 +185,12 @@ class Backend:
         """
         predictor = self.predictor
         live = [task["id"] for task in tasks if isinstance(task, Mapping) and isinstance(task.get("id"), int)]
-        self.refresher.live.mark(live)  # a refresh running now leaves these to Label Studio to store
+        self.refresher.live.mark(live, HOLD_PREDICT_MS)  # a refresh running now leaves these to Label Studio to store
         results: list[dict] = []
         for batch in word_batches(list(enumerate(tasks)), lambda pair: task_text(pair[1], pair[0]), PREDICT_WORDS):
             with self._predicting:
                 results.extend(predict_tasks(predictor, [task for _, task in batch]))
-        self.refresher.live.mark(live)
+        self.refresher.live.mark(live, HOLD_STORE_MS)
         return {"results": results, "model_version": predictor.model_version}
 
     def tasks_created(self, project: Mapping) -> str:

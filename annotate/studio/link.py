@@ -88,6 +88,7 @@ def refresh_project(
     progress: Callable[[int, int], None] | None = None,
     busy: Callable[[], Collection[int]] | None = None,
     predict: Callable[[SavedModel, Sequence[Mapping]], list[dict]] = predict_page,
+    answering: Callable[[], float] | None = None,
 ) -> RefreshReport:
     """Store ``model``'s predictions on every unlabeled task that lacks its version, then show that version.
 
@@ -108,6 +109,10 @@ def refresh_project(
     version is never listed again, so an interrupted refresh resumes where it stopped; tasks
     imported meanwhile are picked up. Only then does the project's ``model_version`` point at the
     version. ``progress(done, total)`` is called after every upload request.
+
+    ``answering()`` says for how many more seconds an annotator's open is being answered (the
+    backend's, from /setup and /predict): meanwhile the local workers are stopped and no upload
+    starts, so Label Studio's live prediction of that task gets the CPU (:class:`_Yielding`).
     """
     check_workers(workers, engine)
     check_pipeline_folder(model.model_dir)
@@ -119,7 +124,11 @@ def refresh_project(
     if progress is not None:
         progress(0, total)
     if page:
-        with worker_pool(workers, engine) as pool, _Uploads(studio, project, version, report, progress, busy) as up:
+        with (
+            worker_pool(workers, engine, pausable=answering is not None) as pool,
+            _Yielding(pool, answering, report) as yielding,
+            _Uploads(studio, project, version, report, progress, busy, yielding) as up,
+        ):
             while page:
                 if report.predicted + report.skipped:  # a pass again: tasks left out as busy, or new ones
                     time.sleep(1.0)  # Label Studio is storing a live answer, or more tasks are arriving
@@ -209,9 +218,10 @@ class _Uploads:
     a live /predict) or that a live /predict is answering now (``busy``) are left out.
     """
 
-    def __init__(self, studio, project, version, report, progress, busy) -> None:
+    def __init__(self, studio, project, version, report, progress, busy, yielding) -> None:
         self._studio, self._project, self._version = studio, project, version
         self._report, self._progress, self._busy = report, progress, busy
+        self._yielding = yielding
         self._queue: queue.Queue = queue.Queue(maxsize=1)
         self.uploaded = array("q")  # the task ids uploaded in a pass, in id order (8 bytes a task)
         self._error: BaseException | None = None
@@ -261,6 +271,7 @@ class _Uploads:
         report = self._report
         report.skipped += len(ids) - len(kept)
         for request in upload_requests(kept):
+            self._yielding.wait()  # not while Label Studio answers an annotator's open
             began = time.perf_counter()
             self._studio.import_predictions(self._project, request)
             report.spent("uploading", began)
@@ -269,6 +280,57 @@ class _Uploads:
             report.total = max(report.total, report.predicted + report.skipped)
             if self._progress is not None:
                 self._progress(report.predicted + report.skipped, report.total)
+
+
+class _Yielding:
+    """While an annotator's open is being answered (``answering()`` > 0), the workers pause and no upload starts.
+
+    Label Studio answers an open of a task that holds no prediction by asking /predict and storing
+    the answer before it replies; on a machine whose cores the refresh fills, that open would take
+    twice as long. Local workers are stopped and resumed (:meth:`Pool.pause`); Ray tasks and
+    a single in-process worker go on, only the uploads wait.
+    """
+
+    POLL_S = 0.01
+
+    def __init__(self, pool: Pool, answering: Callable[[], float] | None, report: RefreshReport) -> None:
+        self._pool, self._answering, self._report = pool, answering, report
+        self._free = threading.Event()
+        self._free.set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="annotate-refresh-yield", daemon=True)
+
+    def __enter__(self) -> _Yielding:
+        if self._answering is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def wait(self) -> None:
+        """Return once no open is being answered."""
+        self._free.wait()
+
+    def _work(self) -> None:
+        answering = self._answering
+        assert answering is not None
+        while not self._stop.wait(self.POLL_S):
+            left = answering()
+            if left <= 0:
+                continue
+            began = time.perf_counter()
+            self._free.clear()
+            self._pool.pause()
+            try:
+                while left > 0 and not self._stop.wait(min(left, self.POLL_S)):
+                    left = answering()
+            finally:
+                self._pool.resume()
+                self._free.set()
+                self._report.spent("yielded to opens", began)
 
 
 def upload_requests(predictions: list[dict], regions: int | None = None) -> Iterator[list[dict]]:
