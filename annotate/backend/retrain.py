@@ -338,6 +338,12 @@ class RefreshJob:
 BUSY_MS = 10_000  # a task a live /predict answered this recently is left to Label Studio to store
 
 
+def _clock_ms() -> int:
+    """Milliseconds of the monotonic clock: the same in the serving process and its refresh child, and
+    never set back (a wall clock set back an hour would hold a refresh for an hour)."""
+    return int(time.monotonic() * 1000)
+
+
 class LiveTasks:
     """The tasks live /predict requests answered lately, shared with the refresh child (a ring of id, time pairs).
 
@@ -358,7 +364,7 @@ class LiveTasks:
         self._lock = threading.Lock()
 
     def mark(self, task_ids: Iterable[int], hold_ms: int = 0) -> None:
-        now = int(time.time() * 1000)
+        now = _clock_ms()
         with self._lock:
             for task_id in task_ids:
                 slot = 2 * (self._next % self.SLOTS)
@@ -373,10 +379,10 @@ class LiveTasks:
 
     def answering(self) -> float:
         """Seconds until the refresh may go on (0 when no open is being answered)."""
-        return max(0.0, (self.array[2 * self.SLOTS] - time.time() * 1000) / 1000)
+        return max(0.0, (self.array[2 * self.SLOTS] - _clock_ms()) / 1000)
 
     def recent(self) -> set[int]:
-        oldest = int(time.time() * 1000) - BUSY_MS
+        oldest = _clock_ms() - BUSY_MS
         values = list(self.array[: 2 * self.SLOTS])
         return {values[i] for i in range(0, len(values), 2) if values[i + 1] >= oldest and values[i] > 0}
 
