@@ -287,8 +287,8 @@ class _Yielding:
 
     Label Studio answers an open of a task that holds no prediction by asking /predict and storing
     the answer before it replies; on a machine whose cores the refresh fills, that open would take
-    twice as long. Local workers are stopped and resumed (:meth:`Pool.pause`); Ray tasks and
-    a single in-process worker go on, only the uploads wait.
+    twice as long. Local workers (one too: the pool is ``pausable``, so it runs in a process of its
+    own) are stopped and resumed (:meth:`Pool.pause`); Ray tasks go on, only the uploads wait.
     """
 
     POLL_S = 0.01
