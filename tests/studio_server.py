@@ -65,13 +65,27 @@ def _require(check) -> None:
 
 
 def _serve(root: Path, **database: str):
-    _require(local.label_studio_executable)
+    _require(local.require_label_studio)
     port = local.free_port()
     info = local.up(root, port=port, timeout=300, **database)
     token = local.read_credentials(local.StudioPaths(root).credentials).token
     studio = LocalStudio(root, port, info.url, info.pid, token)
     yield studio
     assert local.down(root) == studio.pid, "studio down did not stop the server the tests started"
+    leftover = _processes_of_group(studio.pid)
+    assert not leftover, f"studio down left processes of the server's group running: {leftover}"
+
+
+def _processes_of_group(leader: int) -> list[int]:
+    """Live (not zombie) processes whose process group is ``leader`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == leader and fields[0] != "Z":
+                    found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture(scope="session")

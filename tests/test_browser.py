@@ -77,7 +77,7 @@ def _browser_and_server_present():
     missing = missing_browser_parts()
     if _in_ci():
         try:
-            local.label_studio_executable()
+            local.require_label_studio()
         except StudioServerError as exc:
             missing.append(str(exc))
         if missing:

@@ -4,18 +4,20 @@ Everything lives in ``.studio/`` inside the project (git-ignored): the server's 
 log, the admin login and API token (a file only the user can read), and the running server's pid.
 The server is kept offline (no version check, analytics or error reporting) and on 127.0.0.1.
 
+The server runs ``label-studio start``'s own start-up and then serves from several gunicorn
+processes (:mod:`annotate.studio.launch`), so one busy request does not hold up an annotator's.
 Label Studio silently moves to port+1 when its port is busy, so ``up`` checks the port first and
-then that the process it started is the one answering. ``down`` stops only that process.
+then that the process it started is the one answering. ``down`` stops only that process group.
 No SDK here: health and version are plain HTTP.
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +31,7 @@ from pathlib import Path
 from annotate.corpus import atomic_write_text
 from annotate.errors import PortBusyError, StudioAuthError, StudioServerError
 from annotate.studio import postgres
+from annotate.studio.launch import DEFAULT_WORKERS, LAUNCHER
 
 STUDIO_DIR = ".studio"
 DEFAULT_PORT = 8080
@@ -37,6 +40,9 @@ ADMIN_EMAIL = "admin@annotate.local"
 BATCHED_PREDICTION_IMPORT = "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short"
 ML_TIMEOUT_PREDICT_S = 3600  # an hour of /predict: ~16,000 seed-length articles at 4.6 per second
 PID_MAX = 4_194_304  # the largest pid Linux hands out (2**22)
+# One request may run this long before gunicorn replaces its process: a Data Manager "Retrieve
+# predictions" waits up to ML_TIMEOUT_PREDICT for the backend.
+REQUEST_TIMEOUT_S = ML_TIMEOUT_PREDICT_S + 60
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class ServerInfo:
     email: str
     first_start: bool = False
     already_running: bool = False
+    workers: int | None = None  # None: a server started before `up` recorded it
 
 
 def read_credentials(path: Path) -> Credentials:
@@ -193,18 +200,20 @@ def server_environment(data: Path, credentials: Credentials, host: str = HOST) -
     return environment
 
 
-def label_studio_executable() -> str:
-    """The ``label-studio`` command beside this Python (the ``studio`` extra), else on PATH."""
-    beside = Path(sys.executable).with_name("label-studio")
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("label-studio")
-    if found is None:
+def require_label_studio() -> None:
+    """Check that Label Studio and gunicorn (the ``studio`` extra) can be imported by this Python."""
+    missing = [name for name in ("label_studio", "gunicorn") if importlib.util.find_spec(name) is None]
+    if missing:
         raise StudioServerError(
-            "label-studio is not installed in this environment: pip install -e '.[studio]' "
-            "(or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to use another server)"
+            f"not installed in this environment ({sys.executable}): {', '.join(missing)}; "
+            "pip install -e '.[studio]' (or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to use another server)"
         )
-    return found
+
+
+def launch_command(host: str, port: int, data: Path, workers: int) -> list[str]:
+    """The command line of the server process: :mod:`annotate.studio.launch` with label-studio's start options."""
+    command = [sys.executable, "-m", LAUNCHER, "--workers", str(workers), "--timeout", str(REQUEST_TIMEOUT_S)]
+    return command + ["start", "--no-browser", "--internal-host", host, "--port", str(port), "--data-dir", str(data)]
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -264,7 +273,10 @@ def _alive(pid: int) -> bool:
 
 
 def _is_our_server(pid: int | None, data: Path) -> bool:
-    """The pid is alive, leads its own process group and runs label-studio with our data folder.
+    """The pid is alive, leads its own process group and runs our launcher with our data folder.
+
+    A server that an earlier version started with ``label-studio start`` counts too, so that
+    ``down`` still stops it.
 
     A pid that cannot be identified so (no /proc, a reused pid, this very process) is not ours,
     so nothing is ever signalled on the word of ``server.json`` alone.
@@ -276,7 +288,8 @@ def _is_our_server(pid: int | None, data: Path) -> bool:
         leads_group = os.getpgid(pid) == pid
     except OSError:
         return False
-    ours = any(b"label-studio" in a for a in arguments) and str(data).encode() in arguments
+    launched = LAUNCHER.encode() in arguments or any(b"label-studio" in a for a in arguments)
+    ours = launched and str(data).encode() in arguments
     return ours and leads_group
 
 
@@ -314,6 +327,7 @@ def up(
     host: str = HOST,
     database: str | None = None,
     database_url: str | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> ServerInfo:
     """Start the local server (or find it running) and wait until it answers on its own port.
 
@@ -321,9 +335,12 @@ def up(
     for annotators on other machines. ``.studio/`` is made readable by its owner only, and
     refused if others can read it. ``database`` (``sqlite``, ``postgresql``) or ``database_url``
     choose where a new project's server keeps its data (:mod:`annotate.studio.postgres`).
+    ``workers`` is how many processes serve requests, each one at a time.
     """
     if not 1 <= port <= 65535:
         raise StudioServerError(f"port {port} is not a TCP port (1 to 65535); choose another with --port")
+    if workers < 1:
+        raise StudioServerError(f"--workers {workers}: Label Studio needs at least one process to serve requests")
     paths = StudioPaths(root)
     paths.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_private(paths)
@@ -332,21 +349,23 @@ def up(
     pid = _state_pid(state)
     if state and _is_our_server(pid, paths.data) and isinstance(state.get("port"), int):
         email = read_credentials(paths.credentials).email
-        return ServerInfo(str(state.get("url")), pid, state["port"], paths.data, email, already_running=True)
+        running = state.get("workers") if isinstance(state.get("workers"), int) else None
+        return ServerInfo(
+            str(state.get("url")), pid, state["port"], paths.data, email, already_running=True, workers=running
+        )
     if not port_is_free(port, host):
         raise PortBusyError(
             f"port {port} on {host} is already in use; stop what uses it or choose another with --port "
             f"(Label Studio would silently move to port {port + 1})"
         )
-    executable = label_studio_executable()
+    require_label_studio()
     backing = postgres.prepare(paths, chosen)
     first_start = backing.first_start
     credentials = _create_credentials(paths.credentials) if first_start else read_credentials(paths.credentials)
     for folder in (paths.data, paths.data / "config", paths.data / "tmp"):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = client_url(host, port)
-    command = [executable, "start", "--no-browser", "--internal-host", host, "--port", str(port)]
-    command += ["--data-dir", str(paths.data)]
+    command = launch_command(host, port, paths.data, workers)
     with open(os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         process = subprocess.Popen(
             command,
@@ -358,7 +377,8 @@ def up(
             start_new_session=True,
             umask=0o077,  # the database, exports and uploads it writes: owner only
         )
-    atomic_write_text(paths.state, json.dumps({"pid": process.pid, "port": port, "url": url, "host": host}) + "\n")
+    recorded = {"pid": process.pid, "port": port, "url": url, "host": host, "workers": workers}
+    atomic_write_text(paths.state, json.dumps(recorded) + "\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -367,7 +387,8 @@ def up(
             code = process.returncode
             raise StudioServerError(f"Label Studio exited with code {code} while starting; see {paths.log}")
         if health(url, timeout=1.0) and _listens_on(process.pid, port):
-            return ServerInfo(url, process.pid, port, paths.data, credentials.email, first_start=first_start)
+            email = credentials.email
+            return ServerInfo(url, process.pid, port, paths.data, email, first_start=first_start, workers=workers)
         time.sleep(0.5)
     _stop_pid(process.pid)
     paths.state.unlink(missing_ok=True)
