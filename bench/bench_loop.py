@@ -18,8 +18,9 @@ serve`, and measures:
   processes and the sum over it, its refresh child and the child's workers, at each size (goal ≤
   1.5 GB, and within 10% of each other across sizes).
 
-Starts a temporary Label Studio (or uses LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY, which must allow
-loopback ML backends) and stops what it started. Run:
+Starts a temporary Label Studio as ``studio up`` does (gunicorn's workers; their memory is printed
+at the end), or uses LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY (which must allow loopback ML
+backends), and stops what it started. Run:
 ``PYTHONPATH=. python bench/bench_loop.py [--model DIR | --tiny] [--articles 1000,4000] [--workers N]``.
 Without ``--model`` it trains a model on the gold first (``--tiny``: the tests' tiny config, seconds).
 Figures on a busy shared machine are noisy.
@@ -83,6 +84,18 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def pss_mib(pids: list[int]) -> float:
+    """Memory the processes use together, shared pages split between them (Pss of /proc/PID/smaps_rollup)."""
+    total = 0
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in lines if line.startswith("Pss:")), 0)
+    return total / 1024
 
 
 def tree(pid: int) -> list[int]:
@@ -249,10 +262,11 @@ def main() -> None:
         model = work / "model-bench"
         train(read_gold(settings.gold), model, config_path=config, labels=schema.names, schema_sha256=schema.sha256)
     url, token = os.environ.get("LABEL_STUDIO_URL", ""), os.environ.get("LABEL_STUDIO_API_KEY", "")
-    studio_root = None
+    studio_root, studio = None, None
     if not (url and token):
         studio_root = work / "studio"
-        url = local.up(studio_root, port=local.free_port(), timeout=300).url
+        studio = local.up(studio_root, port=local.free_port(), timeout=300)
+        url = studio.url
         token = local.read_credentials(local.StudioPaths(studio_root).credentials).token
     env = {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
     print(f"model {model}{' (tiny)' if args.tiny and args.model is None else ''}; work in {work}")
@@ -263,6 +277,12 @@ def main() -> None:
                 one_size(int(count), model, schema, Studio(url, token), env, work, settings.seeds, args.workers)
             )
             show(rows[-1])
+        if studio is not None:
+            processes = tree(studio.pid)
+            print(
+                f"Label Studio (`studio up`, {studio.workers} workers) after the runs: {len(processes)} processes, "
+                f"{pss_mib(processes):.0f} MiB together (PSS)"
+            )
     finally:
         if studio_root is not None:
             local.down(studio_root)
