@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import sys
 from typing import Any
 
@@ -62,6 +63,9 @@ def serve_with_gunicorn(host: str, port: int | str, *, workers: int, timeout: in
     # Start-up queried the database (migrations, the first user); a connection forked into
     # every worker would be shared by all of them, so each worker opens its own.
     connections.close_all()
+    # What start-up allocated is shared with the workers until written to; a garbage collection
+    # in a worker would walk (and so copy) all of it, so the collector leaves it alone.
+    gc.freeze()
 
     class LabelStudioServer(BaseApplication):
         def load_config(self) -> None:
