@@ -57,7 +57,7 @@ def studio_up_cli(
         typer.Option(
             min=1,
             help="Processes serving requests, each one at a time, so a long request (an import, an export) does not "
-            "hold up an annotator's. Each takes ~30 MiB more; Label Studio's own Docker image runs 4.",
+            "hold up an annotator's. Label Studio's Docker image runs 4, as here: ~0.8 GB once busy (docs/studio.md).",
         ),
     ] = DEFAULT_WORKERS,
 ) -> None:
