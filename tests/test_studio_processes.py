@@ -157,3 +157,20 @@ def test_gunicorn_waits_for_a_request_longer_than_label_studio_waits_for_predict
     settings = launch.gunicorn_settings("::1", 8080, 4, local.REQUEST_TIMEOUT_S)
     assert settings["bind"] == ["[::1]:8080"] and settings["workers"] == 4
     assert settings["timeout"] > local.ML_TIMEOUT_PREDICT_S
+
+
+@pytest.mark.parametrize(
+    ("program", "ours"),
+    [([launch.LAUNCHER], True), (["label-studio", "start"], True), (["something-else"], False)],
+)
+def test_down_knows_its_server_by_the_launcher_or_an_earlier_label_studio_start(tmp_path, program, ours):
+    """A server an earlier version started as `label-studio start` is still stopped by `studio down`."""
+    data = local.StudioPaths(tmp_path).data
+    command = [sys.executable, "-c", "import time; time.sleep(60)", *program, "--data-dir", str(data)]
+    process = subprocess.Popen(command, start_new_session=True)
+    try:
+        assert local._is_our_server(process.pid, data) is ours
+        assert not local._is_our_server(process.pid, tmp_path / "another" / "data")
+    finally:
+        process.kill()
+        process.wait()
