@@ -21,7 +21,7 @@ serve`, and measures:
 Starts a temporary Label Studio as ``studio up`` does (gunicorn's workers; their memory is printed
 at the end), or uses LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY (which must allow loopback ML
 backends), and stops what it started. Run:
-``PYTHONPATH=. python bench/bench_loop.py [--model DIR | --tiny] [--articles 1000,4000] [--workers N]``.
+``PYTHONPATH=. python bench/bench_loop.py [--model DIR | --tiny] [--articles 1000,4000] [--workers N] [--keep]``.
 Without ``--model`` it trains a model on the gold first (``--tiny``: the tests' tiny config, seconds).
 Figures on a busy shared machine are noisy.
 """
@@ -32,6 +32,7 @@ import argparse
 import ast
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="without --model: train the tests' tiny model")
     parser.add_argument("--articles", default="1000,4000", help="project sizes, comma-separated")
     parser.add_argument("--workers", type=int, default=default_workers(), help="refresh and apply workers")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, Label Studio's data)")
     args = parser.parse_args()
     settings = load_settings(ROOT)
     schema = load_schema(settings.schema)
@@ -286,6 +288,8 @@ def main() -> None:
     finally:
         if studio_root is not None:
             local.down(studio_root)
+        if not args.keep:  # ~250 MB per run at these sizes
+            shutil.rmtree(work, ignore_errors=True)
     if len(rows) > 1:
         for what in ("process_peak_mib", "tree_peak_mib"):
             peaks = [row[what] for row in rows]
