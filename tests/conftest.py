@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -259,3 +260,15 @@ def pytest_xdist_make_scheduler(config, log):
 
     config.option.loadscopereorder = False  # by size, the largest first, would put ``longest`` last
     return WorkUnits()
+
+
+def processes_of_group(leader: int) -> dict[int, int]:
+    """Live (not zombie) processes whose process group is ``leader``: pid → parent pid (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == leader and fields[0] != "Z":
+                    found[int(entry.name)] = int(fields[1])
+    return found

@@ -22,6 +22,7 @@ import pytest
 
 from annotate.errors import StudioServerError
 from annotate.studio import local, postgres
+from tests.conftest import processes_of_group
 
 
 @dataclass
@@ -72,20 +73,8 @@ def _serve(root: Path, **database: str):
     studio = LocalStudio(root, port, info.url, info.pid, token)
     yield studio
     assert local.down(root) == studio.pid, "studio down did not stop the server the tests started"
-    leftover = _processes_of_group(studio.pid)
+    leftover = sorted(processes_of_group(studio.pid))
     assert not leftover, f"studio down left processes of the server's group running: {leftover}"
-
-
-def _processes_of_group(leader: int) -> list[int]:
-    """Live (not zombie) processes whose process group is ``leader`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == leader and fields[0] != "Z":
-                    found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="session")

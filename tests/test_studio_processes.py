@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,26 +23,16 @@ from annotate.errors import StudioServerError
 from annotate.records import Article, Span
 from annotate.studio import launch, local
 from annotate.studio.push import push
+from tests.conftest import processes_of_group
 
 pytest_plugins = ["tests.studio_server"]
 
 ARTICLE = "Hamas said on Tuesday that it wants Israel to stop the strikes – “now”, a spokesman said."
 
 
-def group_of(leader: int) -> dict[int, int]:
-    """The live processes of the process group ``leader`` leads: pid → parent pid (Linux /proc)."""
-    members = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, parent, group = fields[0], int(fields[1]), int(fields[2])
-        if group == leader and state != "Z":
-            members[int(entry.name)] = parent
-    return members
+def workers_of(leader: int) -> set[int]:
+    """The server's workers: the processes of its group that its master started."""
+    return {pid for pid, parent in processes_of_group(leader).items() if parent == leader}
 
 
 def wait_for(condition, timeout: float = 30.0):
@@ -60,26 +49,26 @@ def wait_for(condition, timeout: float = 30.0):
 def test_up_serves_from_a_master_and_its_workers(local_studio):
     def all_started():
         """every worker has started (gunicorn starts them a fraction of a second apart)"""
-        members = group_of(local_studio.pid)
-        workers = {pid for pid, parent in members.items() if parent == local_studio.pid}
-        return members if len(workers) == launch.DEFAULT_WORKERS else None
+        workers = workers_of(local_studio.pid)
+        return workers if len(workers) == launch.DEFAULT_WORKERS else None
 
-    members = wait_for(all_started)
-    assert set(members) == {pid for pid, parent in members.items() if parent == local_studio.pid} | {local_studio.pid}
-    for pid in members:  # every one of them is known as ours by its command line
+    workers = wait_for(all_started)
+    members = set(processes_of_group(local_studio.pid))
+    assert members == workers | {local_studio.pid}
+    for pid in members:  # the master is the server `down` stops (with its group); a worker alone is not
         assert local._is_our_server(pid, local.StudioPaths(local_studio.root).data) == (pid == local_studio.pid)
     assert local._listens_on(local_studio.pid, local_studio.port)
 
 
 @pytest.mark.studio
 def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(local_studio):
-    victim = min(pid for pid, parent in group_of(local_studio.pid).items() if parent == local_studio.pid)
+    victim = min(workers_of(local_studio.pid))
     os.kill(victim, signal.SIGKILL)
     assert local.health(local_studio.url)
 
     def replaced():
         """a new worker takes the killed one's place"""
-        workers = {pid for pid, parent in group_of(local_studio.pid).items() if parent == local_studio.pid}
+        workers = workers_of(local_studio.pid)
         return victim not in workers and len(workers) == launch.DEFAULT_WORKERS
 
     wait_for(replaced)
