@@ -48,6 +48,16 @@ def test_the_whole_studio_folder_is_for_its_owner_only(in_project):
     assert written and all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in written)
 
 
+def test_the_server_log_holds_neither_the_token_nor_the_password(in_project):
+    """gunicorn and Label Studio both write to .studio/server.log; neither may write the preset login into it."""
+    paths = local.StudioPaths(in_project.root)
+    in_project.connect().whoami()  # at least one authenticated request has been served and logged
+    log = paths.log.read_text(encoding="utf-8")
+    credentials = local.read_credentials(paths.credentials)
+    assert "Booting worker" in log  # the log the workers write to is the one read here
+    assert credentials.token not in log and credentials.password not in log
+
+
 @pytest.mark.parametrize("folder", ["folder", "data"])
 def test_up_and_status_refuse_a_studio_folder_others_can_read(in_project, folder):
     paths = local.StudioPaths(in_project.root)
